@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AgentPlatformConfig(AppConfig):
+    name = "agentplatform"
+    label = "agentplatform"
+    verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from agentplatform import checks, schedules  # noqa: F401  (registers checks and signals)

@@ -1,0 +1,135 @@
+"""Liveness and readiness probes.
+
+``/healthz`` answers as long as the process can serve a request (no dependency is touched, so a
+database outage never makes an orchestrator kill healthy web processes). ``/readyz`` checks the
+database, the cache and the broker concurrently, each bounded by ``READINESS_TIMEOUT``, and answers
+503 naming whichever is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.core.cache import cache
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from agentplatform.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+# Seconds each dependency check may take before it is reported down.
+READINESS_TIMEOUT = 2.0
+HEARTBEAT_CACHE_KEY = "platform:beat-heartbeat"
+
+_executor = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
+
+# Extra informational sections (provider health, heartbeat...) registered by apps; they never
+# fail readiness.
+_info_sections: dict[str, Callable[[], object]] = {}
+
+
+def register_info(name: str, provider: Callable[[], object]) -> None:
+    _info_sections[name] = provider
+
+
+def check_database() -> None:
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        # Checks run in pool threads: don't leave a connection open per thread.
+        connection.close()
+
+
+def check_cache() -> None:
+    marker = str(time.time())
+    cache.set("platform:readyz", marker, 30)
+    if cache.get("platform:readyz") != marker:
+        raise RuntimeError("cache did not return the value just written")
+
+
+def check_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=READINESS_TIMEOUT)
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
+
+
+def _timed(check: Callable[[], None]) -> tuple[bool, float, str | None]:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:  # any failure means "down"; the reason is reported and logged
+        return False, (time.perf_counter() - started) * 1000, f"{exc.__class__.__name__}: {exc}"[:300]
+    return True, (time.perf_counter() - started) * 1000, None
+
+
+def readiness() -> tuple[bool, dict]:
+    futures = {name: _executor.submit(_timed, check) for name, check in CHECKS.items()}
+    deadline = time.monotonic() + READINESS_TIMEOUT
+    report: dict[str, dict] = {}
+    for name, future in futures.items():
+        try:
+            ok, latency_ms, error = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            ok, latency_ms, error = False, READINESS_TIMEOUT * 1000, f"no answer within {READINESS_TIMEOUT:g} s"
+        report[name] = {"status": "up" if ok else "down", "latency_ms": round(latency_ms, 2)}
+        if error:
+            report[name]["error"] = error
+            logger.warning("readiness: %s is down: %s", name, error)
+    all_ok = all(item["status"] == "up" for item in report.values())
+    return all_ok, report
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    ok, dependencies = readiness()
+    body: dict = {"status": "ready" if ok else "unavailable", "dependencies": dependencies}
+    info = {}
+    for name, provider in _info_sections.items():
+        try:
+            info[name] = provider()
+        except Exception as exc:  # informational only: a failing section must not break the probe
+            info[name] = {"error": f"{exc.__class__.__name__}"}
+    if info:
+        body["info"] = info
+    if not ok:
+        down = [name for name, item in dependencies.items() if item["status"] != "up"]
+        body["error"] = {
+            "code": "dependency_unavailable",
+            "message": f"Unavailable: {', '.join(down)}.",
+            "details": {"down": down},
+            "request_id": getattr(request, "request_id", None),
+        }
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+def _heartbeat_info() -> dict:
+    last = cache.get(HEARTBEAT_CACHE_KEY)
+    if last is None:
+        return {"last_seen": None}
+    return {"last_seen": last, "age_seconds": round(time.time() - last, 1)}
+
+
+register_info("beat_heartbeat", _heartbeat_info)

@@ -1,0 +1,1 @@
+"""Models of the enrichment app (they arrive with its issue)."""

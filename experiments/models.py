@@ -1,0 +1,1 @@
+"""Models of the experiments app (they arrive with its issue)."""
