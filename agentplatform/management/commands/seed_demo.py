@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import secrets
+from importlib import import_module
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils.module_loading import module_has_submodule
 
 from accounts.models import Role
 
-# Apps add their demo content by appending "module.function" names here; each function takes
-# keyword ``stdout`` and must be idempotent.
-DEMO_SEEDERS: list[str] = []
+# Each app may ship a ``demo.py`` with ``seed(*, stdout)`` (idempotent); they run in INSTALLED_APPS order.
 
 
 class Command(BaseCommand):
@@ -34,10 +35,9 @@ class Command(BaseCommand):
         else:
             password = None
 
-        from django.utils.module_loading import import_string
-
-        for dotted in DEMO_SEEDERS:
-            import_string(dotted)(stdout=self.stdout)
+        for app_config in apps.get_app_configs():
+            if module_has_submodule(app_config.module, "demo"):
+                import_module(f"{app_config.name}.demo").seed(stdout=self.stdout)
 
         if password:
             self.stdout.write(self.style.SUCCESS(f"Admin login: admin / {password}  (stored in {password_file})"))
