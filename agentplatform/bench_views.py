@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,3 +20,9 @@ class NoopView(APIView):
     @extend_schema(exclude=True)
     def post(self, request):
         return Response({"ok": True})
+
+
+class AuthenticatedNoopView(NoopView):
+    """The same no-op behind authentication: the baseline for endpoints agents call with a key."""
+
+    permission_classes = [IsAuthenticated]

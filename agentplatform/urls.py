@@ -14,9 +14,12 @@ api_v1 = [
     path("reports/", include("reports.urls")),
 ]
 if settings.BENCH_ENDPOINTS:
-    from agentplatform.bench_views import NoopView
+    from agentplatform.bench_views import AuthenticatedNoopView, NoopView
 
-    api_v1.append(path("bench/noop", NoopView.as_view(), name="bench-noop"))
+    api_v1 += [
+        path("bench/noop", NoopView.as_view(), name="bench-noop"),
+        path("bench/noop-auth", AuthenticatedNoopView.as_view(), name="bench-noop-auth"),
+    ]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
