@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_ratelimit",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -228,6 +229,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -371,6 +373,22 @@ CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
 # Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
 # and calls don't each wait for a socket timeout).
 CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
+
+# Rate limits (agentplatform.ratelimit; the groups and their rates are RATE_LIMITS above).
+# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
+# glob patterns. Login fails closed (an outage must not open the door to password guessing);
+# agent endpoints fail open (an outage must not stop the fleet).
+RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
+# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
+# one socket timeout every few seconds, not one per request).
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
+# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
+# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
+# for its local-memory cache).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
+elif TESTING:
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
