@@ -390,6 +390,10 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 elif TESTING:
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
+# Workers log through LOGGING above (JSON with the request id restored from the task's headers,
+# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
 
