@@ -22,6 +22,21 @@ ADMIN_ALL = True
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Agents write events and read only their own (the selector filters on the caller); people who
+# read read everything and may export; only admins (ADMIN_ALL) have more. Nobody changes or deletes
+# events: the admin is read-only and the ORM and a database trigger refuse it.
+_AUDIT_READ = {
+    "audit.view_auditevent",
+    "audit.view_own_auditevent",
+    "audit.export_auditevent",
+    "audit.view_auditexport",
+    "audit.view_auditsealing",
+    "audit.view_auditverification",
+    "audit.view_auditcheckpoint",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"audit.add_auditevent", "audit.view_own_auditevent"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _AUDIT_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _AUDIT_READ
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -347,6 +348,35 @@ LOGGING = {
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Days an audit event stays in the table (by recorded_at); older sealed events are archived to a
+# gzipped CSV under AUDIT_EXPORT_DIR, then deleted. One year: the usual audit review horizon.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", "365", minimum=1)
+# Seconds an event must have been in the table before it is sealed: sequence ids commit out of
+# order, and an insert transaction of the audit writer lasts milliseconds, so 5 s is ample.
+AUDIT_SEAL_DELAY_SECONDS = env.int("AUDIT_SEAL_DELAY_SECONDS", "5", minimum=1)
+# Events sealed per transaction (rows): bounds lock time and memory of one sealing step.
+AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", "5000", minimum=1)
+# Events deleted per retention transaction (rows): short transactions, no long table lock.
+AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minimum=1)
+# Bytes (UTF-8 JSON) of an event's details before they are replaced by a truncated preview.
+AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
+# Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
+AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
+AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
+AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
+# Events per page of GET /api/v1/audit/events: default and cap (rows).
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", "50", minimum=1)
+AUDIT_MAX_PAGE_SIZE = env.int("AUDIT_MAX_PAGE_SIZE", "500", minimum=1)
+# Where archives, period exports and the chain-head file go (the admin lists and serves them).
+AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports")))
+# A second connection to the same database, used only to write a durable event logged inside a
+# transaction outside any request or audit_buffer() scope, so the rollback cannot take it along.
+# SQLite allows one writer at a time, so the embedded mode has none (such a call raises).
+AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
+if AUDIT_DURABLE_DATABASE:
+    DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
+
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
