@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.roles import ROLE_PERMISSIONS
+from audit.models import AuditEvent
 from audit.services import build_event
 from audit.writer import insert_events
 
@@ -74,6 +75,7 @@ def store_events():
             actor = spec.pop("actor", None)
             events.append(build_event(actor=actor, **spec))
         insert_events(events)
-        return events
+        stored = AuditEvent.objects.in_bulk([e.event_id for e in events], field_name="event_id")
+        return [stored[e.event_id] for e in events]
 
     return store
