@@ -10,7 +10,7 @@ from __future__ import annotations
 from rest_framework.response import Response
 
 from agentplatform.errors import api_exception_handler as platform_exception_handler
-from audit.services import audit_log
+from audit import services as audit_services
 
 
 def api_exception_handler(exc: BaseException, context: dict) -> Response:
@@ -20,7 +20,7 @@ def api_exception_handler(exc: BaseException, context: dict) -> Response:
         view = context.get("view")
         user = getattr(request, "user", None)
         required = [repr(permission) for permission in getattr(view, "permission_classes", [])]
-        audit_log(
+        audit_services.audit_log(
             actor=user if getattr(user, "is_authenticated", False) else None,
             action="auth.permission_denied",
             resource_type="endpoint",

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from agentplatform.errors import RateLimited, envelope
-from audit.services import audit_log
+from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,12 @@ class LoginLocked(RateLimited):
 
 def client_ip(request) -> str:
     """``AXES_CLIENT_IP_CALLABLE``: the client address as the trusted-proxy resolver sees it."""
-    from agentplatform.client_ip import get_client_ip  # imported late: settings import this module's path
-
-    return get_client_ip(getattr(request, "_request", request))
+    request = getattr(request, "_request", request)
+    try:
+        from agentplatform.client_ip import get_client_ip  # the cross-cutting resolver (issue 3)
+    except ImportError:  # until issue 3 lands: the socket peer, never X-Forwarded-For
+        return request.META.get("REMOTE_ADDR") or "0.0.0.0"  # noqa: S104  (a label, never bound)
+    return get_client_ip(request)
 
 
 def _attempts_of(request, credentials: dict | None):
@@ -100,7 +103,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
 
 @receiver(user_locked_out, dispatch_uid="accounts.user_locked_out")
 def audit_lockout(sender, request, username, ip_address, **kwargs) -> None:
-    audit_log(
+    audit_services.audit_log(
         actor=None,
         actor_label=username or ip_address or "anonymous",
         action="auth.locked_out",

@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from accounts.models import User
 from accounts.services import api_keys_forget_cached, role_groups_sync, user_role_group_sync
-from audit.services import audit_log
+from audit import services as audit_services
 
 
 def sync_role_groups_after_migrate(sender, **kwargs) -> None:
@@ -24,7 +24,7 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
     if created or previous_role != instance.role:
         user_role_group_sync(user=instance)
     if not created and previous_role != instance.role:
-        audit_log(
+        audit_services.audit_log(
             actor=getattr(instance, "_changed_by", None),
             action="user.role_changed",
             resource_type="user",
@@ -39,7 +39,7 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
 @receiver(user_logged_in, dispatch_uid="accounts.user_logged_in")
 def audit_login(sender, request, user, **kwargs) -> None:
     """Session logins (the admin); the token endpoint audits its own successes."""
-    audit_log(
+    audit_services.audit_log(
         actor=user,
         action="auth.logged_in",
         resource_type="user",
@@ -54,7 +54,7 @@ def audit_login(sender, request, user, **kwargs) -> None:
 def audit_login_failure(sender, credentials: dict, request=None, **kwargs) -> None:
     """Every failed password check, from the admin login and the token endpoint alike."""
     username = str(credentials.get("username", ""))[:150]
-    audit_log(
+    audit_services.audit_log(
         actor=None,
         actor_label=username or "anonymous",
         action="auth.login_failed",

@@ -38,7 +38,7 @@ from accounts.cache import cache_add, cache_get, cache_set
 from accounts.lockout import LoginLocked, lockout_retry_after
 from accounts.models import RevokedAccessToken, User
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
-from audit.services import audit_log
+from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
         rotated = _blacklist_once(_outstanding_for(refresh, user))
         pair = token_pair_for(user) if rotated else None
     if pair is None:
-        audit_log(
+        audit_services.audit_log(
             actor=user,
             action="auth.refresh_reused",
             resource_type="token",
@@ -170,7 +170,7 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
             raise LoginLocked(retry_after=lockout_retry_after(request, credentials))
         raise _invalid("No active account found with the given credentials.", "authentication_failed")
     pair = token_pair_for(user)
-    audit_log(
+    audit_services.audit_log(
         actor=user,
         action="auth.logged_in",
         resource_type="user",
@@ -228,7 +228,7 @@ def token_logout(*, user: User, raw_refresh: str, access_token: Token | None, re
         _blacklist_once(_outstanding_for(refresh, user))
         if access_token is not None:
             access_token_revoke(token=access_token, user=user)
-    audit_log(
+    audit_services.audit_log(
         actor=user,
         action="auth.logged_out",
         resource_type="user",
