@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_revoke, user_role_group_sync
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -31,6 +31,11 @@ class UserAdmin(DjangoUserAdmin):
     def save_model(self, request, obj, form, change):
         obj._changed_by = request.user  # the role-change audit names who did it
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The form's group list was saved after the user: put the role's group back in line.
+        user_role_group_sync(user=form.instance)
 
 
 class ApiKeyAddForm(forms.ModelForm):
