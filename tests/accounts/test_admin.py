@@ -25,7 +25,8 @@ def admin_client_(user_factory) -> Client:
 
 
 def create_key(client: Client, agent, **fields):
-    return client.post(ADD_URL, {"user": agent.pk, "name": "worker-1", "expires_at_0": "", "expires_at_1": "", **fields})
+    data = {"user": agent.pk, "name": "worker-1", "expires_at_0": "", "expires_at_1": "", **fields}
+    return client.post(ADD_URL, data)
 
 
 def shown_key(response) -> str:

@@ -42,7 +42,8 @@ def test_anonymous_caller_gets_401_not_403(audit_events):
 def test_every_role_has_its_group_with_the_tabled_permissions():
     for role in Role:
         group = Group.objects.get(name=role_group_name(role))
-        granted = {f"{app}.{codename}" for app, codename in group.permissions.values_list("content_type__app_label", "codename")}
+        rows = group.permissions.values_list("content_type__app_label", "codename")
+        granted = {f"{app}.{codename}" for app, codename in rows}
         if role == Role.ADMIN:
             assert len(granted) == Permission.objects.count()
         else:
