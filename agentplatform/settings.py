@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_ratelimit",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -73,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -226,6 +229,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -392,6 +397,75 @@ elif TESTING:
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
+from datetime import timedelta  # noqa: E402  (kept inside this section)
+
+# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
+# password reset links or anything else SECRET_KEY signs. HS256 is pinned: decoding accepts only it.
+_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
+if JWT_SIGNING_KEY is None:
+    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
+if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+# Minutes: short, because an access token is only revocable through the denylist check.
+JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
+# Hours: how long a person stays logged in without using the refresh token (one working day).
+JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "ISSUER": "agent-ops-platform",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
+# cache: the longest a permission change can lag, and the bound on revocation when the cache
+# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds: a key's last_used_at is written at most this often (not once per request).
+API_KEY_TOUCH_SECONDS = 60
+
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
+# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
+# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
+    # axes forgets a client's failures once the cool-down has passed since the last one.
+    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", True)
+AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
+RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
+# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
