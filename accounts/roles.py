@@ -2,6 +2,8 @@
 
 A data migration creates one group per role; a user's group follows its role. Each app lists the
 permissions of its models and views here in its own block, so the matrix is readable in one place.
+The mechanism (group names, syncing the table into the groups after every ``migrate``, moving a
+user between groups when their role changes) lives in ``accounts.services``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
 }
 ADMIN_ALL = True
 
+
+def role_group_name(role: str) -> str:
+    """The Django group that carries ``role``'s permissions (shown and adjustable in the admin)."""
+    return f"role:{role}"
+
+
 # --- accounts (issue 4) -------------------------------------------------------------------------
+# Everyone authenticated may read their own identity (auth/me needs no permission). Analysts read
+# users and keys (who can do what), admins manage them (ADMIN_ALL).
+ROLE_PERMISSIONS[Role.ANALYST] |= {"accounts.view_user", "accounts.view_apikey"}
+ROLE_PERMISSIONS[Role.OPERATOR] |= {"accounts.view_user", "accounts.view_apikey"}
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------

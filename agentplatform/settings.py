@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_ratelimit",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -73,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -226,9 +230,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -342,9 +349,124 @@ LOGGING = {
 
 
 # --- cross-cutting: rate limits, breakers, outbound HTTP (issue 3) -------------------------------
+# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
+# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
+HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
+HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
+# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
+# own default is 300 s; agents wait on these calls, so a minute).
+MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
+
+# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
+# entry; apps add entries in their sections, e.g. CIRCUIT_BREAKERS["search"] = {"fail_max": 3}.
+# fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial call;
+# success_threshold: successful trials that close it; max_retry_after: seconds, the longest an
+# upstream Retry-After may hold it open.
+CIRCUIT_BREAKERS: dict[str, dict] = {
+    "default": {
+        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
+        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
+        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
+        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
+    },
+}
+# Where breaker state is shared between processes; empty = each process keeps its own.
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
+# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
+# and calls don't each wait for a socket timeout).
+CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
+
+# Rate limits (agentplatform.ratelimit; the groups and their rates are RATE_LIMITS above).
+# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
+# glob patterns. Login fails closed (an outage must not open the door to password guessing);
+# agent endpoints fail open (an outage must not stop the fleet).
+RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
+# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
+# one socket timeout every few seconds, not one per request).
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
+# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
+# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
+# for its local-memory cache).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
+elif TESTING:
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
+from datetime import timedelta  # noqa: E402  (kept inside this section)
+
+# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
+# password reset links or anything else SECRET_KEY signs. HS256 is pinned: decoding accepts only it.
+_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
+if JWT_SIGNING_KEY is None:
+    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
+if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+# Minutes: short, because an access token is only revocable through the denylist check.
+JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
+# Hours: how long a person stays logged in without using the refresh token (one working day).
+JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "ISSUER": "agent-ops-platform",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
+# cache: the longest a permission change can lag, and the bound on revocation when the cache
+# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds: a key's last_used_at is written at most this often (not once per request).
+API_KEY_TOUCH_SECONDS = 60
+
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
+# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
+# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
+    # axes forgets a client's failures once the cool-down has passed since the last one.
+    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", True)
+AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
+RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
+# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
