@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "agentplatform.middleware.RequestBodyLimitMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -400,6 +401,9 @@ elif TESTING:
 # agentplatform.task_context) instead of Celery replacing the root logger's handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
+MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
+
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
 from datetime import timedelta  # noqa: E402  (kept inside this section)
@@ -502,7 +506,6 @@ AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports"))
 AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
 if AUDIT_DURABLE_DATABASE:
     DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
-
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
