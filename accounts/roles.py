@@ -25,6 +25,26 @@ ADMIN_ALL = True
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Agents resolve prompts (and read the GrowthBook payload to do it locally) and report results;
+# analysts read and export; operators also create, change, start, pause and stop.
+_EXPERIMENTS_READ = {
+    "experiments.view_experiment",
+    "experiments.view_variant",
+    "experiments.view_exposure",
+    "experiments.view_result",
+    "experiments.export_experiment",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"experiments.resolve_prompt", "experiments.add_result"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _EXPERIMENTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
+    "experiments.add_experiment",
+    "experiments.change_experiment",
+    "experiments.delete_experiment",
+    "experiments.run_experiment",
+    "experiments.add_variant",
+    "experiments.change_variant",
+    "experiments.delete_variant",
+}
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------

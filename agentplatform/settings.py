@@ -350,6 +350,19 @@ LOGGING = {
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Seconds between a process's checks of the shared experiments version key: how long a start,
+# pause or stop takes to reach every web process (the issue asks for about one second).
+EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
+# Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
+# no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
+EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000", minimum=1)
+# Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
+# PostgreSQL's 65,535 bind parameters at 4 per row).
+EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
+# Seconds between scheduled exposure flushes: how stale the analysis population may be.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
 
 # Experiment statistics (issue 7).
