@@ -159,7 +159,7 @@ def test_daily_series_is_the_cumulative_per_user_mean():
     # On the last day the cumulative value is the plain per-user mean over all days.
     for key in ("control", "b"):
         values = data.per_user_values(key, "success_rate")
-        last_day, value, users = series[key][-1]
+        _last_day, value, users = series[key][-1]
         assert users == len(values)
         assert value == pytest.approx(values.mean(), rel=1e-9)
     # On day 0 only the calls of day 0 count.
