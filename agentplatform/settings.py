@@ -517,6 +517,24 @@ EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS
 EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
 
+# Experiment statistics (issue 7).
+# Significance level of every test and interval (two-sided; 0.05 is the industry default).
+EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
+# Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
+EXPERIMENT_STATS_POWER = env.float("EXPERIMENT_STATS_POWER", 0.8, minimum=0.01)
+# Users per variant (with a primary-metric value) below which the decision is "invalid": the
+# normal approximation behind Welch's test is not trusted for skewed per-user means below ~100.
+EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = env.int("EXPERIMENT_STATS_MIN_USERS_PER_VARIANT", 100, minimum=2)
+# Sequential testing: total users at which the confidence sequence is tightest (GrowthBook's 5000).
+EXPERIMENT_STATS_SEQUENTIAL_TUNING = env.float("EXPERIMENT_STATS_SEQUENTIAL_TUNING", 5000, minimum=1)
+# Seconds the rollup stays behind "now": a result row becomes visible when its transaction commits,
+# which may be after its recorded_at; ingestion transactions take milliseconds, 30 s is ample margin.
+EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECONDS", 30, minimum=0)
+# Seconds of staleness after which GET .../stats catches the rollup up itself before answering
+# (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
+EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+
+
 # --- monitoring (issue 8) -----------------------------------------------------------------------
 
 
