@@ -160,6 +160,8 @@ def operations_summary(*, since: datetime, until: datetime, now=None) -> dict:
 # --- dashboard series ---------------------------------------------------------------------------
 def operation_series(*, operations: list[str], since: datetime, until: datetime, by_hour: bool) -> dict:
     """{operation: [(period start, p50, p95, p99, error rate, count)]} from rolled rows, in SQL."""
+    if not operations:
+        return {}
     model, period = (OperationHour, "hour") if by_hour else (OperationMinute, "minute")
     if by_hour:
         since = floor_hour(since)

@@ -124,3 +124,9 @@ def test_agent_run_export_neutralises_formula_cells(staff_client, data):
 def test_system_snapshots_export_as_csv(staff_client, data):
     rows = _export(staff_client, "systemsnapshot", SystemSnapshot.objects.values_list("id", flat=True))
     assert rows[0][0] == "taken_at" and len(rows) == 2
+
+
+def test_dashboard_renders_without_any_data(staff_client):
+    response = staff_client.get(reverse(DASHBOARD), {"window": "24h"})
+    assert response.status_code == 200
+    assert "No operations in this window." in response.content.decode()
