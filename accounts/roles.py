@@ -75,6 +75,19 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Agents push operations and runs; analysts, operators and admins read summaries, the dashboard
+# and the rows behind them (admin views and CSV exports); nobody but admins changes or deletes them.
+_MONITORING_READ = {
+    "monitoring.view_metrics",
+    "monitoring.view_operationminute",
+    "monitoring.view_operationhour",
+    "monitoring.view_agentrun",
+    "monitoring.view_systemsnapshot",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"monitoring.push_metrics"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "monitoring.middleware.RequestTimingMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -536,6 +537,32 @@ EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Where open minutes of latency histograms accumulate: "redis" (atomic HINCRBY, any number of
+# processes and hosts) or "database" (UPSERT increments into monitoring_countercell; the embedded
+# mode, shared by web and worker through SQLite). Defaults to redis whenever REDIS_URL is set.
+MONITORING_STORE = env.choice("MONITORING_STORE", ("redis", "database"), "redis" if REDIS_URL else "database")
+# Seconds between flushes of a process's buffered observations (one pipeline per flush): the most a
+# crashed process can lose. 1 s keeps request overhead to a dict update.
+MONITORING_FLUSH_INTERVAL_SECONDS = env.float("MONITORING_FLUSH_INTERVAL_SECONDS", "1.0", minimum=0.05)
+# Flush from a background thread per process; tests turn it off and flush explicitly.
+MONITORING_BACKGROUND_FLUSH = env.bool("MONITORING_BACKGROUND_FLUSH", not TESTING)
+# Seconds after a minute ends before the rollup takes it: longer than a flush interval plus clock
+# skew between hosts, so late flushes still land in the open minute.
+MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10", minimum=0)
+# Days of minute rows kept before only their hours remain (hours are written alongside minutes).
+MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
+# Days of hour rows, agent runs and system snapshots kept.
+MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
+# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
+# of ids costs ~100 bytes each in Redis.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds between process heartbeats (RSS of each web and worker process).
+MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
+# Request timing middleware on/off (read per request, so tests and benches can compare).
+MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
+# Largest batches the ingestion endpoints accept (rows).
+MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
+MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
