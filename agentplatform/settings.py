@@ -341,6 +341,36 @@ LOGGING = {
 
 
 # --- cross-cutting: rate limits, breakers, outbound HTTP (issue 3) -------------------------------
+# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
+# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
+HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
+HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
+# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
+# own default is 300 s; agents wait on these calls, so a minute).
+MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
+
+# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
+# entry; apps add entries in their sections, e.g. CIRCUIT_BREAKERS["search"] = {"fail_max": 3}.
+# fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial call;
+# success_threshold: successful trials that close it; max_retry_after: seconds, the longest an
+# upstream Retry-After may hold it open.
+CIRCUIT_BREAKERS: dict[str, dict] = {
+    "default": {
+        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
+        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
+        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
+        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
+    },
+}
+# Where breaker state is shared between processes; empty = each process keeps its own.
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
+# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
+# and calls don't each wait for a socket timeout).
+CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
