@@ -6,7 +6,9 @@ before anything is sent to it (the transport checks and pins the address of each
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 from dataclasses import dataclass
 
 import charset_normalizer
@@ -40,9 +42,15 @@ class FetchedDocument:
     text: str
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle per client costs ~20 ms."""
+    return httpx.create_ssl_context()
+
+
 def guarded_transport(*, guard: UrlGuard | None = None) -> GuardedTransport:
     # retries=0: a retry is a decision for the breaker and the caller, not the socket layer.
-    return GuardedTransport(guard=guard or UrlGuard.from_settings(), retries=0)
+    return GuardedTransport(guard=guard or UrlGuard.from_settings(), retries=0, verify=tls_context())
 
 
 def guard_error(exc: ForbiddenTarget | InvalidTarget) -> ProviderError:

@@ -140,9 +140,11 @@ def error_for_status(response: httpx.Response, *, what: str) -> ProviderError | 
 
 def _upstream_message(response: httpx.Response) -> str:
     """Supadata-style ``{error, message, details}`` bodies, summarised (bounded, no content)."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return ""
     try:
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
-    except ValueError:
+        body = response.json()
+    except (ValueError, httpx.ResponseNotRead):  # a streamed (unread) body is not worth reading
         body = None
     if isinstance(body, dict):
         parts = [str(body.get(key)) for key in ("error", "message") if body.get(key)]

@@ -64,17 +64,16 @@ class McpToolProvider(Provider):
                 ) as client,
             ):
                 names = await self._tool_names(client, server=server, url=url)
-                if tool not in names:
-                    raise ProviderError(UNKNOWN_TOOL, f"MCP server {server!r} has no tool {tool!r}.")
-                result = await client.call_tool(tool, request.params.get("arguments") or {})
-        except ProviderError:
-            raise
+                # Decided inside, raised outside: the SDK's task groups would wrap it in a group.
+                result = await client.call_tool(tool, request.params.get("arguments") or {}) if tool in names else None
         except (TimeoutError, httpx2.TimeoutException) as exc:
             raise ProviderError(TIMEOUT, f"MCP server {server!r} did not answer in time.") from exc
         # The SDK surfaces transport failures as several exception types (including exception
         # groups from its task groups); for the caller they all mean "this server is not working".
         except Exception as exc:
             raise ProviderError(UPSTREAM_UNAVAILABLE, f"MCP server {server!r} failed: {_describe(exc)}.") from exc
+        if result is None:
+            raise ProviderError(UNKNOWN_TOOL, f"MCP server {server!r} has no tool {tool!r}.")
         return {
             "server": server,
             "tool": tool,

@@ -8,6 +8,7 @@ import httpx
 from django.conf import settings
 
 from agentplatform.http import build_async_client, http_timeout
+from enrichment.fetch import tls_context
 from enrichment.providers.base import (
     UPSTREAM_UNAVAILABLE,
     Provider,
@@ -33,7 +34,9 @@ class SearxngSearchProvider(Provider):
 
     async def run(self, request: ProviderRequest, *, deadline: float) -> dict[str, Any]:
         async with build_async_client(
-            base_url=self.base_url, timeout=http_timeout(connect=min(self.timeout, 3.0), read=self.timeout)
+            base_url=self.base_url,
+            timeout=http_timeout(connect=min(self.timeout, 3.0), read=self.timeout),
+            verify=tls_context(),
         ) as client:
             try:
                 response = await client.get("/search", params={"q": request.target, "format": "json"})

@@ -16,6 +16,7 @@ import httpx
 from django.conf import settings
 
 from agentplatform.http import build_async_client, http_timeout
+from enrichment.fetch import tls_context
 from enrichment.providers.base import (
     JOB_FAILED,
     NO_TRANSCRIPT,
@@ -53,6 +54,7 @@ class SupadataProvider(Provider):
         return build_async_client(
             base_url=self.base_url,
             timeout=http_timeout(connect=min(self.timeout, 3.0), read=self.timeout),
+            verify=tls_context(),
             headers={"x-api-key": self.api_key},
         )
 
