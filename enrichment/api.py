@@ -42,7 +42,8 @@ class DocumentSearchView(APIView):
     def get(self, request):
         params = DocumentSearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        documents = list(documents_search(**params.validated_data))
+        data = params.validated_data
+        documents = list(documents_search(query=data["q"], source=data.get("source"), limit=data["limit"]))
         return Response(
             {
                 "query": params.validated_data["q"],
