@@ -91,6 +91,13 @@ ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Agents fetch outside context and search collected documents; people read sources and documents
+# (analysts and operators may export them); operators may also run a source's collection now.
+_ENRICHMENT_READ = {"enrichment.view_collecteddocument", "enrichment.view_datasource"}
+ROLE_PERMISSIONS[Role.AGENT] |= {"enrichment.fetch_context", "enrichment.view_collecteddocument"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _ENRICHMENT_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _ENRICHMENT_READ | {"enrichment.collect_datasource"}
+ROLE_PERMISSIONS[Role.ADMIN] |= _ENRICHMENT_READ | {"enrichment.collect_datasource", "enrichment.fetch_context"}
 
 
 # --- reports and jobs (issue 10) ----------------------------------------------------------------

@@ -566,6 +566,58 @@ MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
+# for less (deadline_ms) but never more than the maximum, so one call cannot hold a worker long.
+ENRICHMENT_DEFAULT_DEADLINE_MS = env.int("ENRICHMENT_DEFAULT_DEADLINE_MS", "8000", minimum=100)
+ENRICHMENT_MAX_DEADLINE_MS = env.int("ENRICHMENT_MAX_DEADLINE_MS", "20000", minimum=100)
+# Count: longest list accepted per request part (urls, queries, videos, scrape, map, crawl, mcp).
+ENRICHMENT_MAX_TARGETS = env.int("ENRICHMENT_MAX_TARGETS", "10", minimum=1, maximum=50)
+# Pages: the most a crawl may ask for (Supadata bills per page).
+ENRICHMENT_CRAWL_MAX_PAGES = env.int("ENRICHMENT_CRAWL_MAX_PAGES", "25", minimum=1)
+# Characters: longest text returned per item; agents need context, not whole books.
+ENRICHMENT_TEXT_MAX_CHARS = env.int("ENRICHMENT_TEXT_MAX_CHARS", "20000", minimum=100)
+# SSRF exceptions: comma-separated CIDRs (10.20.0.0/16) or exact host:port (intranet:8443).
+ENRICHMENT_ALLOWED_PRIVATE = env.list("ENRICHMENT_ALLOWED_PRIVATE", "")
+# Bytes: largest page fetched (2 MiB: far above any article, far below a memory problem).
+ENRICHMENT_PAGE_MAX_BYTES = env.int("ENRICHMENT_PAGE_MAX_BYTES", str(2 * 1024 * 1024), minimum=1024)
+# Hops: redirects followed per page, each one re-checked by the SSRF guard.
+ENRICHMENT_MAX_REDIRECTS = env.int("ENRICHMENT_MAX_REDIRECTS", "5", minimum=0, maximum=20)
+# Seconds: per-provider call timeouts (each also bounded by the call's deadline).
+ENRICHMENT_WEB_TIMEOUT = env.float("ENRICHMENT_WEB_TIMEOUT", "6", minimum=0.1)
+ENRICHMENT_SEARCH_TIMEOUT = env.float("ENRICHMENT_SEARCH_TIMEOUT", "5", minimum=0.1)
+ENRICHMENT_SUPADATA_TIMEOUT = env.float("ENRICHMENT_SUPADATA_TIMEOUT", "15", minimum=0.1)
+ENRICHMENT_MCP_TIMEOUT = env.float("ENRICHMENT_MCP_TIMEOUT", "10", minimum=0.1)
+# Seconds: cache lifetimes per provider. Pages and transcripts change rarely; search results
+# age faster; MCP tool calls may have side effects, so they are not cached unless asked.
+ENRICHMENT_CACHE_TTL = {
+    "web": env.int("ENRICHMENT_CACHE_TTL_WEB", "3600", minimum=0),
+    "search": env.int("ENRICHMENT_CACHE_TTL_SEARCH", "900", minimum=0),
+    "supadata": env.int("ENRICHMENT_CACHE_TTL_SUPADATA", "3600", minimum=0),
+    "youtube": env.int("ENRICHMENT_CACHE_TTL_YOUTUBE", "86400", minimum=0),
+    "mcp": env.int("ENRICHMENT_CACHE_TTL_MCP", "0", minimum=0),
+    "mcp_tools": env.int("ENRICHMENT_CACHE_TTL_MCP_TOOLS", "300", minimum=0),
+}
+# SearxNG-style search (GET {base}/search?q=...&format=json); the fallback serves when the first
+# fails or its breaker is open. Empty = not configured.
+SEARCH_BASE_URL = env.str("SEARCH_BASE_URL", "")
+SEARCH_FALLBACK_BASE_URL = env.str("SEARCH_FALLBACK_BASE_URL", "")
+# Count: results kept per query.
+SEARCH_MAX_RESULTS = env.int("SEARCH_MAX_RESULTS", "5", minimum=1, maximum=50)
+# Supadata (web scrape/map/crawl, transcripts); no key = not configured.
+SUPADATA_BASE_URL = env.str("SUPADATA_BASE_URL", "https://api.supadata.ai/v1")
+SUPADATA_API_KEY = env.str("SUPADATA_API_KEY", "")
+# Seconds between polls of a Supadata crawl/transcript job (doubling up to 4x, within the deadline).
+SUPADATA_POLL_INTERVAL = env.float("SUPADATA_POLL_INTERVAL", "1.0", minimum=0.001)
+# MCP servers, name=url pairs separated by commas (operator configuration, trusted).
+MCP_SERVERS = dict(item.split("=", 1) for item in env.list("MCP_SERVERS", "") if "=" in item)
+# Data collection: attempts per source run for transient errors, and the first backoff
+# (seconds, doubling per attempt) before a re-enqueued retry.
+ENRICHMENT_COLLECT_MAX_ATTEMPTS = env.int("ENRICHMENT_COLLECT_MAX_ATTEMPTS", "4", minimum=1, maximum=10)
+ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS", "60", minimum=1)
+# Seconds: deadline for one source's collection fetch.
+ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
+# Count: items kept from one feed or JSON source per run.
+ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------
