@@ -38,7 +38,7 @@ def test_list_prints_every_fixed_job_with_its_availability():
 
 
 def test_unknown_name_fails_listing_the_known_jobs():
-    with pytest.raises(CommandError, match="Unknown job 'nope'.*audit_seal.*creator_analytics"):
+    with pytest.raises(CommandError, match=r"Unknown job 'nope'.*audit_seal.*creator_analytics"):
         run("nope")
 
 
