@@ -1,0 +1,28 @@
+"""gunicorn configuration (production web process). Every value can be overridden by environment.
+
+Threaded workers (gthread): a request waiting on a slow upstream (enrichment) holds one thread,
+not a whole worker process, so one slow provider cannot starve the API.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+# Processes: 2 per core is the usual start for a mostly-I/O Django app.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
+# Threads per worker process.
+threads = int(os.environ.get("GUNICORN_THREADS", 8))
+# Seconds a worker may be silent before it is killed and replaced; longer than ENRICHMENT deadlines.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
+# Seconds to hold idle keep-alive connections from the proxy.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+# Recycle workers now and then so slow leaks in third-party code cannot grow forever.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 20000))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 2000))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # request logs come from the app itself
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Only the configured number of proxies is trusted (the app resolves client IPs itself).
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
