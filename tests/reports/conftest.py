@@ -79,3 +79,23 @@ def _reset_connections(app) -> None:
     """Drops the app's connection and producer pools so the next publish uses the current broker."""
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def make_user(db):
+    """A staff user carrying exactly the permissions of ``role`` in accounts.roles."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from accounts.roles import ROLE_PERMISSIONS
+
+    def make(role: str, username: str | None = None):
+        user = get_user_model().objects.create_user(
+            username=username or f"{role}-user", password="x-test-password-1", role=role, is_staff=True
+        )
+        for perm in ROLE_PERMISSIONS[role]:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+    return make
