@@ -11,6 +11,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -182,6 +183,7 @@ class ReportAdmin(admin.ModelAdmin):
         return [
             path("<int:report_id>/csv/", view(self.csv_view), name="reports_report_csv"),
             path("<int:report_id>/json/", view(self.json_view), name="reports_report_json"),
+            path("<int:report_id>/file/", view(self.file_view), name="reports_report_file"),
             *super().get_urls(),
         ]
 
@@ -195,6 +197,17 @@ class ReportAdmin(admin.ModelAdmin):
 
     def json_view(self, request, report_id: int):
         return exports.report_json_response(self._get_exportable(request, report_id))
+
+    def file_view(self, request, report_id: int):
+        """The export file (audit_export), served through the admin so it keeps the permission check."""
+        report = self._get_exportable(request, report_id)
+        if not report.file:
+            raise Http404("This report has no file.")
+        try:
+            handle = report.file.open("rb")
+        except FileNotFoundError:
+            raise Http404("The report's file is missing from storage.") from None
+        return FileResponse(handle, as_attachment=True, filename=report.file.name.rsplit("/", 1)[-1])
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         report = get_object_or_404(Report, pk=object_id)

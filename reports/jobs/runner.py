@@ -157,6 +157,33 @@ def _finish(run: JobRun, outcome: str, *, error: str = "", rows: int | None = No
     return run
 
 
+def job_runs_mark_abandoned(*, job: Job, now) -> int:
+    """Fails runs of ``job`` still "running" long after any attempt could have ended.
+
+    A worker killed by the hard time limit, the OOM killer or a deploy never records an outcome;
+    without this its row would read "running" forever. The bound covers every retry with its
+    backoff, so a live run is never touched.
+    """
+    from datetime import timedelta
+
+    from reports.jobs.locks import LOCK_MARGIN_SECONDS
+
+    limit = job.time_limit or settings.JOBS_TIME_LIMIT
+    bound = (settings.JOBS_MAX_RETRIES + 1) * (limit + settings.JOBS_RETRY_BACKOFF_MAX_SECONDS) + LOCK_MARGIN_SECONDS
+    abandoned = JobRun.objects.filter(
+        job=job.name,
+        outcome__in=(JobOutcome.RUNNING, JobOutcome.RETRYING),
+        started_at__lt=now - timedelta(seconds=bound),
+    ).update(
+        outcome=JobOutcome.FAILED,
+        finished_at=now,
+        error_summary="Abandoned: no outcome recorded within the time limits (worker killed or lost).",
+    )
+    if abandoned:
+        logger.error("job %s: marked %d abandoned run(s) as failed", job.name, abandoned)
+    return abandoned
+
+
 def job_run(
     *,
     request: JobRequest,
@@ -208,6 +235,8 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
     run.attempts += 1
     run.outcome = JobOutcome.RUNNING
     run.save()
+    if job is not None and run_id is None:
+        job_runs_mark_abandoned(job=job, now=now)
 
     if job is None or period is None:
         logger.error("job run %s: %s", run.pk, unknown)

@@ -162,3 +162,22 @@ def test_api_views_declare_the_reports_rate_limit_group():
     from reports.api import ReportDetailView, ReportListView
 
     assert ReportListView.ratelimit_group == ReportDetailView.ratelimit_group == "reports.read"
+
+
+def test_export_file_is_served_through_the_admin(client, make_user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "audit-2026-10.csv").write_text("id,action\n1,user.created\n")
+    report = Report.objects.create(
+        kind=ReportKind.AUDIT_EXPORT,
+        period="2026-10",
+        period_start=datetime(2026, 10, 1, tzinfo=UTC),
+        period_end=datetime(2026, 11, 1, tzinfo=UTC),
+        data={},
+        file="exports/audit-2026-10.csv",
+    )
+    client.force_login(make_user("analyst"))
+    response = client.get(reverse("admin:reports_report_file", args=[report.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"id,action\n1,user.created\n"
+    assert 'filename="audit-2026-10.csv"' in response["Content-Disposition"]

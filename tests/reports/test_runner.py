@@ -131,3 +131,21 @@ def test_retry_backoff_doubles_up_to_the_cap(settings):
     settings.JOBS_RETRY_BACKOFF_SECONDS = 30
     settings.JOBS_RETRY_BACKOFF_MAX_SECONDS = 100
     assert [retry_countdown(n) for n in range(4)] == [30, 60, 100, 100]
+
+
+def test_run_left_running_by_a_killed_worker_is_marked_failed_by_the_next_run(fake_jobs):
+    with time_machine.travel(datetime(2026, 11, 27, 9, 0, tzinfo=UTC), tick=False):
+        stuck = JobRun.objects.create(job="fake_ok", period="2026-11-27T09:00", started_at=datetime.now(UTC))
+    with time_machine.travel(datetime(2026, 11, 27, 12, 0, tzinfo=UTC), tick=False):
+        job_run(request=JobRequest(job="fake_ok"))
+    stuck.refresh_from_db()
+    assert stuck.outcome == JobOutcome.FAILED
+    assert stuck.error_summary.startswith("Abandoned")
+
+
+def test_recent_running_run_is_left_alone(fake_jobs):
+    with time_machine.travel(NOW, tick=False):
+        live = JobRun.objects.create(job="fake_ok", period="2026-11-27T14:04", started_at=datetime.now(UTC))
+        job_run(request=JobRequest(job="fake_ok"))
+    live.refresh_from_db()
+    assert live.outcome == JobOutcome.RUNNING
