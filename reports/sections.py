@@ -42,6 +42,13 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _callable_module(path: str):
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        return None
+
+
 def _callable(path: str):
     module_path, _, name = path.rpartition(".")
     try:
@@ -51,6 +58,12 @@ def _callable(path: str):
 
 
 # --- audit ----------------------------------------------------------------------------------
+
+
+def _severity_label(event_model, value) -> str:
+    """Severity stored as a number (10 debug ... 50 critical) is reported by its name."""
+    choices = dict(event_model._meta.get_field("severity").choices or ())
+    return str(choices.get(value, value))
 
 
 def section_audit(*, start: datetime, end: datetime) -> dict:
@@ -75,7 +88,7 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
         "succeeded": totals["succeeded"],
         "success_rate": _rate(totals["succeeded"], totals["events"]),
         "by_action": [dict(row) for row in by_action],
-        "by_severity": {row["severity"]: row["events"] for row in by_severity},
+        "by_severity": {_severity_label(event, row["severity"]): row["events"] for row in by_severity},
         "by_actor": [{"actor": str(row[actor_field]), "events": row["events"]} for row in by_actor],
     }
 
@@ -98,7 +111,9 @@ def _experiment_decision(experiment) -> dict | None:
     decision = stats.get("decision") if isinstance(stats, dict) else getattr(stats, "decision", None)
     if decision is None or isinstance(decision, dict | str):
         return decision
-    return {key: value for key, value in vars(decision).items() if isinstance(value, str | int | float | bool)}
+    if hasattr(decision, "as_dict"):
+        return decision.as_dict()
+    return {"summary": str(decision)}
 
 
 def section_experiments(*, start: datetime, end: datetime) -> dict:
@@ -160,24 +175,127 @@ def section_experiments(*, start: datetime, end: datetime) -> dict:
 
 # --- monitoring -----------------------------------------------------------------------------
 
+# Operations listed in the daily report (busiest first).
+TOP_OPERATIONS = 10
+
+
+def _breaker_openings(*, start: datetime, end: datetime, prefix: str = "") -> dict[str, int] | None:
+    transition = _model("agentplatform.BreakerTransition")
+    if transition is None:
+        return None
+    openings = transition.objects.filter(at__gte=start, at__lt=end, to_state="open")
+    if prefix:
+        openings = openings.filter(breaker__startswith=prefix)
+    rows = openings.values("breaker").annotate(openings=Count("pk")).order_by("-openings", "breaker")
+    return {row["breaker"]: row["openings"] for row in rows}
+
+
+def _platform_counter_total(name: str) -> dict[str, int] | None:
+    """A cumulative platform counter (e.g. ``ratelimit_fallback_total``) by label set, from the shared store."""
+    get_store = _callable("monitoring.store.get_store")
+    key = getattr(_callable_module("monitoring.recorder"), "PLATFORM_COUNTERS_KEY", None)
+    if get_store is None or key is None:
+        return None
+    import json
+
+    totals: dict[str, int] = {}
+    for field, value in get_store().read(key).items():
+        try:
+            counter, labels = json.loads(field)
+        except ValueError:
+            continue
+        if counter == name:
+            label = ",".join(f"{k}={v}" for k, v in labels) or "all"
+            totals[label] = totals.get(label, 0) + int(value)
+    return totals
+
 
 def section_monitoring(*, start: datetime, end: datetime) -> dict:
-    """Operations (count, error rate, p95) of the busiest operations, breaker openings, fallbacks."""
-    summary = _callable("monitoring.selectors.monitoring_summary")
+    """Busiest operations (count, error rate, p95), breaker openings and rate-limit fallbacks."""
+    summary = _callable("monitoring.selectors.operations_summary")
     if summary is None:
-        return _unavailable("monitoring is not installed (monitoring.selectors.monitoring_summary)")
-    return {"available": True, **summary(start=start, end=end)}
+        return _unavailable("monitoring is not installed (monitoring.selectors.operations_summary)")
+    operations = summary(since=start, until=end)["operations"]
+    total = sum(op["count"] for op in operations)
+    errors = sum(op["errors"] for op in operations)
+    fallbacks = _platform_counter_total("ratelimit_fallback_total")
+    return {
+        "available": True,
+        "operations_count": total,
+        "errors": errors,
+        "error_rate": _rate(errors, total),
+        "operations": [
+            {
+                "operation": op["operation"],
+                "count": op["count"],
+                "errors": op["errors"],
+                "error_rate": op["error_rate"],
+                "p95_ms": op["p95"],
+            }
+            for op in operations[:TOP_OPERATIONS]
+        ],
+        "breaker_openings": _breaker_openings(start=start, end=end),
+        # Cumulative since the shared store began (counters are not time-bucketed): compare two
+        # daily reports to see the day's increase.
+        "rate_limit_fallbacks_total": fallbacks,
+    }
 
 
 # --- enrichment -----------------------------------------------------------------------------
 
 
 def section_enrichment(*, start: datetime, end: datetime) -> dict:
-    """Health of each enrichment provider over the period."""
-    health = _callable("enrichment.selectors.provider_health")
-    if health is None:
-        return _unavailable("enrichment is not installed (enrichment.selectors.provider_health)")
-    return {"available": True, "providers": health(start=start, end=end)}
+    """Provider health (as of the report), breaker openings in the period and data sources."""
+    health = _callable("enrichment.health.provider_health") or _callable("enrichment.selectors.provider_health")
+    source_model = _model("enrichment.DataSource")
+    if health is None and source_model is None:
+        return _unavailable("enrichment is not installed (enrichment.health.provider_health)")
+    section: dict = {"available": True}
+    if health is not None:
+        section["providers"] = {
+            name: {
+                key: value
+                for key, value in provider.items()
+                if key
+                in (
+                    "kind",
+                    "configured",
+                    "breaker",
+                    "last_success",
+                    "last_failure",
+                    "last_error",
+                    "calls_last_hour",
+                    "error_rate_last_hour",
+                    "p95_ms_last_hour",
+                )
+            }
+            for name, provider in health().items()
+        }
+    section["breaker_openings"] = _breaker_openings(start=start, end=end)
+    document_model = _model("enrichment.CollectedDocument")
+    if source_model is not None:
+        documents = (
+            {
+                row["source_id"]: row["documents"]
+                for row in document_model.objects.filter(fetched_at__gte=start, fetched_at__lt=end)
+                .values("source_id")
+                .annotate(documents=Count("pk"))
+            }
+            if document_model
+            else {}
+        )
+        section["sources"] = [
+            {
+                "name": source.name,
+                "active": source.active,
+                "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
+                "consecutive_failures": source.consecutive_failures,
+                "last_error": source.last_error,
+                "documents_collected": documents.get(source.pk, 0),
+            }
+            for source in source_model.objects.order_by("name")[:TOP_N]
+        ]
+    return section
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -289,6 +407,9 @@ def section_creators(*, start: datetime, end: datetime, limit: int) -> dict:
     }
 
 
+ENRICHMENT_CALL_ACTION = "enrichment.context_fetched"
+
+
 def section_agents(*, start: datetime, end: datetime) -> dict:
     """Per agent: audit events by action and success rate, and enrichment calls."""
     event = _model("audit.AuditEvent")
@@ -310,9 +431,8 @@ def section_agents(*, start: datetime, end: datetime) -> dict:
         agent["events"] += row["events"]
         agent["succeeded"] += row["succeeded"]
         agent["by_action"][row["action"]] = row["events"]
-    calls = _callable("enrichment.selectors.enrichment_calls_by_agent")
-    by_agent_calls = calls(start=start, end=end) if calls else {}
-    for name, agent in agents.items():
+    for agent in agents.values():
         agent["success_rate"] = _rate(agent.pop("succeeded"), agent["events"])
-        agent["enrichment_calls"] = by_agent_calls.get(name, 0) if calls else None
-    return {"available": True, "agents": agents, "enrichment_calls_available": calls is not None}
+        # Every context call is audited once as enrichment.context_fetched by the calling agent.
+        agent["enrichment_calls"] = agent["by_action"].get(ENRICHMENT_CALL_ACTION, 0)
+    return {"available": True, "agents": agents}

@@ -72,7 +72,10 @@ def creator_analytics(*, start: datetime, end: datetime) -> Report:
 
 def audit_export_report(*, start: datetime, end: datetime) -> Report:
     """Exports the audit events of ``[start, end)`` to a file (audit's service) and lists it as a report."""
-    from audit.services import audit_export_period
+    try:
+        from audit.services import audit_export_period
+    except ImportError:
+        from audit.retention import audit_export_period
 
     result = audit_export_period(start=start, end=end)
     file_name, summary = _export_file(result)
@@ -96,9 +99,10 @@ def _export_file(result) -> tuple[str, dict]:
         path = result
     else:
         path = getattr(result, "path", None) or getattr(result, "file", None)
-        rows = getattr(result, "rows", None)
-        if isinstance(rows, int):
-            summary["rows"] = rows
+        for attribute, key in (("row_count", "rows"), ("rows", "rows"), ("size_bytes", "size_bytes"), ("pk", "id")):
+            value = getattr(result, attribute, None)
+            if isinstance(value, int) and key not in summary:
+                summary[key] = value
     if path is None:
         return "", summary
     name = str(getattr(path, "name", path))

@@ -27,7 +27,9 @@ class JobUnavailable(PlatformError):
 @dataclass(frozen=True)
 class Job:
     name: str
-    service: str
+    # Dotted path of the service, or alternatives tried in order (the first that imports wins),
+    # so a service moving between an app's modules does not break its job.
+    service: str | tuple[str, ...]
     description: str
     # The period one run covers; scheduled runs of reporting jobs cover the last *complete* one.
     period: str
@@ -35,7 +37,7 @@ class Job:
     # Beat schedule: every N seconds, or a crontab (UTC) dict.
     every_seconds: int | None = None
     crontab: dict[str, str] = field(default_factory=dict)
-    # Other dotted paths that must import for the job to work (a wrapper's real dependency).
+    # A wrapper's real dependency: alternative dotted paths, one of which must import.
     requires: tuple[str, ...] = ()
     # Seconds. None = the task defaults (JOBS_SOFT_TIME_LIMIT / JOBS_TIME_LIMIT).
     soft_time_limit: int | None = None
@@ -47,11 +49,15 @@ class Job:
         current = periods.period_containing(self.period, now)
         return current.previous() if self.completed_period else current
 
+    @property
+    def service_paths(self) -> tuple[str, ...]:
+        return (self.service,) if isinstance(self.service, str) else self.service
+
     def resolve(self) -> Callable:
         """The service callable; raises ``JobUnavailable`` naming what is missing."""
-        for path in (*self.requires, self.service):
-            _import_dotted(path)
-        return _import_dotted(self.service)
+        if self.requires:
+            _import_first(self.requires)
+        return _import_first(self.service_paths)
 
     @property
     def available(self) -> bool:
@@ -80,6 +86,17 @@ class Job:
         return {name: value for name, value in offered.items() if name in parameters}
 
 
+def _import_first(paths: tuple[str, ...]):
+    for path in paths:
+        try:
+            return _import_dotted(path)
+        except JobUnavailable as exc:
+            missing = exc
+    raise JobUnavailable(
+        f"{' or '.join(paths)} is not installed.", details={"service": list(paths), "error": missing.message}
+    )
+
+
 def _import_dotted(path: str):
     module_path, _, attribute = path.rpartition(".")
     try:
@@ -99,14 +116,14 @@ JOBS: dict[str, Job] = {
     for job in (
         Job(
             name="audit_seal",
-            service="audit.services.audit_seal_pending",
+            service=("audit.services.audit_seal_pending", "audit.integrity.audit_seal_pending"),
             description="Extends the audit hash chain over events written since the last seal.",
             period=periods.MINUTE,
             every_seconds=60,
         ),
         Job(
             name="audit_retention",
-            service="audit.services.audit_retention_run",
+            service=("audit.services.audit_retention_run", "audit.retention.audit_retention_run"),
             description="Archives and deletes audit events older than the retention period.",
             period=periods.DAY,
             crontab={"minute": "10", "hour": "3"},
@@ -114,7 +131,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_export",
             service="reports.services.audit_export_report",
-            requires=("audit.services.audit_export_period",),
+            requires=("audit.services.audit_export_period", "audit.retention.audit_export_period"),
             description="Exports last month's audit events to a file, listed as an audit_export report.",
             period=periods.MONTH,
             completed_period=True,
@@ -145,21 +162,24 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="experiment_stats_rollup",
-            service="experiments.services.experiment_stats_rollup",
+            service=(
+                "experiments.services.experiment_stats_rollup",
+                "experiments.stats.rollup.experiment_stats_rollup",
+            ),
             description="Recomputes per-variant daily aggregates of running experiments.",
             period=periods.QUARTER_HOUR,
             every_seconds=15 * 60,
         ),
         Job(
             name="token_cleanup",
-            service="accounts.services.token_cleanup",
+            service=("accounts.services.token_cleanup", "accounts.tokens.token_cleanup"),
             description="Deletes expired refresh tokens and denylist entries.",
             period=periods.DAY,
             crontab={"minute": "30", "hour": "3"},
         ),
         Job(
             name="collect_sources",
-            service="enrichment.services.collect_sources",
+            service=("enrichment.services.collect_sources", "enrichment.collection.collect_sources"),
             description="Collects every active data source that is due (or one, with --source).",
             period=periods.QUARTER_HOUR,
             every_seconds=15 * 60,
