@@ -101,3 +101,20 @@ ROLE_PERMISSIONS[Role.ADMIN] |= _ENRICHMENT_READ | {"enrichment.collect_datasour
 
 
 # --- reports and jobs (issue 10) ----------------------------------------------------------------
+# Analysts read reports, download them and see job runs and schedules; operators also run jobs now
+# and edit schedules (django-celery-beat); admins have everything through ADMIN_ALL.
+_REPORTS_READ = {
+    "reports.view_report",
+    "reports.export_report",
+    "reports.view_jobrun",
+    "django_celery_beat.view_periodictask",
+    "django_celery_beat.view_crontabschedule",
+    "django_celery_beat.view_intervalschedule",
+}
+ROLE_PERMISSIONS[Role.ANALYST] |= _REPORTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _REPORTS_READ | {
+    "reports.run_job",
+    "django_celery_beat.change_periodictask",
+    "django_celery_beat.add_crontabschedule",
+    "django_celery_beat.add_intervalschedule",
+}

@@ -621,3 +621,18 @@ ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", mi
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------
+# Retries of a job after a transient error (database/Redis connection, DependencyUnavailable);
+# 3 covers a failover or a restart without hammering a dependency that is really down.
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", "3", minimum=0, maximum=10)
+# Seconds before the first retry, doubled each time (30, 60, 120) and capped at the maximum.
+JOBS_RETRY_BACKOFF_SECONDS = env.float("JOBS_RETRY_BACKOFF_SECONDS", "30", minimum=0)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.float("JOBS_RETRY_BACKOFF_MAX_SECONDS", "600", minimum=0)
+# Seconds: default soft limit (the job gets SoftTimeLimitExceeded and fails cleanly) and hard
+# limit (the worker kills it) of a job; reports over a month of data fit well inside 10 minutes.
+JOBS_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", "540", minimum=1)
+JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
+# Seconds: with an embedded broker (make run), "run now" queues only if the local worker's
+# heartbeat (every 60 s) is younger than this; otherwise it runs in the web process.
+JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
+# Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
+REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)
