@@ -250,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }
 
 # Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
