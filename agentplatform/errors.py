@@ -156,7 +156,9 @@ def _from_drf(exc: drf_exceptions.APIException) -> PlatformError:
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return UnsupportedMediaType(str(exc.detail))
     if isinstance(exc, drf_exceptions.NotAcceptable):
-        return PlatformError(str(exc.detail), code="not_acceptable")
+        error = PlatformError(str(exc.detail), code="not_acceptable")
+        error.status_code = 406
+        return error
     if isinstance(exc, drf_exceptions.Throttled):
         return RateLimited(str(exc.detail), retry_after=int(exc.wait or 60))
     error = PlatformError(str(exc.detail), code=str(exc.default_code))

@@ -139,3 +139,8 @@ def test_log_records_inside_a_request_carry_its_id(client, caplog):
         client.get("/api/v1/test/crash", HTTP_X_REQUEST_ID="r-log")
     records = [record for record in caplog.records if record.getMessage() == "about to crash"]
     assert records and records[0].request_id == "r-log"
+
+
+def test_unacceptable_accept_header_is_a_406_envelope(client):
+    response = client.get("/api/v1/test/unlimited", HTTP_ACCEPT="text/csv", HTTP_X_REQUEST_ID="r-406")
+    _error(response, 406, "not_acceptable", "r-406")
