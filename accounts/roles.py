@@ -34,9 +34,44 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= {"accounts.view_user", "accounts.view_apikey"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Agents write events and read only their own (the selector filters on the caller); people who
+# read read everything and may export; only admins (ADMIN_ALL) have more. Nobody changes or deletes
+# events: the admin is read-only and the ORM and a database trigger refuse it.
+_AUDIT_READ = {
+    "audit.view_auditevent",
+    "audit.view_own_auditevent",
+    "audit.export_auditevent",
+    "audit.view_auditexport",
+    "audit.view_auditsealing",
+    "audit.view_auditverification",
+    "audit.view_auditcheckpoint",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"audit.add_auditevent", "audit.view_own_auditevent"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _AUDIT_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _AUDIT_READ
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Agents resolve prompts (and read the GrowthBook payload to do it locally) and report results;
+# analysts read and export; operators also create, change, start, pause and stop.
+_EXPERIMENTS_READ = {
+    "experiments.view_experiment",
+    "experiments.view_variant",
+    "experiments.view_exposure",
+    "experiments.view_result",
+    "experiments.export_experiment",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"experiments.resolve_prompt", "experiments.add_result"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _EXPERIMENTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
+    "experiments.add_experiment",
+    "experiments.change_experiment",
+    "experiments.delete_experiment",
+    "experiments.run_experiment",
+    "experiments.add_variant",
+    "experiments.change_variant",
+    "experiments.delete_variant",
+}
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------

@@ -70,7 +70,8 @@ def install_default_schedules() -> list[str]:
 
 @receiver(post_migrate)
 def _install_after_migrate(sender, app_config=None, **kwargs) -> None:
-    # post_migrate fires once per app; install once, after django_celery_beat's own tables exist.
-    if getattr(app_config, "label", None) != "agentplatform":
+    # post_migrate fires once per app that has models, after all migrations ran; install once,
+    # keyed on django_celery_beat (whose tables the schedules live in).
+    if getattr(app_config, "label", None) != "django_celery_beat":
         return
     install_default_schedules()

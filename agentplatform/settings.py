@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
     "axes",
     "agentplatform.apps.AgentPlatformConfig",
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -233,6 +235,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -346,6 +349,52 @@ LOGGING = {
 
 
 # --- cross-cutting: rate limits, breakers, outbound HTTP (issue 3) -------------------------------
+# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
+# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
+HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
+HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
+# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
+# own default is 300 s; agents wait on these calls, so a minute).
+MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
+
+# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
+# entry; apps add entries in their sections, e.g. CIRCUIT_BREAKERS["search"] = {"fail_max": 3}.
+# fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial call;
+# success_threshold: successful trials that close it; max_retry_after: seconds, the longest an
+# upstream Retry-After may hold it open.
+CIRCUIT_BREAKERS: dict[str, dict] = {
+    "default": {
+        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
+        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
+        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
+        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
+    },
+}
+# Where breaker state is shared between processes; empty = each process keeps its own.
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
+# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
+# and calls don't each wait for a socket timeout).
+CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
+
+# Rate limits (agentplatform.ratelimit; the groups and their rates are RATE_LIMITS above).
+# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
+# glob patterns. Login fails closed (an outage must not open the door to password guessing);
+# agent endpoints fail open (an outage must not stop the fleet).
+RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
+# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
+# one socket timeout every few seconds, not one per request).
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
+# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
+# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
+# for its local-memory cache).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
+elif TESTING:
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
@@ -421,9 +470,51 @@ REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Days an audit event stays in the table (by recorded_at); older sealed events are archived to a
+# gzipped CSV under AUDIT_EXPORT_DIR, then deleted. One year: the usual audit review horizon.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", "365", minimum=1)
+# Seconds an event must have been in the table before it is sealed: sequence ids commit out of
+# order, and an insert transaction of the audit writer lasts milliseconds, so 5 s is ample.
+AUDIT_SEAL_DELAY_SECONDS = env.int("AUDIT_SEAL_DELAY_SECONDS", "5", minimum=1)
+# Events sealed per transaction (rows): bounds lock time and memory of one sealing step.
+AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", "5000", minimum=1)
+# Events deleted per retention transaction (rows): short transactions, no long table lock.
+AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minimum=1)
+# Bytes (UTF-8 JSON) of an event's details before they are replaced by a truncated preview.
+AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
+# Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
+AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
+AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
+AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
+# Events per page of GET /api/v1/audit/events: default and cap (rows).
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", "50", minimum=1)
+AUDIT_MAX_PAGE_SIZE = env.int("AUDIT_MAX_PAGE_SIZE", "500", minimum=1)
+# Where archives, period exports and the chain-head file go (the admin lists and serves them).
+AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports")))
+# A second connection to the same database, used only to write a durable event logged inside a
+# transaction outside any request or audit_buffer() scope, so the rollback cannot take it along.
+# SQLite allows one writer at a time, so the embedded mode has none (such a call raises).
+AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
+if AUDIT_DURABLE_DATABASE:
+    DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
+
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Seconds between a process's checks of the shared experiments version key: how long a start,
+# pause or stop takes to reach every web process (the issue asks for about one second).
+EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
+# Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
+# no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
+EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000", minimum=1)
+# Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
+# PostgreSQL's 65,535 bind parameters at 4 per row).
+EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
+# Seconds between scheduled exposure flushes: how stale the analysis population may be.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------

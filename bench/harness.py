@@ -88,8 +88,7 @@ def _lua_string(value: str) -> str:
 class Bench:
     """What a scenario gets: the server's address, the scale, the baseline, and tools."""
 
-    def __init__(self, *, base_url: str, env: dict[str, str], scale: float, duration: float,
-                 connections: int) -> None:
+    def __init__(self, *, base_url: str, env: dict[str, str], scale: float, duration: float, connections: int) -> None:
         self.base_url = base_url.rstrip("/")
         self.env = env
         self.scale = scale
@@ -104,9 +103,18 @@ class Bench:
         self._django_ready = False
 
     # --- load -----------------------------------------------------------------------------------
-    def load(self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-             body: str | bytes | None = None, lua: str | None = None, duration: float | None = None,
-             connections: int | None = None, threads: int = 2) -> LoadResult:
+    def load(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: str | bytes | None = None,
+        lua: str | None = None,
+        duration: float | None = None,
+        connections: int | None = None,
+        threads: int = 2,
+    ) -> LoadResult:
         """Drives ``path`` with wrk from a separate process on loopback and parses its figures."""
         duration = duration or self.duration
         connections = connections or self.connections
@@ -124,19 +132,45 @@ class Bench:
             if lua:
                 script.write(lua + "\n")
             script_path = script.name
-        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout",
-                   "10s", "-s", script_path, self.base_url + path]
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{int(duration)}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            script_path,
+            self.base_url + path,
+        ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         os.unlink(script_path)
         return parse_wrk(output, duration=duration, connections=connections)
 
     # --- figures --------------------------------------------------------------------------------
-    def record(self, name: str, value: float, unit: str, *, baseline: float | None = None,
-               baseline_name: str = "", target: str = "", note: str = "") -> Figure:
+    def record(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        baseline: float | None = None,
+        baseline_name: str = "",
+        target: str = "",
+        note: str = "",
+    ) -> Figure:
         ratio = (value / baseline) if baseline else None
-        figure = Figure(name=name, value=round(value, 4), unit=unit,
-                        baseline=None if baseline is None else round(baseline, 4), baseline_name=baseline_name,
-                        ratio=None if ratio is None else round(ratio, 4), target=target, note=note)
+        figure = Figure(
+            name=name,
+            value=round(value, 4),
+            unit=unit,
+            baseline=None if baseline is None else round(baseline, 4),
+            baseline_name=baseline_name,
+            ratio=None if ratio is None else round(ratio, 4),
+            target=target,
+            note=note,
+        )
         self.figures.append(figure)
         shown = f" ratio {figure.ratio}" if figure.ratio is not None else ""
         print(f"  {name}: {figure.value} {unit}{shown} {('(target ' + target + ')') if target else ''}", flush=True)
@@ -144,8 +178,15 @@ class Bench:
 
     # --- helpers for scenarios ------------------------------------------------------------------
     def manage(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, input=input,
-                              capture_output=True, text=True, check=check)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
 
     def agent_headers(self) -> dict[str, str]:
         """An Authorization header for a fresh agent API key (created once per run)."""
@@ -171,8 +212,20 @@ class Bench:
         """Starts a Celery worker for scenarios whose data flows through tasks."""
         if self._worker is None:
             self._worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "agentplatform", "worker", "--pool=threads",
-                 "--concurrency=4", "--loglevel=WARNING"], cwd=ROOT, env=self.env)
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "agentplatform",
+                    "worker",
+                    "--pool=threads",
+                    "--concurrency=4",
+                    "--loglevel=WARNING",
+                ],
+                cwd=ROOT,
+                env=self.env,
+            )
             time.sleep(3)
 
     def close(self) -> None:

@@ -61,7 +61,11 @@ def server_env() -> dict[str, str]:
     # Rate limits stay active (their cost is part of every figure) but far above what a bench drives.
     groups = subprocess.run(
         [sys.executable, "-c", "from agentplatform import settings; print(' '.join(settings.RATE_LIMITS))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for group in groups:
         env["RATE_LIMIT_" + group.upper().replace(".", "_")] = "100000000/m"
@@ -78,16 +82,30 @@ def prepare(env: dict[str, str]) -> None:
         subprocess.run(["redis-cli", "-u", f"{REDIS}/{db}", "FLUSHDB"], check=True, capture_output=True)
     WORK.mkdir(parents=True, exist_ok=True)
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen:
     log = open(WORK / "gunicorn.log", "w")  # noqa: SIM115 (lives as long as the server)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "agentplatform.wsgi:application", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{PORT}", "--workers", "2", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "agentplatform.wsgi:application",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     wait_for(f"http://127.0.0.1:{PORT}/healthz")
     return server
@@ -131,8 +149,10 @@ def write_outputs(bench: Bench, failures: dict[str, str], started: dt.datetime) 
     for figure in bench.figures:
         baseline = f"{figure.baseline} ({figure.baseline_name})" if figure.baseline is not None else "—"
         ratio = f"{figure.ratio}" if figure.ratio is not None else "—"
-        lines.append(f"| {figure.name} | {figure.value} {figure.unit} | {baseline} | {ratio} | "
-                     f"{figure.target or '—'} | {figure.note} |")
+        lines.append(
+            f"| {figure.name} | {figure.value} {figure.unit} | {baseline} | {ratio} | "
+            f"{figure.target or '—'} | {figure.note} |"
+        )
     for name, error in failures.items():
         lines.append(f"| scenario `{name}` failed | — | — | — | — | {error.splitlines()[-1][:150]} |")
     lines.append(MARK_END)
@@ -159,19 +179,33 @@ def main() -> int:
     print("bench: preparing database bench and Redis dbs 13/14", flush=True)
     prepare(env)
     server = start_server(env)
-    bench = Bench(base_url=f"http://127.0.0.1:{PORT}", env=env, scale=args.scale, duration=args.duration,
-                  connections=args.connections)
+    bench = Bench(
+        base_url=f"http://127.0.0.1:{PORT}",
+        env=env,
+        scale=args.scale,
+        duration=args.duration,
+        connections=args.connections,
+    )
     failures: dict[str, str] = {}
     try:
         print("bench: baseline (no-op view, full middleware stack)", flush=True)
         bench.baseline = bench.load("/api/v1/bench/noop")
-        bench.record("noop requests/s (anonymous)", bench.baseline.requests_per_s, "req/s",
-                     note=f"p50 {bench.baseline.p50_ms:.2f} ms, p99 {bench.baseline.p99_ms:.2f} ms")
+        bench.record(
+            "noop requests/s (anonymous)",
+            bench.baseline.requests_per_s,
+            "req/s",
+            note=f"p50 {bench.baseline.p50_ms:.2f} ms, p99 {bench.baseline.p99_ms:.2f} ms",
+        )
         try:
             bench.baseline_auth = bench.load("/api/v1/bench/noop-auth", headers=bench.agent_headers())
-            bench.record("noop requests/s (agent API key)", bench.baseline_auth.requests_per_s, "req/s",
-                         baseline=bench.baseline.requests_per_s, baseline_name="anonymous noop",
-                         note=f"p50 {bench.baseline_auth.p50_ms:.2f} ms, p99 {bench.baseline_auth.p99_ms:.2f} ms")
+            bench.record(
+                "noop requests/s (agent API key)",
+                bench.baseline_auth.requests_per_s,
+                "req/s",
+                baseline=bench.baseline.requests_per_s,
+                baseline_name="anonymous noop",
+                note=f"p50 {bench.baseline_auth.p50_ms:.2f} ms, p99 {bench.baseline_auth.p99_ms:.2f} ms",
+            )
         except Exception as exc:  # accounts not installed yet: the authenticated baseline is skipped
             failures["baseline_auth"] = f"{exc.__class__.__name__}: {exc}"
         for name, module in discover(args.only):

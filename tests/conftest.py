@@ -14,6 +14,12 @@ from rest_framework.test import APIClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"agentplatform: {settings.TEST_SERVICES_SUMMARY}"
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Each test starts with an empty shared cache (the test Redis database or local memory)."""
