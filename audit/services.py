@@ -14,6 +14,7 @@ imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit
 from __future__ import annotations
 
 import ipaddress
+import logging
 import json
 import re
 import uuid
@@ -43,6 +44,8 @@ __all__ = [
     "audit_verify_chain",
     "build_event",
 ]
+
+logger = logging.getLogger("audit")
 
 SEVERITIES = tuple(member.label for member in Severity)
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -206,6 +209,16 @@ def audit_log(
         event_id=event_id,
         occurred_at=occurred_at,
     )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "audit %s by %s on %s:%s success=%s",
+            event.action,
+            event.actor_label,
+            event.resource_type,
+            event.resource_id,
+            event.success,
+            extra={"audit_action": event.action, "audit_event_id": str(event.event_id)},
+        )
     enqueue(event, durable=durable)
 
 
