@@ -14,8 +14,8 @@ imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit
 from __future__ import annotations
 
 import ipaddress
-import logging
 import json
+import logging
 import re
 import uuid
 from collections.abc import Mapping
