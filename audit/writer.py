@@ -201,32 +201,47 @@ def _insert(events: Sequence[PendingEvent], using: str, *, synchronous: bool = T
     now = timezone.now()
     for event in events:
         event.recorded_at = now
+    if connection.vendor == "postgresql":
+        # Never relax the commit of a transaction someone else opened.
+        synchronous = synchronous or connection.in_atomic_block
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            if len(events) <= INSERT_BATCH_ROWS:
+                # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
+                return _insert_postgresql(connection, events, synchronous=synchronous)
+            with transaction.atomic(using=using):
+                return _insert_postgresql(connection, events, synchronous=synchronous)
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            if not synchronous:
-                # The commit returns before its WAL reaches the disk: the rows are visible at once and
-                # survive anything but a crash of the database server itself in the next ~0.6 s.
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            return _insert_postgresql(connection, events)
         return _insert_portable(cursor, connection, events)
 
 
 # One statement whatever the batch size: 17 array parameters instead of 17 per row (psycopg would
 # spend longer splitting a 17,000-placeholder query than PostgreSQL spends inserting the rows).
-_UNNEST_SQL = f"""
-    INSERT INTO {AuditEvent._meta.db_table} (
+_UNNEST_SQL = """
+    {prelude}
+    INSERT INTO {table} (
         event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id,
         severity, success, request_id, ip, user_agent, details, chain_index, prev_hash, hash)
     SELECT rows.*, NULL::bigint, '', ''
-    FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[],
+    FROM {source} unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[],
                 %s::text[], %s::text[], %s::smallint[], %s::boolean[], %s::text[], %s::inet[], %s::text[],
                 %s::jsonb[]) AS rows
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-"""  # noqa: S608 (the model's own table name)
+"""
+_TABLE = AuditEvent._meta.db_table
+_INSERT_SYNC_SQL = _UNNEST_SQL.format(table=_TABLE, prelude="", source="")
+# The commit returns before its WAL reaches the disk: the rows are visible at once and survive
+# anything but a crash of the database server itself in the next ~0.6 s. set_config(..., true)
+# lasts until the end of this statement's own transaction, so it affects nothing else.
+_INSERT_ASYNC_SQL = _UNNEST_SQL.format(
+    table=_TABLE,
+    prelude="WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))",
+    source="async_commit CROSS JOIN",
+)
 
 
-def _insert_postgresql(connection, events: Sequence[PendingEvent]) -> set[uuid.UUID]:
+def _insert_postgresql(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> set[uuid.UUID]:
     import psycopg
 
     stored: set[uuid.UUID] = set()
@@ -251,7 +266,7 @@ def _insert_postgresql(connection, events: Sequence[PendingEvent]) -> set[uuid.U
             [e.user_agent for e in chunk],
             [e.details_json if e.details_json is not None else json.dumps(e.details) for e in chunk],
         ]
-        cursor.execute(_UNNEST_SQL, columns, binary=True)
+        cursor.execute(_INSERT_SYNC_SQL if synchronous else _INSERT_ASYNC_SQL, columns, binary=True)
         stored.update(row[0] for row in cursor.fetchall())
     cursor.close()
     return stored
