@@ -252,3 +252,13 @@ def test_steady_state_resolve_with_a_real_api_key_makes_no_query(make_experiment
     resolve(client, "returning-user")  # warms the key cache, the snapshot and the exposure memory
     with django_assert_num_queries(0):
         assert resolve(client, "returning-user")["in_experiment"] is True
+
+
+def test_resolve_is_rate_limited_per_caller(agent_client, make_experiment, settings):
+    make_experiment(start=True)
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "prompts.resolve": "3/m"}
+    codes = [
+        agent_client.post(RESOLVE, {"user_id": f"u{i}", "prompt_type": "support"}, format="json").status_code
+        for i in range(5)
+    ]
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
