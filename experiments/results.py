@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agentplatform import counters
@@ -196,9 +196,15 @@ def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
 
 
 def results_insert(rows: list[tuple]) -> int:
-    """One multi-row INSERT ... ON CONFLICT (event_id) DO NOTHING; returns the rows inserted."""
+    """Store rows once each (ON CONFLICT DO NOTHING on ``event_id``); returns the rows inserted.
+
+    On PostgreSQL the rows are COPYed into a session-local staging table and moved with one
+    INSERT ... SELECT: several times faster than a 1,000-row VALUES list with 11,000 parameters.
+    """
     if not rows:
         return 0
+    if connection.vendor == "postgresql":
+        return _insert_via_copy(rows)
     row_placeholder = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     sql = (
         f"INSERT INTO experiments_result ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - fixed identifiers only
@@ -209,3 +215,33 @@ def results_insert(rows: list[tuple]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+_STAGING = "experiments_result_staging"
+_STAGING_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ("
+    "event_id varchar(128), experiment_id bigint, variant_id bigint, user_id varchar(255), "
+    "occurred_at timestamptz, success boolean, response_time_ms double precision, tokens integer, "
+    "quality_score double precision, user_feedback smallint, model varchar(200)"
+    ") ON COMMIT DELETE ROWS"
+)
+
+
+def _insert_via_copy(rows: list[tuple]) -> int:
+    columns = ", ".join(COLUMNS)
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_STAGING_DDL)
+        with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO experiments_result ({columns}) SELECT {columns} FROM {_STAGING} "  # noqa: S608
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        if nested:
+            # ON COMMIT DELETE ROWS empties it at commit; inside an outer transaction (tests, the
+            # demo seed) that comes later, so empty it now for the next batch.
+            cursor.execute(f"DELETE FROM {_STAGING}")  # noqa: S608
+        return inserted
