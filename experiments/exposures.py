@@ -37,6 +37,8 @@ class _Seen:
 
     def add(self, item: tuple[int, str]) -> bool:
         """True if ``item`` is new (and now remembered)."""
+        if item in self.items:  # the returning-user fast path: a dict lookup, no lock
+            return False
         with self.lock:
             if item in self.items:
                 return False

@@ -227,3 +227,15 @@ def test_features_rule_carries_the_experiment_settings(make_experiment):
     assert rule["namespace"] == ["support", 0.0, 0.25]
     assert rule["weights"] == [0.5, 0.5]
     assert rule["variations"] == ["You are helpful.", "You are warm and helpful."]
+
+
+LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "exp-tests"}}
+
+
+def test_without_redis_the_exposure_is_inserted_directly(make_experiment):
+    experiment = make_experiment(start=True, user_percentage=100)
+    with override_settings(CACHES=LOCAL_MEMORY):
+        snapshot.snapshot_reset()
+        assert services.prompt_resolve(user_id="embedded", prompt_type="support").in_experiment is True
+        assert exposures_flush() == 0  # nothing buffered: the embedded mode writes through
+    assert Exposure.objects.filter(experiment=experiment, user_id="embedded").exists()
