@@ -54,16 +54,18 @@ class IngestResult:
 # --- ingestion ----------------------------------------------------------------------------------
 def operations_ingest(*, rows: list[OperationRow], errors: list[RowError]) -> IngestResult:
     """Counts validated operation rows into their minutes; a repeated event_id is counted once."""
-    events = [
-        EventRow(
-            event_id=row.event_id or "",
-            key=minute_key(int(row.occurred_at // 60) * 60, row.operation),
-            bucket=bucket_index(row.duration_ms),
-            error=not row.success,
-            duration_us=round(row.duration_ms * 1000),
+    keys: dict[tuple[int, str], str] = {}
+    events = []
+    for row in rows:
+        minute = int(row.occurred_at // 60) * 60
+        key = keys.get((minute, row.operation))
+        if key is None:
+            key = keys[(minute, row.operation)] = minute_key(minute, row.operation)
+        events.append(
+            EventRow(
+                row.event_id or "", key, bucket_index(row.duration_ms), not row.success, round(row.duration_ms * 1000)
+            )
         )
-        for row in rows
-    ]
     fresh = get_store().add_events(events, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
     accepted = sum(fresh)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, errors=errors)
