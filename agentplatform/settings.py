@@ -570,9 +570,10 @@ MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10
 MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
 # Days of hour rows, agent runs and system snapshots kept.
 MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
-# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
-# of ids costs ~100 bytes each in Redis.
-MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds an operation event_id is at least remembered for deduplication (at most twice that):
+# agents retry a failed push within seconds to minutes. Memory is ~60 bytes per id, so Redis holds
+# rate x 2 x window of them (1,000 ids/s -> ~110 MB at 15 min); raise it only with the memory.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "900", minimum=60)
 # Seconds between process heartbeats (RSS of each web and worker process).
 MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
 # Request timing middleware on/off (read per request, so tests and benches can compare).
