@@ -75,6 +75,19 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Agents push operations and runs; analysts, operators and admins read summaries, the dashboard
+# and the rows behind them (admin views and CSV exports); nobody but admins changes or deletes them.
+_MONITORING_READ = {
+    "monitoring.view_metrics",
+    "monitoring.view_operationminute",
+    "monitoring.view_operationhour",
+    "monitoring.view_agentrun",
+    "monitoring.view_systemsnapshot",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"monitoring.push_metrics"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
@@ -88,3 +101,20 @@ ROLE_PERMISSIONS[Role.ADMIN] |= _ENRICHMENT_READ | {"enrichment.collect_datasour
 
 
 # --- reports and jobs (issue 10) ----------------------------------------------------------------
+# Analysts read reports, download them and see job runs and schedules; operators also run jobs now
+# and edit schedules (django-celery-beat); admins have everything through ADMIN_ALL.
+_REPORTS_READ = {
+    "reports.view_report",
+    "reports.export_report",
+    "reports.view_jobrun",
+    "django_celery_beat.view_periodictask",
+    "django_celery_beat.view_crontabschedule",
+    "django_celery_beat.view_intervalschedule",
+}
+ROLE_PERMISSIONS[Role.ANALYST] |= _REPORTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _REPORTS_READ | {
+    "reports.run_job",
+    "django_celery_beat.change_periodictask",
+    "django_celery_beat.add_crontabschedule",
+    "django_celery_beat.add_intervalschedule",
+}

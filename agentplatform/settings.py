@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "monitoring.middleware.RequestTimingMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -517,7 +518,51 @@ EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS
 EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
 
+# Experiment statistics (issue 7).
+# Significance level of every test and interval (two-sided; 0.05 is the industry default).
+EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
+# Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
+EXPERIMENT_STATS_POWER = env.float("EXPERIMENT_STATS_POWER", 0.8, minimum=0.01)
+# Users per variant (with a primary-metric value) below which the decision is "invalid": the
+# normal approximation behind Welch's test is not trusted for skewed per-user means below ~100.
+EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = env.int("EXPERIMENT_STATS_MIN_USERS_PER_VARIANT", 100, minimum=2)
+# Sequential testing: total users at which the confidence sequence is tightest (GrowthBook's 5000).
+EXPERIMENT_STATS_SEQUENTIAL_TUNING = env.float("EXPERIMENT_STATS_SEQUENTIAL_TUNING", 5000, minimum=1)
+# Seconds the rollup stays behind "now": a result row becomes visible when its transaction commits,
+# which may be after its recorded_at; ingestion transactions take milliseconds, 30 s is ample margin.
+EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECONDS", 30, minimum=0)
+# Seconds of staleness after which GET .../stats catches the rollup up itself before answering
+# (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
+EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+
+
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Where open minutes of latency histograms accumulate: "redis" (atomic HINCRBY, any number of
+# processes and hosts) or "database" (UPSERT increments into monitoring_countercell; the embedded
+# mode, shared by web and worker through SQLite). Defaults to redis whenever REDIS_URL is set.
+MONITORING_STORE = env.choice("MONITORING_STORE", ("redis", "database"), "redis" if REDIS_URL else "database")
+# Seconds between flushes of a process's buffered observations (one pipeline per flush): the most a
+# crashed process can lose. 1 s keeps request overhead to a dict update.
+MONITORING_FLUSH_INTERVAL_SECONDS = env.float("MONITORING_FLUSH_INTERVAL_SECONDS", "1.0", minimum=0.05)
+# Flush from a background thread per process; tests turn it off and flush explicitly.
+MONITORING_BACKGROUND_FLUSH = env.bool("MONITORING_BACKGROUND_FLUSH", not TESTING)
+# Seconds after a minute ends before the rollup takes it: longer than a flush interval plus clock
+# skew between hosts, so late flushes still land in the open minute.
+MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10", minimum=0)
+# Days of minute rows kept before only their hours remain (hours are written alongside minutes).
+MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
+# Days of hour rows, agent runs and system snapshots kept.
+MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
+# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
+# of ids costs ~100 bytes each in Redis.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds between process heartbeats (RSS of each web and worker process).
+MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
+# Request timing middleware on/off (read per request, so tests and benches can compare).
+MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
+# Largest batches the ingestion endpoints accept (rows).
+MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
+MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
@@ -576,3 +621,18 @@ ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", mi
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------
+# Retries of a job after a transient error (database/Redis connection, DependencyUnavailable);
+# 3 covers a failover or a restart without hammering a dependency that is really down.
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", "3", minimum=0, maximum=10)
+# Seconds before the first retry, doubled each time (30, 60, 120) and capped at the maximum.
+JOBS_RETRY_BACKOFF_SECONDS = env.float("JOBS_RETRY_BACKOFF_SECONDS", "30", minimum=0)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.float("JOBS_RETRY_BACKOFF_MAX_SECONDS", "600", minimum=0)
+# Seconds: default soft limit (the job gets SoftTimeLimitExceeded and fails cleanly) and hard
+# limit (the worker kills it) of a job; reports over a month of data fit well inside 10 minutes.
+JOBS_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", "540", minimum=1)
+JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
+# Seconds: with an embedded broker (make run), "run now" queues only if the local worker's
+# heartbeat (every 60 s) is younger than this; otherwise it runs in the web process.
+JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
+# Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
+REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)

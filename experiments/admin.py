@@ -420,3 +420,9 @@ class ResultAdmin(_ReadOnlyAdmin):
     list_display = ("event_id", "experiment", "variant", "user_id", "occurred_at", "success", "quality_score")
     list_filter = ("experiment",)
     search_fields = ("event_id", "user_id")
+
+
+# Statistics pages (issue 7): added to the registered Experiment admin through its get_urls.
+from experiments.stats.admin_views import install as install_stats_admin  # noqa: E402
+
+install_stats_admin()

@@ -163,3 +163,7 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+# The statistics rollups (issue 7) live in their own module; importing them here registers them.
+from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: E402, F401

@@ -11,3 +11,6 @@ from experiments.exposures import exposures_flush
 def flush_exposures() -> int:
     """Move buffered exposures into the database."""
     return exposures_flush()
+
+
+from experiments.stats.tasks import stats_rollup  # noqa: E402,F401 - registers experiments.stats_rollup
