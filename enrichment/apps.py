@@ -7,6 +7,7 @@ class EnrichmentConfig(AppConfig):
 
     def ready(self) -> None:
         from agentplatform.health import register_info
+        from enrichment import checks  # noqa: F401 - registers the system checks
         from enrichment.health import provider_health
 
         # Informational: a provider being down never makes the platform "not ready".

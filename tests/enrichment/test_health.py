@@ -76,3 +76,11 @@ def test_provider_calls_are_timed_through_the_monitoring_hook(agent_client, upst
     with mock.patch("enrichment.health._monitoring_recorder", return_value=Recorder()):
         agent_client.post("/api/v1/enrichment/context", {"web": {"queries": ["a"]}}, format="json")
     assert observed == [("enrichment.search.primary", True)]
+
+
+def test_system_checks_reject_a_malformed_allow_list(settings):
+    from enrichment.checks import enrichment_settings_check
+
+    settings.ENRICHMENT_ALLOWED_PRIVATE = ["not-an-entry"]
+    settings.MCP_SERVERS = {"x": "ftp://x.example/"}
+    assert {problem.id for problem in enrichment_settings_check(None)} == {"enrichment.E001", "enrichment.E003"}
