@@ -8,3 +8,7 @@ class AgentPlatformConfig(AppConfig):
 
     def ready(self) -> None:
         from agentplatform import checks, schedules  # noqa: F401  (registers checks and signals)
+        from agentplatform.breakers import breakers_info
+        from agentplatform.health import register_info
+
+        register_info("circuit_breakers", breakers_info)

@@ -22,3 +22,35 @@ def check_production_shape(app_configs, **kwargs):
             )
         )
     return messages
+
+
+def _url_views(patterns, prefix=""):
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _url_views(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            view = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+            if view is not None:
+                yield prefix + str(pattern.pattern), view
+
+
+@register(Tags.urls)
+def check_ratelimit_groups(app_configs, **kwargs):
+    """Every ``ratelimit_group`` a view declares has a rate in ``RATE_LIMITS`` (else: a 500 per call)."""
+    from django.urls import get_resolver
+
+    messages = []
+    for route, view in _url_views(get_resolver().url_patterns):
+        group = getattr(view, "ratelimit_group", None)
+        if isinstance(group, str) and group not in settings.RATE_LIMITS:
+            messages.append(
+                Error(
+                    f"{view.__module__}.{view.__qualname__} (/{route}) declares ratelimit_group={group!r}, "
+                    "which settings.RATE_LIMITS does not define.",
+                    hint="Add the group with its rate to _DEFAULT_RATE_LIMITS in agentplatform/settings.py.",
+                    id="agentplatform.E003",
+                )
+            )
+    return messages

@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_ratelimit",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -64,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "monitoring.middleware.RequestTimingMiddleware",
+    "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -72,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -225,9 +231,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -341,21 +350,274 @@ LOGGING = {
 
 
 # --- cross-cutting: rate limits, breakers, outbound HTTP (issue 3) -------------------------------
+# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
+# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
+HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
+HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
+# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
+# own default is 300 s; agents wait on these calls, so a minute).
+MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
+
+# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
+# entry; apps add entries in their sections, e.g. CIRCUIT_BREAKERS["search"] = {"fail_max": 3}.
+# fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial call;
+# success_threshold: successful trials that close it; max_retry_after: seconds, the longest an
+# upstream Retry-After may hold it open.
+CIRCUIT_BREAKERS: dict[str, dict] = {
+    "default": {
+        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
+        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
+        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
+        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
+    },
+}
+# Where breaker state is shared between processes; empty = each process keeps its own.
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
+# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
+# and calls don't each wait for a socket timeout).
+CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
+
+# Rate limits (agentplatform.ratelimit; the groups and their rates are RATE_LIMITS above).
+# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
+# glob patterns. Login fails closed (an outage must not open the door to password guessing);
+# agent endpoints fail open (an outage must not stop the fleet).
+RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
+# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
+# one socket timeout every few seconds, not one per request).
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
+# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
+# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
+# for its local-memory cache).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
+elif TESTING:
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
+from datetime import timedelta  # noqa: E402  (kept inside this section)
+
+# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
+# password reset links or anything else SECRET_KEY signs. HS256 is pinned: decoding accepts only it.
+_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
+if JWT_SIGNING_KEY is None:
+    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
+if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+# Minutes: short, because an access token is only revocable through the denylist check.
+JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
+# Hours: how long a person stays logged in without using the refresh token (one working day).
+JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "ISSUER": "agent-ops-platform",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
+# cache: the longest a permission change can lag, and the bound on revocation when the cache
+# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds: a key's last_used_at is written at most this often (not once per request).
+API_KEY_TOUCH_SECONDS = 60
+
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
+# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
+# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
+    # axes forgets a client's failures once the cool-down has passed since the last one.
+    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", True)
+AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
+RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
+# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Days an audit event stays in the table (by recorded_at); older sealed events are archived to a
+# gzipped CSV under AUDIT_EXPORT_DIR, then deleted. One year: the usual audit review horizon.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", "365", minimum=1)
+# Seconds an event must have been in the table before it is sealed: sequence ids commit out of
+# order, and an insert transaction of the audit writer lasts milliseconds, so 5 s is ample.
+AUDIT_SEAL_DELAY_SECONDS = env.int("AUDIT_SEAL_DELAY_SECONDS", "5", minimum=1)
+# Events sealed per transaction (rows): bounds lock time and memory of one sealing step.
+AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", "5000", minimum=1)
+# Events deleted per retention transaction (rows): short transactions, no long table lock.
+AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minimum=1)
+# Bytes (UTF-8 JSON) of an event's details before they are replaced by a truncated preview.
+AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
+# Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
+AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
+AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
+AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
+# Events per page of GET /api/v1/audit/events: default and cap (rows).
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", "50", minimum=1)
+AUDIT_MAX_PAGE_SIZE = env.int("AUDIT_MAX_PAGE_SIZE", "500", minimum=1)
+# Where archives, period exports and the chain-head file go (the admin lists and serves them).
+AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports")))
+# A second connection to the same database, used only to write a durable event logged inside a
+# transaction outside any request or audit_buffer() scope, so the rollback cannot take it along.
+# SQLite allows one writer at a time, so the embedded mode has none (such a call raises).
+AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
+if AUDIT_DURABLE_DATABASE:
+    DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
+
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Seconds between a process's checks of the shared experiments version key: how long a start,
+# pause or stop takes to reach every web process (the issue asks for about one second).
+EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
+# Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
+# no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
+EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000", minimum=1)
+# Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
+# PostgreSQL's 65,535 bind parameters at 4 per row).
+EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
+# Seconds between scheduled exposure flushes: how stale the analysis population may be.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
+
+
+# Experiment statistics (issue 7).
+# Significance level of every test and interval (two-sided; 0.05 is the industry default).
+EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
+# Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
+EXPERIMENT_STATS_POWER = env.float("EXPERIMENT_STATS_POWER", 0.8, minimum=0.01)
+# Users per variant (with a primary-metric value) below which the decision is "invalid": the
+# normal approximation behind Welch's test is not trusted for skewed per-user means below ~100.
+EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = env.int("EXPERIMENT_STATS_MIN_USERS_PER_VARIANT", 100, minimum=2)
+# Sequential testing: total users at which the confidence sequence is tightest (GrowthBook's 5000).
+EXPERIMENT_STATS_SEQUENTIAL_TUNING = env.float("EXPERIMENT_STATS_SEQUENTIAL_TUNING", 5000, minimum=1)
+# Seconds the rollup stays behind "now": a result row becomes visible when its transaction commits,
+# which may be after its recorded_at; ingestion transactions take milliseconds, 30 s is ample margin.
+EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECONDS", 30, minimum=0)
+# Seconds of staleness after which GET .../stats catches the rollup up itself before answering
+# (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
+EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Where open minutes of latency histograms accumulate: "redis" (atomic HINCRBY, any number of
+# processes and hosts) or "database" (UPSERT increments into monitoring_countercell; the embedded
+# mode, shared by web and worker through SQLite). Defaults to redis whenever REDIS_URL is set.
+MONITORING_STORE = env.choice("MONITORING_STORE", ("redis", "database"), "redis" if REDIS_URL else "database")
+# Seconds between flushes of a process's buffered observations (one pipeline per flush): the most a
+# crashed process can lose. 1 s keeps request overhead to a dict update.
+MONITORING_FLUSH_INTERVAL_SECONDS = env.float("MONITORING_FLUSH_INTERVAL_SECONDS", "1.0", minimum=0.05)
+# Flush from a background thread per process; tests turn it off and flush explicitly.
+MONITORING_BACKGROUND_FLUSH = env.bool("MONITORING_BACKGROUND_FLUSH", not TESTING)
+# Seconds after a minute ends before the rollup takes it: longer than a flush interval plus clock
+# skew between hosts, so late flushes still land in the open minute.
+MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10", minimum=0)
+# Days of minute rows kept before only their hours remain (hours are written alongside minutes).
+MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
+# Days of hour rows, agent runs and system snapshots kept.
+MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
+# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
+# of ids costs ~100 bytes each in Redis.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds between process heartbeats (RSS of each web and worker process).
+MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
+# Request timing middleware on/off (read per request, so tests and benches can compare).
+MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
+# Largest batches the ingestion endpoints accept (rows).
+MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
+MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
+# for less (deadline_ms) but never more than the maximum, so one call cannot hold a worker long.
+ENRICHMENT_DEFAULT_DEADLINE_MS = env.int("ENRICHMENT_DEFAULT_DEADLINE_MS", "8000", minimum=100)
+ENRICHMENT_MAX_DEADLINE_MS = env.int("ENRICHMENT_MAX_DEADLINE_MS", "20000", minimum=100)
+# Count: longest list accepted per request part (urls, queries, videos, scrape, map, crawl, mcp).
+ENRICHMENT_MAX_TARGETS = env.int("ENRICHMENT_MAX_TARGETS", "10", minimum=1, maximum=50)
+# Pages: the most a crawl may ask for (Supadata bills per page).
+ENRICHMENT_CRAWL_MAX_PAGES = env.int("ENRICHMENT_CRAWL_MAX_PAGES", "25", minimum=1)
+# Characters: longest text returned per item; agents need context, not whole books.
+ENRICHMENT_TEXT_MAX_CHARS = env.int("ENRICHMENT_TEXT_MAX_CHARS", "20000", minimum=100)
+# SSRF exceptions: comma-separated CIDRs (10.20.0.0/16) or exact host:port (intranet:8443).
+ENRICHMENT_ALLOWED_PRIVATE = env.list("ENRICHMENT_ALLOWED_PRIVATE", "")
+# Bytes: largest page fetched (2 MiB: far above any article, far below a memory problem).
+ENRICHMENT_PAGE_MAX_BYTES = env.int("ENRICHMENT_PAGE_MAX_BYTES", str(2 * 1024 * 1024), minimum=1024)
+# Hops: redirects followed per page, each one re-checked by the SSRF guard.
+ENRICHMENT_MAX_REDIRECTS = env.int("ENRICHMENT_MAX_REDIRECTS", "5", minimum=0, maximum=20)
+# Seconds: per-provider call timeouts (each also bounded by the call's deadline).
+ENRICHMENT_WEB_TIMEOUT = env.float("ENRICHMENT_WEB_TIMEOUT", "6", minimum=0.1)
+ENRICHMENT_SEARCH_TIMEOUT = env.float("ENRICHMENT_SEARCH_TIMEOUT", "5", minimum=0.1)
+ENRICHMENT_SUPADATA_TIMEOUT = env.float("ENRICHMENT_SUPADATA_TIMEOUT", "15", minimum=0.1)
+ENRICHMENT_MCP_TIMEOUT = env.float("ENRICHMENT_MCP_TIMEOUT", "10", minimum=0.1)
+# Seconds: cache lifetimes per provider. Pages and transcripts change rarely; search results
+# age faster; MCP tool calls may have side effects, so they are not cached unless asked.
+ENRICHMENT_CACHE_TTL = {
+    "web": env.int("ENRICHMENT_CACHE_TTL_WEB", "3600", minimum=0),
+    "search": env.int("ENRICHMENT_CACHE_TTL_SEARCH", "900", minimum=0),
+    "supadata": env.int("ENRICHMENT_CACHE_TTL_SUPADATA", "3600", minimum=0),
+    "youtube": env.int("ENRICHMENT_CACHE_TTL_YOUTUBE", "86400", minimum=0),
+    "mcp": env.int("ENRICHMENT_CACHE_TTL_MCP", "0", minimum=0),
+    "mcp_tools": env.int("ENRICHMENT_CACHE_TTL_MCP_TOOLS", "300", minimum=0),
+}
+# SearxNG-style search (GET {base}/search?q=...&format=json); the fallback serves when the first
+# fails or its breaker is open. Empty = not configured.
+SEARCH_BASE_URL = env.str("SEARCH_BASE_URL", "")
+SEARCH_FALLBACK_BASE_URL = env.str("SEARCH_FALLBACK_BASE_URL", "")
+# Count: results kept per query.
+SEARCH_MAX_RESULTS = env.int("SEARCH_MAX_RESULTS", "5", minimum=1, maximum=50)
+# Supadata (web scrape/map/crawl, transcripts); no key = not configured.
+SUPADATA_BASE_URL = env.str("SUPADATA_BASE_URL", "https://api.supadata.ai/v1")
+SUPADATA_API_KEY = env.str("SUPADATA_API_KEY", "")
+# Seconds between polls of a Supadata crawl/transcript job (doubling up to 4x, within the deadline).
+SUPADATA_POLL_INTERVAL = env.float("SUPADATA_POLL_INTERVAL", "1.0", minimum=0.001)
+# MCP servers, name=url pairs separated by commas (operator configuration, trusted).
+MCP_SERVERS = dict(item.split("=", 1) for item in env.list("MCP_SERVERS", "") if "=" in item)
+# Data collection: attempts per source run for transient errors, and the first backoff
+# (seconds, doubling per attempt) before a re-enqueued retry.
+ENRICHMENT_COLLECT_MAX_ATTEMPTS = env.int("ENRICHMENT_COLLECT_MAX_ATTEMPTS", "4", minimum=1, maximum=10)
+ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS", "60", minimum=1)
+# Seconds: deadline for one source's collection fetch.
+ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
+# Count: items kept from one feed or JSON source per run.
+ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -23,9 +22,11 @@ def _port_open(host: str, port: int) -> bool:
 def _detect() -> str:
     os.environ.setdefault("DJANGO_ENV", "test")
     ci = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-    if not os.environ.get("DATABASE_URL") and _port_open("127.0.0.1", 5432):
+    # A variable that is set, even to "", is the developer's choice: DATABASE_URL= REDIS_URL= make test
+    # runs on SQLite and local memory although the servers answer.
+    if "DATABASE_URL" not in os.environ and _port_open("127.0.0.1", 5432):
         os.environ["DATABASE_URL"] = "postgres://root@127.0.0.1:5432/postgres"
-    if not os.environ.get("REDIS_URL") and _port_open("127.0.0.1", 6379):
+    if "REDIS_URL" not in os.environ and _port_open("127.0.0.1", 6379):
         # Database 15: tests flush their own database, never the one a developer's make run uses.
         os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
     if ci:
@@ -41,10 +42,8 @@ def _detect() -> str:
     return f"tests use {database} and {cache}"
 
 
-_summary = _detect()
-if not os.environ.get("_AGENTPLATFORM_TEST_BANNER"):
-    os.environ["_AGENTPLATFORM_TEST_BANNER"] = "1"
-    print(f"agentplatform: {_summary}", file=sys.stderr)
+# tests/conftest.py prints this in pytest's report header (stderr is captured this early).
+TEST_SERVICES_SUMMARY = _detect()
 
 from agentplatform.settings import *  # noqa: E402,F403
 

@@ -1,0 +1,226 @@
+import datetime as dt
+import socket
+import threading
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.checks import run_checks
+from django.test import Client, RequestFactory, override_settings
+from django_ratelimit.core import _get_window, get_usage
+
+from agentplatform import counters, ratelimit
+from agentplatform.errors import RateLimited
+from agentplatform.ratelimit import enforce, identity_key, username_key
+
+URLS = "tests.agentplatform.urls_cross"
+RATES = {**settings.RATE_LIMITS, "test.tiny": "2/m", "test.twenty": "20/m", "auth.test": "2/m"}
+T0 = dt.datetime(2026, 3, 2, 12, 0, 7, tzinfo=dt.UTC)
+ENVELOPE_KEYS = {"code", "message", "details", "request_id"}
+
+
+@pytest.fixture(autouse=True)
+def _limits(settings):
+    settings.ROOT_URLCONF = URLS
+    settings.RATE_LIMITS = RATES
+    settings.RATELIMIT_ENABLE = True
+    ratelimit.reset_fallback_state()
+    yield
+    ratelimit.reset_fallback_state()
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+def _seconds_to_window_end(key: str, period: int = 60) -> int:
+    return _get_window(key, period) + 1 - int(T0.timestamp())
+
+
+def test_tiny_limit_answers_200_200_then_429_with_retry_after(client, clock):
+    statuses = [client.get("/api/v1/test/tiny").status_code for _ in range(2)]
+    response = client.get("/api/v1/test/tiny", HTTP_X_REQUEST_ID="trace-429")
+    assert statuses == [200, 200]
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert set(error) == ENVELOPE_KEYS
+    assert (error["code"], error["request_id"]) == ("rate_limited", "trace-429")
+    assert int(response["Retry-After"]) == _seconds_to_window_end("ip:127.0.0.1")
+    assert error["details"]["retry_after"] == int(response["Retry-After"])
+
+
+def test_the_budget_returns_when_the_window_ends(client, clock):
+    for _ in range(3):
+        client.get("/api/v1/test/tiny")
+    clock.shift(_seconds_to_window_end("ip:127.0.0.1"))
+    assert client.get("/api/v1/test/tiny").status_code == 200
+
+
+def test_two_identities_have_separate_budgets(client, clock):
+    for key in ("1", "2"):
+        statuses = [client.get("/api/v1/test/tiny", HTTP_AUTHORIZATION=f"Test-Key {key}").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+
+
+def test_an_identity_keeps_its_budget_across_ip_addresses(client, clock):
+    for address in ("198.51.100.1", "198.51.100.2"):
+        client.get("/api/v1/test/tiny", HTTP_AUTHORIZATION="Test-Key 7", REMOTE_ADDR=address)
+    response = client.get("/api/v1/test/tiny", HTTP_AUTHORIZATION="Test-Key 7", REMOTE_ADDR="198.51.100.3")
+    assert response.status_code == 429
+
+
+def test_two_ip_addresses_have_separate_budgets(client, clock):
+    for address in ("198.51.100.1", "198.51.100.2"):
+        statuses = [client.get("/api/v1/test/tiny", REMOTE_ADDR=address).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+
+
+@override_settings(TRUSTED_PROXY_COUNT=0)
+def test_invented_forwarded_for_values_do_not_buy_fresh_budgets(client, clock):
+    statuses = [client.get("/api/v1/test/tiny", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_views_without_a_group_are_not_limited(client, clock):
+    assert {client.get("/api/v1/test/unlimited").status_code for _ in range(5)} == {200}
+
+
+def test_rate_limiting_can_be_switched_off(client, clock, settings):
+    settings.RATELIMIT_ENABLE = False
+    assert {client.get("/api/v1/test/tiny").status_code for _ in range(5)} == {200}
+
+
+def test_fifty_concurrent_requests_against_a_limit_of_twenty_let_exactly_twenty_through(clock):
+    start = threading.Barrier(50)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one_request():
+        local_client = Client()
+        start.wait()
+        status = local_client.get("/api/v1/test/twenty").status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one_request) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses).count(200) == 20
+    assert sorted(statuses).count(429) == 30
+
+
+def test_enforce_counts_atomically_under_concurrency(clock):
+    start = threading.Barrier(50)
+    allowed = []
+
+    def one_call():
+        start.wait()
+        try:
+            enforce("test.twenty", "apikey:shared")
+        except RateLimited:
+            return
+        allowed.append(1)
+
+    threads = [threading.Thread(target=one_call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(allowed) == 20
+
+
+def test_login_usernames_are_limited_case_insensitively(clock):
+    enforce("auth.test", username_key("Alice"))
+    enforce("auth.test", username_key("ALICE"))
+    with pytest.raises(RateLimited) as caught:
+        enforce("auth.test", username_key(" alice "))
+    assert caught.value.retry_after >= 1
+    enforce("auth.test", username_key("bob"))
+
+
+def test_counts_are_visible_to_django_ratelimit_itself(clock):
+    request = RequestFactory().get("/")
+    enforce("test.twenty", "user:5")
+    enforce("test.twenty", "user:5")
+    seen = get_usage(request, group="test.twenty", key=lambda group, request: "user:5", rate="20/m")
+    assert seen["count"] == 2
+
+
+def test_identity_prefers_the_api_key_then_the_user_then_the_ip():
+    from types import SimpleNamespace
+
+    from accounts.models import User
+
+    request = RequestFactory().get("/", REMOTE_ADDR="198.51.100.9")
+    request.user = User(pk=3)
+    request.auth = SimpleNamespace(id=11)
+    assert identity_key(request) == "apikey:11"
+    request.auth = None
+    assert identity_key(request) == "user:3"
+    from django.contrib.auth.models import AnonymousUser
+
+    request.user = AnonymousUser()
+    assert identity_key(request) == "ip:198.51.100.9"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_cache(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "unreachable": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        },
+    }
+    settings.RATELIMIT_USE_CACHE = "unreachable"
+
+
+@pytest.mark.usefixtures("unreachable_cache")
+def test_cache_unreachable_serves_fail_open_groups_and_counts_the_fallback(client):
+    before = counters.value("ratelimit_fallback_total", group="test.tiny", mode="open")
+    statuses = [client.get("/api/v1/test/tiny").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert counters.value("ratelimit_fallback_total", group="test.tiny", mode="open") == before + 3
+
+
+@pytest.mark.usefixtures("unreachable_cache")
+def test_cache_unreachable_refuses_fail_closed_groups_with_a_503_envelope(client):
+    before = counters.value("ratelimit_fallback_total", group="auth.test", mode="closed")
+    response = client.get("/api/v1/test/login", HTTP_X_REQUEST_ID="trace-503")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dependency_unavailable"
+    assert response.json()["error"]["request_id"] == "trace-503"
+    assert int(response["Retry-After"]) >= 1
+    assert counters.value("ratelimit_fallback_total", group="auth.test", mode="closed") == before + 1
+
+
+@pytest.mark.usefixtures("unreachable_cache")
+def test_fail_modes_are_configurable(client, settings):
+    settings.RATE_LIMIT_FAIL_CLOSED = ["test.*"]
+    assert client.get("/api/v1/test/tiny").status_code == 503
+    assert client.get("/api/v1/test/login").status_code == 200
+
+
+@pytest.mark.usefixtures("unreachable_cache")
+def test_cache_outage_is_logged(client, caplog):
+    with caplog.at_level("WARNING", logger="agentplatform.ratelimit"):
+        client.get("/api/v1/test/tiny")
+    assert any("rate limit cache unreachable" in record.getMessage() for record in caplog.records)
+
+
+def test_undeclared_groups_fail_the_system_checks(settings):
+    settings.RATE_LIMITS = {key: value for key, value in RATES.items() if key != "test.tiny"}
+    errors = [message for message in run_checks() if message.id == "agentplatform.E003"]
+    assert errors
+    assert all("'test.tiny'" in error.msg for error in errors)
