@@ -30,4 +30,4 @@ def test_api_docs_render_without_a_cdn(page, live_server):
     page.wait_for_selector(".swagger-ui .info", timeout=15_000)
     page.shot("api-docs")
     assert "Agent Ops Platform API" in page.inner_text(".swagger-ui .info")
-    assert all(url.startswith(live_server.url) or url.startswith("data:") for url in requests), requests
+    assert all(url.startswith((live_server.url, "data:")) for url in requests), requests
