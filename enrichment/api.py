@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -37,7 +38,16 @@ class DocumentSearchView(APIView):
             OpenApiParameter("source", str, required=False, description="A data source's name."),
             OpenApiParameter("limit", int, required=False),
         ],
-        responses={200: DocumentSerializer(many=True)},
+        responses={
+            200: inline_serializer(
+                "DocumentSearchResult",
+                {
+                    "query": serializers.CharField(),
+                    "count": serializers.IntegerField(),
+                    "results": DocumentSerializer(many=True),
+                },
+            )
+        },
     )
     def get(self, request):
         params = DocumentSearchQuerySerializer(data=request.query_params)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -51,11 +52,24 @@ class ExperimentListView(_ByMethod, APIView):
     permissions_by_method = {"POST": Requires("experiments.add_experiment")}
 
     @extend_schema(
+        operation_id="v1_experiments_list",
         parameters=[
             OpenApiParameter("status", str, description="draft, running, paused or completed"),
             OpenApiParameter("prompt_type", str),
+            OpenApiParameter(
+                "limit", int, description=f"Page size (default 100, at most {ExperimentPagination.max_limit})."
+            ),
+            OpenApiParameter("offset", int),
         ],
-        responses=ExperimentSerializer(many=True),
+        responses=inline_serializer(
+            "PaginatedExperimentList",
+            {
+                "count": drf_serializers.IntegerField(),
+                "next": drf_serializers.URLField(allow_null=True),
+                "previous": drf_serializers.URLField(allow_null=True),
+                "results": ExperimentSerializer(many=True),
+            },
+        ),
     )
     def get(self, request):
         queryset = selectors.experiment_list(

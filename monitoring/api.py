@@ -89,7 +89,7 @@ class SummaryView(APIView):
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Window start (default: an hour ago)."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Window end, exclusive (default: now)."),
         ],
-        responses={200: serializers.SummarySerializer},
+        responses={200: serializers.SUMMARY_RESPONSE},
         summary="Count, error rate and p50/p95/p99 from merged histograms",
     )
     def get(self, request):

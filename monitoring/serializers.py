@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from monitoring.models import AgentRun
@@ -39,7 +40,7 @@ class AgentRunBatchSerializer(serializers.Serializer):
     runs = AgentRunSerializer(many=True, min_length=1, max_length=1000)
 
 
-class RowErrorSerializer(serializers.Serializer):
+class IngestRowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField()
     message = serializers.CharField()
@@ -49,7 +50,7 @@ class IngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = RowErrorSerializer(many=True)
+    errors = IngestRowErrorSerializer(many=True)
 
 
 class OperationSummarySerializer(serializers.Serializer):
@@ -70,6 +71,23 @@ class SummarySerializer(OperationSummarySerializer):
     """One operation's summary, or (operation omitted) ``{since, until, relative_error, operations}``."""
 
     operations = OperationSummarySerializer(many=True, required=False)
+
+
+class AllOperationsSummarySerializer(serializers.Serializer):
+    """The summary of every operation in the window (``operation`` omitted)."""
+
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    relative_error = serializers.FloatField(help_text="Bound on the relative error of p50/p95/p99.")
+    operations = OperationSummarySerializer(many=True)
+
+
+# What GET /summary answers: one of the two shapes above, told apart by ``operations``.
+SUMMARY_RESPONSE = PolymorphicProxySerializer(
+    component_name="MonitoringSummary",
+    serializers=[OperationSummarySerializer, AllOperationsSummarySerializer],
+    resource_type_field_name=None,
+)
 
 
 def summary_json(summary: dict) -> dict:
