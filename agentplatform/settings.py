@@ -498,6 +498,11 @@ AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minim
 AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
 # Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
 AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Whether buffered (non-durable) audit events are committed without waiting for PostgreSQL's WAL
+# flush: the rows are visible at once and survive any crash of the application; only a crash of
+# the database server within ~0.6 s of the commit can lose them. Durable events and the batch API
+# always wait. On (1) because a disk flush per request would cost more than the request itself.
+AUDIT_ASYNC_COMMIT = env.bool("AUDIT_ASYNC_COMMIT", True)
 # Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
 AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
 AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
@@ -546,6 +551,9 @@ EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECON
 # Seconds of staleness after which GET .../stats catches the rollup up itself before answering
 # (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
 EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+# PostgreSQL work_mem for the statistics' per-user GROUP BYs (SET LOCAL, one transaction): 4 MB
+# (the server default) spills a million users to disk; 256MB keeps them in memory. Empty: default.
+EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
@@ -565,9 +573,10 @@ MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10
 MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
 # Days of hour rows, agent runs and system snapshots kept.
 MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
-# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
-# of ids costs ~100 bytes each in Redis.
-MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds an operation event_id is at least remembered for deduplication (at most twice that):
+# agents retry a failed push within seconds to minutes. Memory is ~60 bytes per id, so Redis holds
+# rate x 2 x window of them (1,000 ids/s -> ~110 MB at 15 min); raise it only with the memory.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "900", minimum=60)
 # Seconds between process heartbeats (RSS of each web and worker process).
 MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
 # Request timing middleware on/off (read per request, so tests and benches can compare).
