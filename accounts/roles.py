@@ -52,12 +52,69 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _AUDIT_READ
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Agents resolve prompts (and read the GrowthBook payload to do it locally) and report results;
+# analysts read and export; operators also create, change, start, pause and stop.
+_EXPERIMENTS_READ = {
+    "experiments.view_experiment",
+    "experiments.view_variant",
+    "experiments.view_exposure",
+    "experiments.view_result",
+    "experiments.export_experiment",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"experiments.resolve_prompt", "experiments.add_result"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _EXPERIMENTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
+    "experiments.add_experiment",
+    "experiments.change_experiment",
+    "experiments.delete_experiment",
+    "experiments.run_experiment",
+    "experiments.add_variant",
+    "experiments.change_variant",
+    "experiments.delete_variant",
+}
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Agents push operations and runs; analysts, operators and admins read summaries, the dashboard
+# and the rows behind them (admin views and CSV exports); nobody but admins changes or deletes them.
+_MONITORING_READ = {
+    "monitoring.view_metrics",
+    "monitoring.view_operationminute",
+    "monitoring.view_operationhour",
+    "monitoring.view_agentrun",
+    "monitoring.view_systemsnapshot",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"monitoring.push_metrics"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _MONITORING_READ
+ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Agents fetch outside context and search collected documents; people read sources and documents
+# (analysts and operators may export them); operators may also run a source's collection now.
+_ENRICHMENT_READ = {"enrichment.view_collecteddocument", "enrichment.view_datasource"}
+ROLE_PERMISSIONS[Role.AGENT] |= {"enrichment.fetch_context", "enrichment.view_collecteddocument"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _ENRICHMENT_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _ENRICHMENT_READ | {"enrichment.collect_datasource"}
+ROLE_PERMISSIONS[Role.ADMIN] |= _ENRICHMENT_READ | {"enrichment.collect_datasource", "enrichment.fetch_context"}
 
 
 # --- reports and jobs (issue 10) ----------------------------------------------------------------
+# Analysts read reports, download them and see job runs and schedules; operators also run jobs now
+# and edit schedules (django-celery-beat); admins have everything through ADMIN_ALL.
+_REPORTS_READ = {
+    "reports.view_report",
+    "reports.export_report",
+    "reports.view_jobrun",
+    "django_celery_beat.view_periodictask",
+    "django_celery_beat.view_crontabschedule",
+    "django_celery_beat.view_intervalschedule",
+}
+ROLE_PERMISSIONS[Role.ANALYST] |= _REPORTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _REPORTS_READ | {
+    "reports.run_job",
+    "django_celery_beat.change_periodictask",
+    "django_celery_beat.add_crontabschedule",
+    "django_celery_beat.add_intervalschedule",
+}

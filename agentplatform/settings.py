@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "monitoring.middleware.RequestTimingMiddleware",
+    "agentplatform.middleware.RequestBodyLimitMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -249,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }
 
 # Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
@@ -396,6 +400,13 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 elif TESTING:
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
+# Workers log through LOGGING above (JSON with the request id restored from the task's headers,
+# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
+MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
+
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
 from datetime import timedelta  # noqa: E402  (kept inside this section)
@@ -505,14 +516,141 @@ if AUDIT_DURABLE_DATABASE:
     DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
 
 
-
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Seconds between a process's checks of the shared experiments version key: how long a start,
+# pause or stop takes to reach every web process (the issue asks for about one second).
+EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
+# Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
+# no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
+EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000", minimum=1)
+# Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
+# PostgreSQL's 65,535 bind parameters at 4 per row).
+EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
+# Seconds between scheduled exposure flushes: how stale the analysis population may be.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
+
+
+# Experiment statistics (issue 7).
+# Significance level of every test and interval (two-sided; 0.05 is the industry default).
+EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
+# Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
+EXPERIMENT_STATS_POWER = env.float("EXPERIMENT_STATS_POWER", 0.8, minimum=0.01)
+# Users per variant (with a primary-metric value) below which the decision is "invalid": the
+# normal approximation behind Welch's test is not trusted for skewed per-user means below ~100.
+EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = env.int("EXPERIMENT_STATS_MIN_USERS_PER_VARIANT", 100, minimum=2)
+# Sequential testing: total users at which the confidence sequence is tightest (GrowthBook's 5000).
+EXPERIMENT_STATS_SEQUENTIAL_TUNING = env.float("EXPERIMENT_STATS_SEQUENTIAL_TUNING", 5000, minimum=1)
+# Seconds the rollup stays behind "now": a result row becomes visible when its transaction commits,
+# which may be after its recorded_at; ingestion transactions take milliseconds, 30 s is ample margin.
+EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECONDS", 30, minimum=0)
+# Seconds of staleness after which GET .../stats catches the rollup up itself before answering
+# (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
+EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+# PostgreSQL work_mem for the statistics' per-user GROUP BYs (SET LOCAL, one transaction): 4 MB
+# (the server default) spills a million users to disk; 256MB keeps them in memory. Empty: default.
+EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
+# Where open minutes of latency histograms accumulate: "redis" (atomic HINCRBY, any number of
+# processes and hosts) or "database" (UPSERT increments into monitoring_countercell; the embedded
+# mode, shared by web and worker through SQLite). Defaults to redis whenever REDIS_URL is set.
+MONITORING_STORE = env.choice("MONITORING_STORE", ("redis", "database"), "redis" if REDIS_URL else "database")
+# Seconds between flushes of a process's buffered observations (one pipeline per flush): the most a
+# crashed process can lose. 1 s keeps request overhead to a dict update.
+MONITORING_FLUSH_INTERVAL_SECONDS = env.float("MONITORING_FLUSH_INTERVAL_SECONDS", "1.0", minimum=0.05)
+# Flush from a background thread per process; tests turn it off and flush explicitly.
+MONITORING_BACKGROUND_FLUSH = env.bool("MONITORING_BACKGROUND_FLUSH", not TESTING)
+# Seconds after a minute ends before the rollup takes it: longer than a flush interval plus clock
+# skew between hosts, so late flushes still land in the open minute.
+MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10", minimum=0)
+# Days of minute rows kept before only their hours remain (hours are written alongside minutes).
+MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
+# Days of hour rows, agent runs and system snapshots kept.
+MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
+# Seconds an operation event_id is at least remembered for deduplication (at most twice that):
+# agents retry a failed push within seconds to minutes. Memory is ~60 bytes per id, so Redis holds
+# rate x 2 x window of them (1,000 ids/s -> ~110 MB at 15 min); raise it only with the memory.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "900", minimum=60)
+# Seconds between process heartbeats (RSS of each web and worker process).
+MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
+# Request timing middleware on/off (read per request, so tests and benches can compare).
+MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
+# Largest batches the ingestion endpoints accept (rows).
+MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
+MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
+# for less (deadline_ms) but never more than the maximum, so one call cannot hold a worker long.
+ENRICHMENT_DEFAULT_DEADLINE_MS = env.int("ENRICHMENT_DEFAULT_DEADLINE_MS", "8000", minimum=100)
+ENRICHMENT_MAX_DEADLINE_MS = env.int("ENRICHMENT_MAX_DEADLINE_MS", "20000", minimum=100)
+# Count: longest list accepted per request part (urls, queries, videos, scrape, map, crawl, mcp).
+ENRICHMENT_MAX_TARGETS = env.int("ENRICHMENT_MAX_TARGETS", "10", minimum=1, maximum=50)
+# Pages: the most a crawl may ask for (Supadata bills per page).
+ENRICHMENT_CRAWL_MAX_PAGES = env.int("ENRICHMENT_CRAWL_MAX_PAGES", "25", minimum=1)
+# Characters: longest text returned per item; agents need context, not whole books.
+ENRICHMENT_TEXT_MAX_CHARS = env.int("ENRICHMENT_TEXT_MAX_CHARS", "20000", minimum=100)
+# SSRF exceptions: comma-separated CIDRs (10.20.0.0/16) or exact host:port (intranet:8443).
+ENRICHMENT_ALLOWED_PRIVATE = env.list("ENRICHMENT_ALLOWED_PRIVATE", "")
+# Bytes: largest page fetched (2 MiB: far above any article, far below a memory problem).
+ENRICHMENT_PAGE_MAX_BYTES = env.int("ENRICHMENT_PAGE_MAX_BYTES", str(2 * 1024 * 1024), minimum=1024)
+# Hops: redirects followed per page, each one re-checked by the SSRF guard.
+ENRICHMENT_MAX_REDIRECTS = env.int("ENRICHMENT_MAX_REDIRECTS", "5", minimum=0, maximum=20)
+# Seconds: per-provider call timeouts (each also bounded by the call's deadline).
+ENRICHMENT_WEB_TIMEOUT = env.float("ENRICHMENT_WEB_TIMEOUT", "6", minimum=0.1)
+ENRICHMENT_SEARCH_TIMEOUT = env.float("ENRICHMENT_SEARCH_TIMEOUT", "5", minimum=0.1)
+ENRICHMENT_SUPADATA_TIMEOUT = env.float("ENRICHMENT_SUPADATA_TIMEOUT", "15", minimum=0.1)
+ENRICHMENT_MCP_TIMEOUT = env.float("ENRICHMENT_MCP_TIMEOUT", "10", minimum=0.1)
+# Seconds: cache lifetimes per provider. Pages and transcripts change rarely; search results
+# age faster; MCP tool calls may have side effects, so they are not cached unless asked.
+ENRICHMENT_CACHE_TTL = {
+    "web": env.int("ENRICHMENT_CACHE_TTL_WEB", "3600", minimum=0),
+    "search": env.int("ENRICHMENT_CACHE_TTL_SEARCH", "900", minimum=0),
+    "supadata": env.int("ENRICHMENT_CACHE_TTL_SUPADATA", "3600", minimum=0),
+    "youtube": env.int("ENRICHMENT_CACHE_TTL_YOUTUBE", "86400", minimum=0),
+    "mcp": env.int("ENRICHMENT_CACHE_TTL_MCP", "0", minimum=0),
+    "mcp_tools": env.int("ENRICHMENT_CACHE_TTL_MCP_TOOLS", "300", minimum=0),
+}
+# SearxNG-style search (GET {base}/search?q=...&format=json); the fallback serves when the first
+# fails or its breaker is open. Empty = not configured.
+SEARCH_BASE_URL = env.str("SEARCH_BASE_URL", "")
+SEARCH_FALLBACK_BASE_URL = env.str("SEARCH_FALLBACK_BASE_URL", "")
+# Count: results kept per query.
+SEARCH_MAX_RESULTS = env.int("SEARCH_MAX_RESULTS", "5", minimum=1, maximum=50)
+# Supadata (web scrape/map/crawl, transcripts); no key = not configured.
+SUPADATA_BASE_URL = env.str("SUPADATA_BASE_URL", "https://api.supadata.ai/v1")
+SUPADATA_API_KEY = env.str("SUPADATA_API_KEY", "")
+# Seconds between polls of a Supadata crawl/transcript job (doubling up to 4x, within the deadline).
+SUPADATA_POLL_INTERVAL = env.float("SUPADATA_POLL_INTERVAL", "1.0", minimum=0.001)
+# MCP servers, name=url pairs separated by commas (operator configuration, trusted).
+MCP_SERVERS = dict(item.split("=", 1) for item in env.list("MCP_SERVERS", "") if "=" in item)
+# Data collection: attempts per source run for transient errors, and the first backoff
+# (seconds, doubling per attempt) before a re-enqueued retry.
+ENRICHMENT_COLLECT_MAX_ATTEMPTS = env.int("ENRICHMENT_COLLECT_MAX_ATTEMPTS", "4", minimum=1, maximum=10)
+ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS", "60", minimum=1)
+# Seconds: deadline for one source's collection fetch.
+ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
+# Count: items kept from one feed or JSON source per run.
+ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------
+# Retries of a job after a transient error (database/Redis connection, DependencyUnavailable);
+# 3 covers a failover or a restart without hammering a dependency that is really down.
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", "3", minimum=0, maximum=10)
+# Seconds before the first retry, doubled each time (30, 60, 120) and capped at the maximum.
+JOBS_RETRY_BACKOFF_SECONDS = env.float("JOBS_RETRY_BACKOFF_SECONDS", "30", minimum=0)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.float("JOBS_RETRY_BACKOFF_MAX_SECONDS", "600", minimum=0)
+# Seconds: default soft limit (the job gets SoftTimeLimitExceeded and fails cleanly) and hard
+# limit (the worker kills it) of a job; reports over a month of data fit well inside 10 minutes.
+JOBS_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", "540", minimum=1)
+JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
+# Seconds: with an embedded broker (make run), "run now" queues only if the local worker's
+# heartbeat (every 60 s) is younger than this; otherwise it runs in the web process.
+JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
+# Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
+REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)

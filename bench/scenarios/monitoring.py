@@ -1,0 +1,207 @@
+"""Monitoring: the timing middleware's cost, batch ingestion throughput, a 7-day summary.
+
+1. Middleware: the same no-op view at two paths, ``/api/v1/bench/noop`` (timed) and
+   ``/api/v1/monitoring/bench/noop-untimed`` (which the middleware skips after one set lookup),
+   measured alternately three times each; the ratio of the medians is the cost of timing.
+2. Ingestion: ``POST /api/v1/monitoring/operations`` with 5,000 rows per request, each with a
+   unique ``event_id`` (wrk's Lua rewrites a prefix per request), so every row takes the dedupe
+   and count path; operations/s = requests/s x 5,000.
+3. Summary: seven days of minute histograms (and their hours and days, as the rollup writes them) for
+   several operations, seeded in-process; ``operation_summary`` over the full 7 days, timed
+   in-process (median of 20), and the same summary forced to read minutes only, for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+ROWS_PER_REQUEST = 5000
+
+# Replaces @P@ in the body with a per-request prefix, so every event_id is new.
+_UNIQUE_IDS_LUA = """
+local counter = 0
+local thread_id = tostring(math.random(1, 1000000000))
+request = function()
+  counter = counter + 1
+  local body = string.gsub(wrk.body, "@P@", thread_id .. "-" .. counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def _middleware_ratio(bench) -> None:
+    timed, untimed = [], []
+    for _ in range(3):
+        untimed.append(bench.load("/api/v1/monitoring/bench/noop-untimed").requests_per_s)
+        timed.append(bench.load("/api/v1/bench/noop").requests_per_s)
+    timed_rps, untimed_rps = statistics.median(timed), statistics.median(untimed)
+    bench.record(
+        "noop req/s with timing middleware / without",
+        timed_rps,
+        "req/s",
+        baseline=untimed_rps,
+        baseline_name="same no-op, untimed path",
+        target=">= 0.95",
+        note=f"median of 3 alternating runs each; timed {sorted(round(x) for x in timed)}, "
+        f"untimed {sorted(round(x) for x in untimed)}",
+    )
+
+
+def _ingestion(bench) -> None:
+    now = datetime.now(UTC).isoformat()
+    rows = [
+        {
+            "operation": f"agent.op{i % 20}",
+            "duration_ms": round(math.exp(2 + (i % 97) / 25), 3),
+            "success": i % 50 != 0,
+            "occurred_at": now,
+            "event_id": f"@P@-{i}",
+        }
+        for i in range(ROWS_PER_REQUEST)
+    ]
+    body = json.dumps({"operations": rows}, separators=(",", ":"))
+    result = bench.load(
+        "/api/v1/monitoring/operations",
+        method="POST",
+        headers=bench.agent_headers(),
+        body=body,
+        lua=_UNIQUE_IDS_LUA,
+        connections=4,
+    )
+    bench.record(
+        "operations/s through POST /monitoring/operations",
+        result.requests_per_s * ROWS_PER_REQUEST,
+        "ops/s",
+        target=">= 50000",
+        note=f"{ROWS_PER_REQUEST} rows/request, unique event_ids; {result.requests_per_s:.1f} req/s, "
+        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, non-2xx {result.non_2xx}",
+    )
+
+
+def _seed_week(*, operations: int, now: datetime) -> None:
+    import numpy as np
+
+    from monitoring.models import OperationDay, OperationHour, OperationMinute
+    from monitoring.sketch import GAMMA
+
+    for model in (OperationMinute, OperationHour, OperationDay):
+        model.objects.filter(operation__startswith="bench.").delete()
+    rng = np.random.default_rng(1)
+    start = (now - timedelta(days=7)).replace(second=0, microsecond=0)
+    minutes = 7 * 24 * 60
+    for op in range(operations):
+        name = f"bench.op{op}"
+        minute_rows, hours, days = [], {}, {}
+        for m in range(minutes):
+            values = rng.lognormal(mean=3 + op % 3, sigma=1.0, size=60)
+            indices, counts = np.unique(np.ceil(np.log(values) / math.log(GAMMA)).astype(int), return_counts=True)
+            buckets = {str(i): int(c) for i, c in zip(indices, counts, strict=True)}
+            minute = start + timedelta(minutes=m)
+            minute_rows.append(
+                OperationMinute(
+                    operation=name,
+                    minute=minute,
+                    count=60,
+                    errors=1,
+                    duration_sum_ms=float(values.sum()),
+                    buckets=buckets,
+                )
+            )
+            for periods, start in ((hours, minute.replace(minute=0)), (days, minute.replace(hour=0, minute=0))):
+                period = periods.setdefault(start, {"count": 0, "errors": 0, "sum": 0.0, "buckets": {}})
+                period["count"] += 60
+                period["errors"] += 1
+                period["sum"] += float(values.sum())
+                for key, count in buckets.items():
+                    period["buckets"][key] = period["buckets"].get(key, 0) + count
+        OperationMinute.objects.bulk_create(minute_rows, batch_size=2000)
+        OperationHour.objects.bulk_create(
+            [
+                OperationHour(
+                    operation=name,
+                    hour=hour,
+                    count=data["count"],
+                    errors=data["errors"],
+                    duration_sum_ms=data["sum"],
+                    buckets=data["buckets"],
+                )
+                for hour, data in hours.items()
+            ],
+            batch_size=2000,
+        )
+        OperationDay.objects.bulk_create(
+            [
+                OperationDay(
+                    operation=name,
+                    day=day,
+                    count=data["count"],
+                    errors=data["errors"],
+                    duration_sum_ms=data["sum"],
+                    buckets=data["buckets"],
+                )
+                for day, data in days.items()
+            ]
+        )
+
+
+def _timed_ms(fn, repeats: int = 20) -> float:
+    fn()  # warm caches and connections
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _summary(bench) -> None:
+    bench.setup_django()
+    from django.db import connection
+
+    from monitoring import selectors
+
+    operations = max(1, round(5 * bench.scale))
+    now = datetime.now(UTC)
+    _seed_week(operations=operations, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE monitoring_operationminute, monitoring_operationhour, monitoring_operationday")
+    since = now - timedelta(days=7)
+    one = _timed_ms(lambda: selectors.operation_summary(operation="bench.op0", since=since, until=now, now=now))
+    bench.record(
+        "summary of one operation over 7 days of minute histograms",
+        one,
+        "ms",
+        target="<= 50 ms",
+        note="10,080 minutes: whole days, then edge hours, then edge minutes; median of 20, in-process",
+    )
+    every = _timed_ms(lambda: selectors.operations_summary(since=since, until=now, now=now))
+    bench.record(
+        f"summary of all {operations} operations over 7 days",
+        every,
+        "ms",
+        note="same plan, every operation grouped in one SQL pass",
+    )
+    original = selectors.window_plan
+    selectors.window_plan = lambda *, since, until, now: selectors.Window(since, until, (), (), ((since, until),))
+    try:
+        minutes_only = _timed_ms(
+            lambda: selectors.operation_summary(operation="bench.op0", since=since, until=now, now=now), repeats=5
+        )
+    finally:
+        selectors.window_plan = original
+    bench.record(
+        "same summary read from minute rows only (no day or hour rows)",
+        minutes_only,
+        "ms",
+        note="why the rollup writes hours and days alongside minutes",
+    )
+
+
+def run(bench) -> None:
+    _middleware_ratio(bench)
+    _ingestion(bench)
+    _summary(bench)

@@ -1,0 +1,245 @@
+"""Validation of ingested batches, row by row.
+
+Hand-written rather than DRF serializers: a 5,000-row batch must validate in a few milliseconds
+(serializers cost ~50 µs a row). Every rejection names its row index, field and reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from agentplatform.errors import ValidationFailed
+from monitoring.models import AgentRun
+from monitoring.sketch import MAX_VALUE_MS
+
+# Names: printable, no separators the store uses ("|", tabs), 1-200 characters for operations.
+_OPERATION_RE = re.compile(r"^[\x21-\x7b\x7d\x7e][\x20-\x7b\x7d\x7e]{0,199}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+# Seconds: how far in the future an occurred_at may be (clock skew between agents and us).
+MAX_FUTURE_SKEW_SECONDS = 300
+MAX_COUNT = 10**9
+MAX_TOKENS = 10**13
+OUTCOMES = frozenset(AgentRun.Outcome.values)
+_UNPARSED = object()
+
+
+@dataclass(frozen=True)
+class RowError:
+    index: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+
+class OperationRow(NamedTuple):
+    operation: str
+    duration_ms: float
+    success: bool
+    occurred_at: float  # epoch seconds
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class AgentRunRow:
+    run_id: str
+    agent: str
+    workflow: str
+    steps: int
+    retry_count: int
+    no_progress_count: int
+    critic_score: float | None
+    tokens: int
+    outcome: str
+    started_at: datetime
+    finished_at: datetime
+
+
+class _Reject(Exception):
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+
+
+def batch_items(payload, *, key: str, maximum: int) -> list:
+    """The list under ``key`` of a JSON object, holding 1..maximum items (else ValidationFailed)."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed("The body must be a JSON object.", details={"field": key})
+    items = payload.get(key)
+    if not isinstance(items, list):
+        raise ValidationFailed(f"'{key}' must be a list.", details={"field": key})
+    if not 1 <= len(items) <= maximum:
+        raise ValidationFailed(
+            f"'{key}' must hold between 1 and {maximum} items; it holds {len(items)}.",
+            details={"field": key, "minimum": 1, "maximum": maximum, "given": len(items)},
+        )
+    return items
+
+
+def _number(item: dict, name: str, *, maximum: float, required: bool = True) -> float | None:
+    value = item.get(name)
+    if value is None:
+        if required:
+            raise _Reject(name, "This field is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject(name, "Must be a number.")
+    if not math.isfinite(value) or value < 0:
+        raise _Reject(name, "Must be a finite, non-negative number.")
+    if value > maximum:
+        raise _Reject(name, f"Must be at most {maximum:g}.")
+    return value
+
+
+def _integer(item: dict, name: str, *, maximum: int) -> int:
+    value = item.get(name)
+    if value is None:
+        raise _Reject(name, "This field is required.")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Reject(name, "Must be an integer.")
+    if value < 0 or value > maximum:
+        raise _Reject(name, f"Must be between 0 and {maximum}.")
+    return value
+
+
+def _datetime(item: dict, name: str) -> datetime:
+    value = item.get(name)
+    if not isinstance(value, str) or len(value) > 40:
+        raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.") from None
+    if parsed.tzinfo is None:
+        raise _Reject(name, "Must include a time zone (e.g. Z or +00:00).")
+    return parsed
+
+
+def _string(item: dict, name: str, pattern: re.Pattern, description: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not pattern.match(value):
+        raise _Reject(name, description)
+    return value
+
+
+def parse_operations(items: list, *, oldest: float, now: float | None = None) -> tuple[list[OperationRow], list]:
+    """Valid rows and per-row errors; ``oldest`` (epoch seconds) bounds occurred_at from below.
+
+    A well-formed row takes the inlined fast path (no calls, no exceptions: ~2 µs); anything else
+    goes through ``_operation_row``, which names the field at fault.
+    """
+    now = time.time() if now is None else now
+    newest = now + MAX_FUTURE_SKEW_SECONDS
+    rows: list[OperationRow] = []
+    errors: list[RowError] = []
+    operation_ok = _OPERATION_RE.match
+    id_ok = _ID_RE.match
+    parse_time = datetime.fromisoformat
+    timestamps: dict[str, object] = {}  # agents often stamp many rows alike
+    append = rows.append
+    for index, item in enumerate(items):
+        if type(item) is dict:
+            operation = item.get("operation")
+            duration_ms = item.get("duration_ms")
+            success = item.get("success")
+            occurred = item.get("occurred_at")
+            event_id = item.get("event_id")
+            if (
+                type(operation) is str
+                and operation_ok(operation)
+                and type(duration_ms) in (int, float)
+                and 0 <= duration_ms <= MAX_VALUE_MS  # False for NaN, inf and negatives
+                and type(success) is bool
+                and type(occurred) is str
+                and (event_id is None or (type(event_id) is str and id_ok(event_id)))
+            ):
+                timestamp = timestamps.get(occurred, _UNPARSED)
+                if timestamp is _UNPARSED:
+                    timestamp = None
+                    if len(occurred) <= 40:
+                        try:
+                            parsed = parse_time(occurred)
+                        except ValueError:
+                            parsed = None
+                        if parsed is not None and parsed.tzinfo is not None:
+                            timestamp = parsed.timestamp()
+                    timestamps[occurred] = timestamp
+                if timestamp is not None and oldest <= timestamp <= newest:
+                    append(OperationRow(operation, float(duration_ms), success, timestamp, event_id))
+                    continue
+        try:
+            rows.append(_operation_row(item, oldest=oldest, newest=newest))
+        except _Reject as reject:
+            errors.append(RowError(index, reject.field, reject.message))
+    return rows, errors
+
+
+def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
+    """The slow path: the same rules, checked one by one so the rejection names its field."""
+    if not isinstance(item, dict):
+        raise _Reject("", "Each operation must be an object.")
+    operation = _string(item, "operation", _OPERATION_RE, "Must be 1-200 printable characters without '|'.")
+    duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
+    success = item.get("success")
+    if not isinstance(success, bool):
+        raise _Reject("success", "Must be true or false.")
+    occurred_at = _datetime(item, "occurred_at").timestamp()
+    if not oldest <= occurred_at <= newest:
+        raise _Reject("occurred_at", "Must be within the minute retention and not in the future.")
+    event_id = item.get("event_id")
+    if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
+        raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+    return OperationRow(operation, float(duration_ms), success, occurred_at, event_id)
+
+
+def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[list[AgentRunRow], list]:
+    rows: list[AgentRunRow] = []
+    errors: list[RowError] = []
+    newest = now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS)
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise _Reject("", "Each run must be an object.")
+            run_id = _string(item, "run_id", _ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+            agent = _string(item, "agent", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+            workflow = _string(item, "workflow", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+            steps = _integer(item, "steps", maximum=MAX_COUNT)
+            retry_count = _integer(item, "retry_count", maximum=MAX_COUNT)
+            no_progress_count = _integer(item, "no_progress_count", maximum=MAX_COUNT)
+            critic_score = _number(item, "critic_score", maximum=1e9, required=False)
+            tokens = _integer(item, "tokens", maximum=MAX_TOKENS)
+            outcome = item.get("outcome")
+            if outcome not in OUTCOMES:
+                raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.")
+            started_at = _datetime(item, "started_at")
+            finished_at = _datetime(item, "finished_at")
+            if finished_at < started_at:
+                raise _Reject("finished_at", "Must not be before started_at.")
+            if not oldest <= finished_at <= newest:
+                raise _Reject("finished_at", "Must be within the retention and not in the future.")
+        except _Reject as reject:
+            errors.append(RowError(index, reject.field, reject.message))
+            continue
+        rows.append(
+            AgentRunRow(
+                run_id,
+                agent,
+                workflow,
+                steps,
+                retry_count,
+                no_progress_count,
+                None if critic_score is None else float(critic_score),
+                tokens,
+                outcome,
+                started_at,
+                finished_at,
+            )
+        )
+    return rows, errors

@@ -1,0 +1,76 @@
+"""API shapes. Batches are validated by ``monitoring.parsing`` (fast); these describe the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rest_framework import serializers
+
+from monitoring.models import AgentRun
+
+
+class OperationSerializer(serializers.Serializer):
+    operation = serializers.CharField(max_length=200)
+    duration_ms = serializers.FloatField(min_value=0)
+    success = serializers.BooleanField()
+    occurred_at = serializers.DateTimeField()
+    event_id = serializers.CharField(max_length=100, required=False)
+
+
+class OperationBatchSerializer(serializers.Serializer):
+    operations = OperationSerializer(many=True, min_length=1, max_length=5000)
+
+
+class AgentRunSerializer(serializers.Serializer):
+    run_id = serializers.CharField(max_length=100)
+    agent = serializers.CharField(max_length=100)
+    workflow = serializers.CharField(max_length=100)
+    steps = serializers.IntegerField(min_value=0)
+    retry_count = serializers.IntegerField(min_value=0)
+    no_progress_count = serializers.IntegerField(min_value=0)
+    critic_score = serializers.FloatField(min_value=0, allow_null=True, required=False)
+    tokens = serializers.IntegerField(min_value=0)
+    outcome = serializers.ChoiceField(choices=AgentRun.Outcome.choices)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+
+class AgentRunBatchSerializer(serializers.Serializer):
+    runs = AgentRunSerializer(many=True, min_length=1, max_length=1000)
+
+
+class RowErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = RowErrorSerializer(many=True)
+
+
+class OperationSummarySerializer(serializers.Serializer):
+    operation = serializers.CharField()
+    count = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField()
+    p50 = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    p95 = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    p99 = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    mean_ms = serializers.FloatField(allow_null=True)
+    relative_error = serializers.FloatField(help_text="Bound on the relative error of p50/p95/p99.")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class SummarySerializer(OperationSummarySerializer):
+    """One operation's summary, or (operation omitted) ``{since, until, relative_error, operations}``."""
+
+    operations = OperationSummarySerializer(many=True, required=False)
+
+
+def summary_json(summary: dict) -> dict:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in summary.items()}

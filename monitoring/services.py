@@ -1,0 +1,304 @@
+"""Writes of the monitoring app: ingestion, rollup, retention, system snapshots, heartbeats."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psutil
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring.models import (
+    AgentRun,
+    OperationDay,
+    OperationHour,
+    OperationMinute,
+    ProcessHeartbeat,
+    RolledClaim,
+    SystemSnapshot,
+)
+from monitoring.parsing import AgentRunRow, OperationRow, RowError
+from monitoring.sketch import bucket_index
+from monitoring.store import DatabaseStore, EventRow, OpenMinute, get_store, minute_key
+from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute, from_epoch
+
+logger = logging.getLogger(__name__)
+
+ROLLUP_LOCK_KEY = "monitoring:rollup-lock"
+# Seconds the rollup lock is held at most (a crashed run frees it after this).
+ROLLUP_LOCK_SECONDS = 300
+
+# Prime psutil's CPU counter at import, so the first snapshot of a worker measures since start-up
+# rather than reporting a meaningless 0.0 (cpu_percent(interval=None) compares with the last call).
+psutil.cpu_percent(interval=None)
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.errors)
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+def operations_ingest(*, rows: list[OperationRow], errors: list[RowError]) -> IngestResult:
+    """Counts validated operation rows into their minutes; a repeated event_id is counted once."""
+    keys: dict[tuple[int, str], str] = {}
+    events = []
+    for row in rows:
+        minute = int(row.occurred_at // 60) * 60
+        key = keys.get((minute, row.operation))
+        if key is None:
+            key = keys[(minute, row.operation)] = minute_key(minute, row.operation)
+        events.append(
+            EventRow(
+                row.event_id or "", key, bucket_index(row.duration_ms), not row.success, round(row.duration_ms * 1000)
+            )
+        )
+    fresh = get_store().add_events(events, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
+    accepted = sum(fresh)
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, errors=errors)
+
+
+def agent_runs_ingest(*, rows: list[AgentRunRow], errors: list[RowError], actor) -> IngestResult:
+    """Stores validated agent runs; a run_id already stored is reported as a duplicate."""
+    run_ids = {row.run_id for row in rows}
+    existing = set(AgentRun.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
+    new_runs: dict[str, AgentRun] = {}
+    for row in rows:
+        if row.run_id in existing or row.run_id in new_runs:
+            continue
+        new_runs[row.run_id] = AgentRun(
+            run_id=row.run_id,
+            agent=row.agent,
+            workflow=row.workflow,
+            steps=row.steps,
+            retry_count=row.retry_count,
+            no_progress_count=row.no_progress_count,
+            critic_score=row.critic_score,
+            tokens=row.tokens,
+            outcome=row.outcome,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            submitted_by=actor if getattr(actor, "pk", None) else None,
+        )
+    # ignore_conflicts: a concurrent request with the same run_id stores it once, whoever wins.
+    AgentRun.objects.bulk_create(new_runs.values(), ignore_conflicts=True, batch_size=500)
+    return IngestResult(accepted=len(new_runs), duplicates=len(rows) - len(new_runs), errors=errors)
+
+
+# --- rollup and retention -----------------------------------------------------------------------
+def _histogram_fields(fields: dict[str, int]) -> tuple[int, int, float, dict[str, int]]:
+    buckets = {name: value for name, value in fields.items() if name not in ("n", "e", "s") and value}
+    return fields.get("n", 0), fields.get("e", 0), fields.get("s", 0) / 1000.0, buckets
+
+
+def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[str, int]]) -> None:
+    """Adds histogram totals into ``model`` rows (created when missing), under row locks."""
+    if not totals:
+        return
+    operations = {operation for operation, _ in totals}
+    periods = {period for _, period in totals}
+    existing = {
+        (row.operation, getattr(row, period_field)): row
+        for row in model.objects.select_for_update().filter(
+            operation__in=operations, **{f"{period_field}__in": periods}
+        )
+    }
+    to_update, to_create = [], []
+    for (operation, period), fields in totals.items():
+        count, errors, duration_sum_ms, buckets = _histogram_fields(fields)
+        row = existing.get((operation, period))
+        if row is None:
+            to_create.append(
+                model(
+                    operation=operation,
+                    count=count,
+                    errors=errors,
+                    duration_sum_ms=duration_sum_ms,
+                    buckets=buckets,
+                    **{period_field: period},
+                )
+            )
+            continue
+        row.count += count
+        row.errors += errors
+        row.duration_sum_ms += duration_sum_ms
+        merged = dict(row.buckets)
+        for name, value in buckets.items():
+            merged[name] = merged.get(name, 0) + value
+        row.buckets = merged
+        to_update.append(row)
+    model.objects.bulk_update(to_update, ["count", "errors", "duration_sum_ms", "buckets"], batch_size=500)
+    model.objects.bulk_create(to_create, batch_size=500)
+
+
+def _store_minutes(minutes: Iterable[OpenMinute]) -> int:
+    """Adds closed minutes to their minute, hour and day rows (in the caller's transaction)."""
+    by_minute: dict[tuple[str, datetime], dict[str, int]] = {}
+    by_hour: dict[tuple[str, datetime], dict[str, int]] = {}
+    by_day: dict[tuple[str, datetime], dict[str, int]] = {}
+    for item in minutes:
+        minute = from_epoch(item.minute_epoch)
+        for target, start in ((by_minute, minute), (by_hour, floor_hour(minute)), (by_day, floor_day(minute))):
+            fields = target.setdefault((item.operation, start), {})
+            for name, value in item.fields.items():
+                fields[name] = fields.get(name, 0) + value
+    _add_rows(OperationMinute, "minute", by_minute)
+    _add_rows(OperationHour, "hour", by_hour)
+    _add_rows(OperationDay, "day", by_day)
+    return len(by_minute)
+
+
+def metrics_rollup(*, now: datetime | None = None) -> int:
+    """Moves closed minutes from the shared store into the database; returns the minutes added.
+
+    Idempotent: in Redis a closed minute is first claimed (renamed atomically), then added in a
+    transaction that also records the claim id, and only then deleted; a run that dies between the
+    commit and the delete is finished by the next run, which finds the claim id and skips the add.
+    """
+    now = now or timezone.now()
+    # A minute closes at its end plus the grace period (late flushes, clock skew).
+    cutoff_epoch = epoch(floor_minute(now - timedelta(seconds=settings.MONITORING_ROLLUP_GRACE_SECONDS))) - 60
+    if not cache.add(ROLLUP_LOCK_KEY, 1, ROLLUP_LOCK_SECONDS):
+        logger.info("metrics_rollup: another rollup is running")
+        return 0
+    try:
+        store = get_store()
+        if isinstance(store, DatabaseStore):
+            with transaction.atomic():
+                return _store_minutes(store.take_closed(cutoff_epoch=cutoff_epoch))
+        store.claim_closed(cutoff_epoch=cutoff_epoch)
+        claims = store.claimed()
+        if not claims:
+            return 0
+        with transaction.atomic():
+            claim_ids = [claim for claim, _ in claims]
+            done = set(RolledClaim.objects.filter(claim_id__in=claim_ids).values_list("claim_id", flat=True))
+            todo = [(claim, minute) for claim, minute in claims if claim not in done]
+            RolledClaim.objects.bulk_create([RolledClaim(claim_id=claim, rolled_at=now) for claim, _ in todo])
+            added = _store_minutes(minute for _, minute in todo)
+        store.release_claims(claim_ids)
+        return added
+    finally:
+        cache.delete(ROLLUP_LOCK_KEY)
+
+
+def metrics_prune(*, now: datetime | None = None) -> int:
+    """Applies retention; returns the number of rows deleted.
+
+    Hours (and days) are written together with their minutes at rollup, so rolling minutes older
+    than MONITORING_MINUTE_RETENTION_DAYS "to hours" is deleting them: their hour rows already hold
+    the same counts. Whole hours go at once, so an hour is never half minutes, half gone. Days
+    follow the hours' retention.
+    """
+    now = now or timezone.now()
+    minute_cutoff = floor_hour(now - timedelta(days=settings.MONITORING_MINUTE_RETENTION_DAYS))
+    long_cutoff = now - timedelta(days=settings.MONITORING_HOUR_RETENTION_DAYS)
+    day_ago = now - timedelta(days=1)
+    deleted = 0
+    deleted += OperationMinute.objects.filter(minute__lt=minute_cutoff).delete()[0]
+    deleted += OperationHour.objects.filter(hour__lt=floor_hour(long_cutoff)).delete()[0]
+    deleted += OperationDay.objects.filter(day__lt=floor_day(long_cutoff)).delete()[0]
+    deleted += AgentRun.objects.filter(finished_at__lt=long_cutoff).delete()[0]
+    deleted += SystemSnapshot.objects.filter(taken_at__lt=long_cutoff).delete()[0]
+    deleted += ProcessHeartbeat.objects.filter(seen_at__lt=day_ago).delete()[0]
+    deleted += RolledClaim.objects.filter(rolled_at__lt=day_ago).delete()[0]
+    deleted += get_store().forget_event_ids(
+        older_than=now - timedelta(seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
+    )
+    return deleted
+
+
+# --- system -------------------------------------------------------------------------------------
+def process_heartbeat_record(*, kind: str, started_at: datetime, now: datetime | None = None) -> ProcessHeartbeat:
+    """Records the calling process's resident memory (each web and worker process reports itself)."""
+    now = now or timezone.now()
+    hostname = socket.gethostname()[:200]
+    pid = os.getpid()
+    heartbeat, _ = ProcessHeartbeat.objects.update_or_create(
+        name=f"{kind}:{hostname}:{pid}"[:200],
+        defaults={
+            "kind": kind,
+            "hostname": hostname,
+            "pid": pid,
+            "rss_bytes": psutil.Process().memory_info().rss,
+            "started_at": started_at,
+            "seen_at": now,
+        },
+    )
+    return heartbeat
+
+
+def queue_lengths() -> dict[str, int]:
+    """Messages waiting in each Celery queue, read from the broker (passive declare, no change)."""
+    from agentplatform.celery import app as celery_app
+
+    names = {celery_app.conf.task_default_queue}
+    names.update(queue.name for queue in (celery_app.conf.task_queues or ()))
+    lengths: dict[str, int] = {}
+    with celery_app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1)
+        channel = conn.default_channel
+        for name in sorted(names):
+            try:
+                lengths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except conn.channel_errors:  # the queue does not exist yet: nothing waits in it
+                lengths[name] = 0
+                channel = conn.channel()
+    return lengths
+
+
+def system_snapshot(*, now: datetime | None = None) -> SystemSnapshot:
+    """Records host CPU (non-blocking), memory, disk, network, load, processes and queue lengths."""
+    now = now or timezone.now()
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(os.path.abspath(os.sep))
+    network = psutil.net_io_counters()
+    load_1, load_5, load_15 = psutil.getloadavg()
+    fresh = now - timedelta(seconds=3 * settings.MONITORING_HEARTBEAT_SECONDS)
+    processes = [
+        {
+            "kind": beat.kind,
+            "hostname": beat.hostname,
+            "pid": beat.pid,
+            "rss_bytes": beat.rss_bytes,
+            "seen_at": beat.seen_at.isoformat(),
+        }
+        for beat in ProcessHeartbeat.objects.filter(seen_at__gte=fresh).order_by("kind", "hostname", "pid")
+    ]
+    try:
+        queues = queue_lengths()
+    except Exception:  # the broker is down: the snapshot still records the host
+        logger.warning("system_snapshot: could not read queue lengths", exc_info=True)
+        queues = {}
+    return SystemSnapshot.objects.create(
+        taken_at=now,
+        hostname=socket.gethostname()[:200],
+        cpu_percent=psutil.cpu_percent(interval=None),
+        load_1=load_1,
+        load_5=load_5,
+        load_15=load_15,
+        memory_total_bytes=memory.total,
+        memory_used_bytes=memory.total - memory.available,
+        memory_percent=memory.percent,
+        disk_total_bytes=disk.total,
+        disk_used_bytes=disk.used,
+        disk_percent=disk.percent,
+        net_bytes_sent=network.bytes_sent if network else 0,
+        net_bytes_recv=network.bytes_recv if network else 0,
+        process_count=len(psutil.pids()),
+        processes=processes,
+        queues=queues,
+    )

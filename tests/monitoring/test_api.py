@@ -1,0 +1,215 @@
+"""The ingestion and summary endpoints: validation, idempotency, permissions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitoring.models import AgentRun
+
+pytestmark = pytest.mark.django_db
+
+OPERATIONS_URL = "/api/v1/monitoring/operations"
+RUNS_URL = "/api/v1/monitoring/agent-runs"
+SUMMARY_URL = "/api/v1/monitoring/summary"
+
+
+def _now_iso(delta: timedelta = timedelta()) -> str:
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+def _operation(**overrides) -> dict:
+    row = {"operation": "rag.retrieve", "duration_ms": 12.5, "success": True, "occurred_at": _now_iso()}
+    row.update(overrides)
+    return row
+
+
+def _run(**overrides) -> dict:
+    now = datetime.now(UTC)
+    row = {
+        "run_id": "run-1",
+        "agent": "support-bot",
+        "workflow": "refund",
+        "steps": 7,
+        "retry_count": 2,
+        "no_progress_count": 1,
+        "critic_score": 0.8,
+        "tokens": 1200,
+        "outcome": "success",
+        "started_at": (now - timedelta(seconds=30)).isoformat(),
+        "finished_at": now.isoformat(),
+    }
+    row.update(overrides)
+    return row
+
+
+def test_operations_are_counted_and_summarised(store_name, agent_client, analyst):
+    body = {"operations": [_operation(duration_ms=d, success=d < 90) for d in (10, 20, 30, 40, 100)]}
+    response = agent_client.post(OPERATIONS_URL, body, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 5, "duplicates": 0, "rejected": 0, "errors": []}
+
+    agent_client.force_authenticate(analyst)
+    summary = agent_client.get(SUMMARY_URL, {"operation": "rag.retrieve"}).json()
+    assert (summary["count"], summary["errors"], summary["error_rate"]) == (5, 1, 0.2)
+    assert summary["p50"] == pytest.approx(30.0, rel=0.01)
+    assert summary["p99"] == pytest.approx(40.0, rel=0.01)  # rank floor(0.99 * 4) = 3
+    assert summary["relative_error"] == 0.01
+
+
+def test_a_repeated_event_id_is_counted_once(store_name, agent_client):
+    first = agent_client.post(OPERATIONS_URL, {"operations": [_operation(event_id="e-1")]}, format="json")
+    again = agent_client.post(
+        OPERATIONS_URL, {"operations": [_operation(event_id="e-1"), _operation(event_id="e-2")]}, format="json"
+    )
+    assert first.json()["accepted"] == 1
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (1, 1)
+
+
+def test_a_repeated_event_id_within_one_batch_is_counted_once(store_name, agent_client):
+    response = agent_client.post(
+        OPERATIONS_URL, {"operations": [_operation(event_id="e-9"), _operation(event_id="e-9")]}, format="json"
+    )
+    assert (response.json()["accepted"], response.json()["duplicates"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (_operation(duration_ms=-1), "duration_ms"),
+        (_operation(duration_ms="12"), "duration_ms"),
+        (_operation(duration_ms=True), "duration_ms"),
+        (_operation(duration_ms=10**12), "duration_ms"),
+        (_operation(operation=""), "operation"),
+        (_operation(operation="x" * 201), "operation"),
+        (_operation(operation="a|b"), "operation"),
+        (_operation(success="yes"), "success"),
+        (_operation(occurred_at="yesterday"), "occurred_at"),
+        (_operation(occurred_at="2026-01-01T00:00:00"), "occurred_at"),
+        (_operation(occurred_at=_now_iso(timedelta(days=30))), "occurred_at"),
+        (_operation(occurred_at=_now_iso(-timedelta(days=30))), "occurred_at"),
+        (_operation(event_id="has space"), "event_id"),
+        ("not an object", ""),
+    ],
+)
+def test_invalid_operation_rows_are_rejected_by_index_and_field(agent_client, row, field):
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation(), row]}, format="json")
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["errors"][0]["index"] == 1
+    assert body["errors"][0]["field"] == field
+
+
+def test_nan_in_the_body_is_refused_as_malformed_json(agent_client):
+    raw = '{"operations": [{"operation": "x", "duration_ms": NaN, "success": true, "occurred_at": "%s"}]}'
+    response = agent_client.post(OPERATIONS_URL, raw.replace("%s", _now_iso()), content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_an_overflowing_duration_is_rejected_as_not_finite(agent_client):
+    raw = '{"operations": [{"operation": "x", "duration_ms": 1e999, "success": true, "occurred_at": "%s"}]}'
+    response = agent_client.post(OPERATIONS_URL, raw.replace("%s", _now_iso()), content_type="application/json")
+    assert response.status_code == 207
+    assert response.json()["errors"][0]["field"] == "duration_ms"
+
+
+@pytest.mark.parametrize("count", [0, 5001])
+def test_batches_outside_1_to_5000_rows_are_refused(agent_client, count):
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation()] * count}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_a_batch_of_5000_rows_is_accepted(store_name, agent_client):
+    rows = [_operation(duration_ms=i % 500 + 0.5, event_id=f"big-{i}") for i in range(5000)]
+    response = agent_client.post(OPERATIONS_URL, {"operations": rows}, format="json")
+    assert response.json()["accepted"] == 5000
+
+
+def test_pushing_requires_the_push_permission(api_client, analyst):
+    api_client.force_authenticate(analyst)
+    response = api_client.post(OPERATIONS_URL, {"operations": [_operation()]}, format="json")
+    assert response.status_code == 403
+
+
+def test_reading_the_summary_requires_the_view_permission(agent_client):
+    assert agent_client.get(SUMMARY_URL).status_code == 403
+
+
+def test_anonymous_callers_are_refused(api_client):
+    assert api_client.get(SUMMARY_URL).status_code in (401, 403)
+
+
+def test_summary_without_operation_lists_every_operation_busiest_first(store_name, agent_client, analyst):
+    rows = [_operation(operation="a")] + [_operation(operation="b")] * 3
+    agent_client.post(OPERATIONS_URL, {"operations": rows}, format="json")
+    agent_client.force_authenticate(analyst)
+    body = agent_client.get(SUMMARY_URL).json()
+    assert [(item["operation"], item["count"]) for item in body["operations"]] == [("b", 3), ("a", 1)]
+
+
+def test_summary_of_an_unknown_operation_is_empty(analyst_client):
+    body = analyst_client.get(SUMMARY_URL, {"operation": "nothing"}).json()
+    assert (body["count"], body["p50"], body["error_rate"]) == (0, None, 0.0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "not-a-date"},
+        {"since": "2026-01-01T00:00:00"},
+        {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    ],
+)
+def test_summary_rejects_bad_windows(analyst_client, params):
+    response = analyst_client.get(SUMMARY_URL, params)
+    assert response.status_code == 400
+
+
+def test_agent_runs_are_stored_once_per_run_id(agent_client, agent):
+    first = agent_client.post(RUNS_URL, {"runs": [_run()]}, format="json")
+    again = agent_client.post(RUNS_URL, {"runs": [_run(), _run(run_id="run-2")]}, format="json")
+    assert first.json()["accepted"] == 1
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (1, 1)
+    run = AgentRun.objects.get(run_id="run-1")
+    assert (run.agent, run.workflow, run.retry_count, run.outcome, run.submitted_by) == (
+        "support-bot",
+        "refund",
+        2,
+        "success",
+        agent,
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (_run(outcome="crashed"), "outcome"),
+        (_run(steps=-1), "steps"),
+        (_run(steps=1.5), "steps"),
+        (_run(retry_count=None), "retry_count"),
+        (_run(critic_score=-0.1), "critic_score"),
+        (_run(tokens="many"), "tokens"),
+        (_run(agent="x" * 101), "agent"),
+        (_run(workflow=""), "workflow"),
+        (_run(run_id="bad id"), "run_id"),
+        (_run(started_at=_now_iso(), finished_at=_now_iso(-timedelta(hours=1))), "finished_at"),
+    ],
+)
+def test_invalid_agent_runs_are_rejected_by_index_and_field(agent_client, row, field):
+    response = agent_client.post(RUNS_URL, {"runs": [_run(run_id="ok"), row]}, format="json")
+    assert response.status_code == 207
+    assert response.json()["errors"] == [
+        {"index": 1, "field": field, "message": response.json()["errors"][0]["message"]}
+    ]
+    assert AgentRun.objects.filter(run_id="ok").exists()
+
+
+def test_critic_score_may_be_omitted(agent_client):
+    row = _run()
+    del row["critic_score"]
+    assert agent_client.post(RUNS_URL, {"runs": [row]}, format="json").json()["accepted"] == 1
+    assert AgentRun.objects.get().critic_score is None
