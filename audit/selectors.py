@@ -132,3 +132,22 @@ def audit_stats(*, user, since: datetime, until: datetime) -> dict:
         "by_severity": by_severity,
         "by_actor": _counts(events, "actor_label"),
     }
+
+
+def audit_chain_status() -> dict:
+    """Last sealing, last verification and the number of events awaiting sealing (for /readyz)."""
+    from audit.models import AuditSealing, AuditVerification
+
+    sealing = AuditSealing.objects.order_by("-id").first()
+    verification = AuditVerification.objects.order_by("-id").first()
+    return {
+        "last_sealed_at": sealing.sealed_at.isoformat() if sealing else None,
+        "chain_head": sealing.last_chain_index if sealing else None,
+        # Counted through the partial index of unsealed rows: small whatever the table's size.
+        "awaiting_seal": AuditEvent.objects.filter(chain_index__isnull=True).count(),
+        "last_verification": (
+            {"at": verification.verified_at.isoformat(), "ok": verification.ok, "message": verification.message[:200]}
+            if verification
+            else None
+        ),
+    }
