@@ -33,9 +33,8 @@ class AuditEventsView(APIView):
             return [Requires("audit.add_auditevent")]
         return [Requires("audit.view_own_auditevent")]
 
-    def get_throttles(self):
-        self.ratelimit_group = "audit.write" if self.request.method == "POST" else "audit.read"
-        return super().get_throttles()
+    def get_ratelimit_group(self, request) -> str:
+        return "audit.write" if request.method == "POST" else "audit.read"
 
     @extend_schema(
         request=AuditEventBatchInSerializer,
