@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, Q, QuerySet
+
 # Django 5.2's tuple lookups (the machinery of composite primary keys): a native row comparison
 # "(occurred_at, id) < (%s, %s)" on PostgreSQL, which the (occurred_at, id) index serves directly;
 # the expanded "a < x OR (a = x AND b < y)" form on other databases.
