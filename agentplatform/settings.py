@@ -230,7 +230,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BATCH_REQUEST_BYTES
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["agentplatform.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
         "accounts.authentication.JWTAuthentication",

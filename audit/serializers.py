@@ -27,6 +27,16 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 _ROW_FIELDS = {"event_id", "action", "resource_type", "resource_id", "severity", "success", "details", "occurred_at"}
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     if not isinstance(row, dict):
@@ -50,8 +60,8 @@ def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[
         value = row.get(name, "")
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or len(value) > limit:
-            errors[name] = [f"Must be a string of at most {limit} characters."]
+        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+            errors[name] = [f"Must be a string of at most {limit} characters (no NUL)."]
         else:
             clean[name] = value
     severity = row.get("severity", "info")
@@ -67,6 +77,8 @@ def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[
     details = row.get("details")
     if details is not None and not isinstance(details, dict):
         errors["details"] = ["Must be a JSON object."]
+    elif details and _contains_nul(details):  # PostgreSQL text and jsonb cannot store U+0000
+        errors["details"] = ["Must not contain NUL characters."]
     else:
         clean["details"] = details
     if row.get("occurred_at") is not None:

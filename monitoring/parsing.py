@@ -216,7 +216,7 @@ def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[l
             critic_score = _number(item, "critic_score", maximum=1e9, required=False)
             tokens = _integer(item, "tokens", maximum=MAX_TOKENS)
             outcome = item.get("outcome")
-            if outcome not in OUTCOMES:
+            if not isinstance(outcome, str) or outcome not in OUTCOMES:
                 raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.")
             started_at = _datetime(item, "started_at")
             finished_at = _datetime(item, "finished_at")
