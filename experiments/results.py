@@ -75,6 +75,8 @@ def _string(row: Mapping, name: str, *, max_length: int, required: bool = True) 
         raise _Rejected(INVALID, f"'{name}' must be a string.")
     if len(value) > max_length:
         raise _Rejected(INVALID, f"'{name}' is longer than {max_length} characters.")
+    if "\x00" in value:  # PostgreSQL text cannot store U+0000
+        raise _Rejected(INVALID, f"'{name}' must not contain NUL characters.")
     return value
 
 

@@ -77,7 +77,7 @@ def validate_experiment_fields(data: Mapping[str, Any], *, instance: Experiment 
 
     if instance is None or "primary_metric" in data:
         metric = data.get("primary_metric")
-        if metric not in METRICS:
+        if not isinstance(metric, str) or metric not in METRICS:
             _add(errors, "primary_metric", f"Unknown metric '{metric}'; choose one of {', '.join(METRICS)}.")
 
     guardrails = data.get("guardrail_metrics", [] if instance is None else instance.guardrail_metrics)
@@ -86,7 +86,7 @@ def validate_experiment_fields(data: Mapping[str, Any], *, instance: Experiment 
     if not isinstance(guardrails, list | tuple):
         _add(errors, "guardrail_metrics", "Give a list of metric names.")
     else:
-        unknown = [m for m in guardrails if m not in METRICS]
+        unknown = [m for m in guardrails if not isinstance(m, str) or m not in METRICS]
         if unknown:
             _add(
                 errors,
@@ -203,10 +203,22 @@ def _variant_signature(variant) -> tuple:
     return (get("key"), get("content"), float(get("weight", 1)), bool(get("is_control")))
 
 
+def _nul_paths(value: Any, path: str = "") -> list[str]:
+    """Where a string holding U+0000 sits in the body (PostgreSQL text cannot store it)."""
+    if isinstance(value, str):
+        return [path or "non_field_errors"] if "\x00" in value else []
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in _nul_paths(item, f"{path}.{key}" if path else str(key))]
+    if isinstance(value, list | tuple):
+        return [p for index, item in enumerate(value) for p in _nul_paths(item, f"{path}[{index}]")]
+    return []
+
+
 def experiment_validate(data: Mapping[str, Any], *, instance: Experiment | None = None) -> None:
     """Raise ``ValidationFailed`` naming every broken rule (fields and variants together)."""
     errors = validate_experiment_fields(data, instance=instance)
     if instance is None or "variants" in data:
         errors.update(validate_variants(data.get("variants"), instance=instance))
+    errors.update({path: ["Must not contain NUL characters."] for path in _nul_paths(data)})
     if errors:
         raise ValidationFailed("The experiment is not valid.", details=errors)

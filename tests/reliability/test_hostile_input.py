@@ -14,6 +14,8 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from tests.experiments.conftest import experiment_body
+
 NOW = "2026-11-27T12:00:00Z"
 
 HOSTILE_STRINGS = [
@@ -85,8 +87,14 @@ WRITE_ENDPOINTS = {
     "experiment_create": (
         "/api/v1/experiments/",
         "operator",
-        lambda f, v: {"key": "k", "name": "n", "prompt_type": "p", "primary_metric": "success_rate", f: v},
+        lambda f, v: {**experiment_body(key="k"), f: v},
     ),
+    "experiment_variant": (
+        "/api/v1/experiments/",
+        "operator",
+        lambda f, v: experiment_body(key="k", variants=[{**experiment_body()["variants"][0], f: v}]),
+    ),
+    "experiment_update": ("/api/v1/experiments/hostile/", "operator", lambda f, v: {f: v}),
     "results": ("/api/v1/experiments/hostile/results", "agent", lambda f, v: {"results": [result_row(**{f: v})]}),
     "audit": ("/api/v1/audit/events", "agent", lambda f, v: {"events": [audit_event(**{f: v})]}),
     "operations": ("/api/v1/monitoring/operations", "agent", lambda f, v: {"operations": [operation(**{f: v})]}),
@@ -95,7 +103,9 @@ WRITE_ENDPOINTS = {
 }
 FIELDS = {
     "resolve": ["user_id", "prompt_type", "default_prompt"],
-    "experiment_create": ["key", "name", "variants", "traffic_percentage", "primary_metric"],
+    "experiment_create": ["key", "name", "variants", "user_percentage", "primary_metric", "guardrail_metrics"],
+    "experiment_variant": ["key", "name", "content", "weight", "is_control"],
+    "experiment_update": ["name", "hypothesis", "user_percentage", "variants", "target_mde"],
     "results": ["event_id", "user_id", "variant", "response_time_ms", "tokens", "quality_score", "user_feedback"],
     "audit": ["event_id", "action", "resource_id", "severity", "details", "occurred_at"],
     "operations": ["operation", "duration_ms", "success", "occurred_at", "event_id"],
@@ -106,8 +116,14 @@ FIELDS = {
 
 @pytest.fixture
 def clients(auth_client, settings):
+    """``clients(role)`` -> one client per role; a running experiment ``hostile`` exists for results."""
     settings.RATELIMIT_ENABLE = False
-    cache: dict[str, APIClient] = {}
+    cache: dict[str, APIClient] = {"operator": auth_client("operator")}
+    created = cache["operator"].post(
+        "/api/v1/experiments/", experiment_body(key="hostile", user_percentage=100), format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert cache["operator"].post("/api/v1/experiments/hostile/start").status_code == 200
 
     def get(role: str) -> APIClient:
         if role not in cache:
@@ -132,7 +148,8 @@ def test_every_field_of_every_write_endpoint_refuses_hostile_values_without_a_5x
     client = clients(role)
     for field in FIELDS[name]:
         for value in [*HOSTILE_STRINGS, *HOSTILE_VALUES, deep(200)]:
-            response = client.post(url, build(field, value), format="json")
+            send = client.patch if name == "experiment_update" else client.post
+            response = send(url, build(field, value), format="json")
             assert_handled(response, f"{name}.{field}={str(value)[:40]!r}")
 
 
@@ -156,9 +173,12 @@ def test_every_field_of_every_write_endpoint_refuses_hostile_values_without_a_5x
 )
 def test_malformed_bodies_are_4xx_envelopes(name, raw, clients):
     url, role, _ = WRITE_ENDPOINTS[name]
-    response = clients(role).generic("POST", url, raw, content_type="application/json")
+    response = clients(role).generic(
+        "PATCH" if name == "experiment_update" else "POST", url, raw, content_type="application/json"
+    )
     assert_handled(response, f"{name} {raw[:20]!r}")
-    assert response.status_code >= 400 or name == "context"
+    # An empty PATCH changes nothing (200); enrichment answers an empty spec with empty context.
+    assert response.status_code >= 400 or name == "context" or (name == "experiment_update" and raw == b"")
 
 
 @pytest.mark.parametrize("name", list(WRITE_ENDPOINTS))
