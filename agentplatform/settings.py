@@ -660,3 +660,9 @@ JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
 JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
 # Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
 REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)
+
+# --- reliability and security (issue 12) --------------------------------------------------------
+# Whether TRUSTED_PROXY_COUNT was given explicitly: production must say how many proxies sit in
+# front (0 is a valid answer), because a wrong default silently trusts or ignores X-Forwarded-For.
+# Read by agentplatform.checks (agentplatform.E004).
+TRUSTED_PROXY_COUNT_EXPLICIT = "TRUSTED_PROXY_COUNT" in env.source

@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 application = get_wsgi_application()
+
+# Production refuses to serve with a wrong security configuration (agentplatform.checks).
+from agentplatform.checks import startup_checks  # noqa: E402
+
+startup_checks()
