@@ -52,6 +52,7 @@ def server_env() -> dict[str, str]:
         REDIS_URL=f"{REDIS}/14",
         CELERY_BROKER_URL=f"{REDIS}/13",
         BENCH_ENDPOINTS="1",
+        TRUSTED_PROXY_COUNT="0",  # wrk connects directly; production start-up requires it explicit
         SECURE_SSL_REDIRECT="0",
         SECURE_HSTS_SECONDS="0",
         LOG_LEVEL="WARNING",
