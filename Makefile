@@ -42,6 +42,9 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev  ## gunicorn + PostgreSQL + Redis under load; writes bench/results.json and bench/README.md
 	$(PY) bench/run.py
 
+soak: $(VENV)/.dev  ## 50 agents for 60 s with nothing lost, long schemathesis, fault tests; writes docs/RELIABILITY.md
+	$(PY) bench/soak.py
+
 migrate: $(VENV)/.runtime
 	$(DEV_ENV) $(PY) manage.py migrate
 
