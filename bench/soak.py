@@ -34,7 +34,7 @@ from bench.run import PG, REDIS, server_env  # noqa: E402
 
 AGENTS = int(os.environ.get("SOAK_AGENTS", "50"))
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
-FUZZ_EXAMPLES = int(os.environ.get("SOAK_FUZZ_EXAMPLES", "20"))
+FUZZ_EXAMPLES = int(os.environ.get("SOAK_FUZZ_EXAMPLES", "12"))
 MAX_ATTEMPTS = 8  # per request; a request still failing after these is counted as not acknowledged
 WORK = ROOT / "var" / "soak"
 DOC = ROOT / "docs" / "RELIABILITY.md"
@@ -99,7 +99,10 @@ def seed() -> list[str]:
         },
     )
     services.experiment_start(actor=operator, experiment=experiment)
-    keys = []
+    from accounts.tokens import token_pair_for
+
+    analyst = User.objects.create_user(username="soak-analyst", role="analyst", password=None)
+    keys = [token_pair_for(analyst)["access"]]
     for number in range(AGENTS):
         agent = User.objects.create_user(username=f"soak-agent-{number}", role="agent", password=None)
         keys.append(api_key_create(user=agent, name="soak")[1])
@@ -184,6 +187,8 @@ def agent_loop(base_url: str, key: str, number: int, deadline: float, tally: Tal
                 "occurred_at": now,
             }
             answer = send(client, tally, "POST", "/api/v1/monitoring/operations", {"operations": [operation]})
+            if os.environ.get("SOAK_DEBUG"):
+                print(answer.status_code if answer else None, answer.text if answer else None, flush=True)
             if answer is not None and answer.status_code in (200, 207) and not answer.json().get("errors"):
                 with tally.lock:
                     tally.acked["operations"].add(operation_id)
@@ -233,7 +238,7 @@ def fuzz(env: dict[str, str]) -> tuple[int, str]:
     test_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
     test_env.update(
         DATABASE_TEST_NAME="test_soak",
-        REDIS_URL=f"{REDIS}/10",
+        REDIS_URL=f"{REDIS}/9",  # the tests flush their Redis db: never the server's db 10
         SCHEMATHESIS_MAX_EXAMPLES=str(FUZZ_EXAMPLES),
     )
     test_env.pop("DATABASE_URL", None)
@@ -316,7 +321,7 @@ def main() -> int:
     print("soak: preparing database soak and Redis dbs 10/11", flush=True)
     prepare(env)
     setup_django(env)
-    keys = seed()
+    analyst_token, *keys = seed()
     WORK.mkdir(parents=True, exist_ok=True)
     log = open(WORK / "gunicorn.log", "w")  # noqa: SIM115 (lives as long as the server)
     server = subprocess.Popen(
@@ -362,6 +367,16 @@ def main() -> int:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
+        time.sleep(2)  # let the workers' buffers flush
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)).isoformat()
+        summary = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/monitoring/summary",
+            params={"operation": "soak.step", "since": since},
+            headers={"Authorization": f"Bearer {analyst_token}"},
+            timeout=30,
+        )
+        print(f"soak: monitoring summary {summary.status_code} {summary.text[:300]}", flush=True)
+        api_monitoring_count = summary.json().get("count") if summary.status_code == 200 else None
     finally:
         server.terminate()
         worker.terminate()
@@ -369,6 +384,7 @@ def main() -> int:
         worker.wait(timeout=30)
     print("soak: verifying", flush=True)
     figures = verify(tally)
+    figures["monitoring_count"] = api_monitoring_count
     latencies = sorted(tally.latencies) or [0.0]
     figures.update(
         when=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
@@ -382,7 +398,7 @@ def main() -> int:
     )
     print(f"soak: {figures}", flush=True)
     print(f"soak: schemathesis with {FUZZ_EXAMPLES} examples per operation and role", flush=True)
-    code, summary = fuzz(env)
+    code, summary = fuzz(env) if FUZZ_EXAMPLES else (0, "skipped (SOAK_FUZZ_EXAMPLES=0)")
     figures["fuzz"] = summary
     write_doc(figures)
     print(f"soak: wrote {DOC.relative_to(ROOT)}", flush=True)
