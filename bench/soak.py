@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import wait_for  # noqa: E402
 from bench.run import PG, REDIS, server_env  # noqa: E402
 
+# The caller's environment, before setup_django() adds the server's production variables to it.
+ORIGINAL_ENV = dict(os.environ)
 AGENTS = int(os.environ.get("SOAK_AGENTS", "50"))
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 FUZZ_EXAMPLES = int(os.environ.get("SOAK_FUZZ_EXAMPLES", "12"))
@@ -229,7 +231,7 @@ def verify(tally: Tally) -> dict:
 
 
 def fuzz(env: dict[str, str]) -> tuple[int, str]:
-    test_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    test_env = {k: v for k, v in ORIGINAL_ENV.items() if not k.startswith(("DJANGO_", "CELERY_"))}
     test_env.update(
         DATABASE_TEST_NAME="test_soak",
         REDIS_URL=f"{REDIS}/9",  # the tests flush their Redis db: never the server's db 10
@@ -253,6 +255,7 @@ def fuzz(env: dict[str, str]) -> tuple[int, str]:
         text=True,
         check=False,
     )
+    (WORK / "fuzz.log").write_text(completed.stdout + completed.stderr)
     return completed.returncode, (completed.stdout.strip().splitlines() or ["(no output)"])[-1]
 
 
