@@ -27,6 +27,12 @@ FAKE_JOBS = {
     "fake_flaky": Job(
         name="fake_flaky", service="tests.reports.fake_services.flaky", description="flaky", period=periods.MINUTE
     ),
+    "fake_blocking": Job(
+        name="fake_blocking",
+        service="tests.reports.fake_services.blocking",
+        description="blocks",
+        period=periods.DAY,
+    ),
     "fake_missing": Job(
         name="fake_missing", service="nowhere.services.missing", description="missing", period=periods.MINUTE
     ),

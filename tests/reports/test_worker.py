@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from reports.jobs.runner import JobRequest, job_enqueue
+from reports.jobs.runner import JobRequest, job_enqueue, job_run
 from reports.models import JobOutcome, JobRun, JobTrigger
 from reports.tasks import run_job_task
 
@@ -73,3 +73,21 @@ def test_repeated_period_on_the_worker_is_skipped(fake_jobs, celery_worker):
     skipped = wait_for_run(job="fake_daily", outcome=JobOutcome.SKIPPED)
     assert skipped.period == "2026-11-01"
     assert JobRun.objects.filter(job="fake_daily", outcome=JobOutcome.SUCCESS).count() == 1
+
+
+def test_lock_refuses_a_concurrent_run_of_the_same_job_and_period(fake_jobs, celery_worker):
+    from tests.reports import fake_services
+
+    fake_services.release.clear()
+    try:
+        run_job_task.delay(job="fake_blocking")
+        in_progress = wait_for_run(job="fake_blocking", outcome=JobOutcome.RUNNING)
+        # A second run of the same job and day, while the worker's run holds the lock.
+        duplicate = job_run(request=JobRequest(job="fake_blocking"), trigger=JobTrigger.COMMAND)
+        assert duplicate.outcome == JobOutcome.SKIPPED
+        assert "locked" in duplicate.error_summary
+    finally:
+        fake_services.release.set()
+    finished = wait_for_run(job="fake_blocking", outcome=JobOutcome.SUCCESS)
+    assert finished.pk == in_progress.pk
+    assert fake_services.calls() == 1
