@@ -35,10 +35,10 @@ class _ByMethod:
     def get_permissions(self):
         return [self.permissions_by_method.get(self.request.method, self.permission_classes[0])]
 
-    @property
-    def ratelimit_group(self) -> str:
-        request = getattr(self, "request", None)
-        return self.read_group if request is None or request.method in ("GET", "HEAD", "OPTIONS") else self.write_group
+    ratelimit_group = "experiments.read"
+
+    def get_ratelimit_group(self, request) -> str:
+        return self.read_group if request.method in ("GET", "HEAD", "OPTIONS") else self.write_group
 
 
 class ExperimentPagination(LimitOffsetPagination):

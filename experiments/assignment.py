@@ -23,9 +23,12 @@ _WEIGHT_SUM_MIN = 0.99
 _WEIGHT_SUM_MAX = 1.01
 
 
-def fnv1a32(value: str) -> int:
-    """FNV-1a 32-bit hash of ``value``'s UTF-16 code units."""
-    hval = _FNV_OFFSET
+def fnv1a32(value: str, hval: int = _FNV_OFFSET) -> int:
+    """FNV-1a 32-bit hash of ``value``'s UTF-16 code units.
+
+    ``hval`` continues from a previous state: ``fnv1a32(b, fnv1a32(a)) == fnv1a32(a + b)``, which
+    lets a compiled experiment hash its seed once instead of on every call.
+    """
     if value.isascii():
         # ASCII bytes are the code units; iterating bytes is ~2x faster than ord() per character.
         for byte in value.encode():
@@ -44,6 +47,11 @@ def gb_hash(seed: str, value: str, version: int) -> float | None:
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None
+
+
+def namespace_hash(user_id: str, namespace: str) -> float:
+    """Where a user falls in a namespace: hashVersion 1 on ``"__" + namespace``, in [0, 1)."""
+    return (fnv1a32(user_id + "__" + namespace) % 1000) / 1000
 
 
 def in_namespace(user_id: str, namespace: tuple[str, float, float]) -> bool:
@@ -116,6 +124,7 @@ class CompiledExperiment:
     ranges: tuple[tuple[float, float], ...]
     variants: tuple[CompiledVariant, ...]
     running: bool
+    seed_state: int  # FNV-1a state after the seed: the hash of seed + user continues from here
 
     @classmethod
     def build(
@@ -143,16 +152,20 @@ class CompiledExperiment:
             ranges=tuple(bucket_ranges(len(normalised), 1, normalised)),
             variants=tuple(variants),
             running=running,
+            seed_state=fnv1a32(seed),
         )
 
     def in_slice(self, user_id: str) -> bool:
         """Is the user inside this experiment's namespace slice (and therefore in the experiment)?"""
-        n = (fnv1a32(user_id + "__" + self.prompt_type) % 1000) / 1000
-        return self.namespace_start <= n < self.namespace_end
+        return self.holds(namespace_hash(user_id, self.prompt_type))
+
+    def holds(self, namespace_position: float) -> bool:
+        """Does the slice hold this namespace position (``namespace_hash`` of a user)?"""
+        return self.namespace_start <= namespace_position < self.namespace_end
 
     def variant_index(self, user_id: str) -> int:
         """The variation GrowthBook assigns a user already inside the slice (coverage 1)."""
-        n = (fnv1a32(str(fnv1a32(self.seed + user_id))) % 10000) / 10000
+        n = (fnv1a32(str(fnv1a32(user_id, self.seed_state))) % 10000) / 10000
         for index, (start, end) in enumerate(self.ranges):
             if start <= n < end:
                 return index

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from agentplatform import counters
 
@@ -37,6 +37,8 @@ class _Seen:
 
     def add(self, item: tuple[int, str]) -> bool:
         """True if ``item`` is new (and now remembered)."""
+        if item in self.items:  # the returning-user fast path: a dict lookup, no lock
+            return False
         with self.lock:
             if item in self.items:
                 return False
@@ -110,19 +112,47 @@ def exposures_insert(rows: list[tuple[int, int, str, datetime]]) -> None:
         if pair not in earliest or row[3] < earliest[pair][3]:
             earliest[pair] = row
     values = list(earliest.values())
-    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
-    table = "experiments_exposure"
+    if connection.vendor == "postgresql":
+        _upsert_via_copy(values)
+        return
     placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(values))
     sql = (
-        f"INSERT INTO {table} (experiment_id, variant_id, user_id, first_seen_at) VALUES {placeholders} "  # noqa: S608
-        f"ON CONFLICT (experiment_id, user_id) DO UPDATE SET first_seen_at = "
-        f"{least}({table}.first_seen_at, excluded.first_seen_at)"
+        f"INSERT INTO experiments_exposure (experiment_id, variant_id, user_id, first_seen_at) VALUES {placeholders} "  # noqa: S608
+        "ON CONFLICT (experiment_id, user_id) DO UPDATE SET first_seen_at = "
+        "MIN(experiments_exposure.first_seen_at, excluded.first_seen_at)"
     )
     params: list = []
     for experiment_id, variant_id, user_id, at in values:
         params.extend((experiment_id, variant_id, user_id, at))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+_STAGING = "experiments_exposure_staging"
+
+
+def _upsert_via_copy(values: list[tuple[int, int, str, datetime]]) -> None:
+    """COPY into a session staging table, then one upsert keeping the earliest first_seen_at."""
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (experiment_id bigint, variant_id bigint, "
+            "user_id varchar(255), first_seen_at timestamptz) ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(
+            f"COPY {_STAGING} (experiment_id, variant_id, user_id, first_seen_at) FROM STDIN"
+        ) as copy:
+            for row in values:
+                copy.write_row(row)
+        cursor.execute(
+            "INSERT INTO experiments_exposure (experiment_id, variant_id, user_id, first_seen_at) "  # noqa: S608
+            f"SELECT experiment_id, variant_id, user_id, first_seen_at FROM {_STAGING} "
+            "ON CONFLICT (experiment_id, user_id) DO UPDATE SET first_seen_at = "
+            "LEAST(experiments_exposure.first_seen_at, excluded.first_seen_at) "
+            "WHERE excluded.first_seen_at < experiments_exposure.first_seen_at"
+        )
+        if nested:
+            cursor.execute(f"DELETE FROM {_STAGING}")  # noqa: S608
 
 
 def exposures_flush(*, max_batches: int = 100) -> int:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from agentplatform.errors import Conflict, NotFound
 from audit.services import audit_log
 from experiments import namespaces
+from experiments.assignment import namespace_hash
 from experiments.exposures import exposure_record
 from experiments.models import Experiment, ExperimentStatus, Variant
 from experiments.snapshot import get_snapshot, snapshot_invalidate
@@ -327,8 +328,9 @@ def prompt_resolve(*, user_id: str, prompt_type: str, default_prompt: str | None
         return Resolution(default_prompt, False, None, None, "no_running_experiment")
     if not user_id:
         return Resolution(default_prompt, False, None, None, "empty_user_id")
+    position = namespace_hash(user_id, prompt_type)  # one hash for every slice of the prompt type
     for compiled in experiments:
-        if not compiled.in_slice(user_id):
+        if not compiled.holds(position):
             continue
         if not compiled.running:
             return Resolution(default_prompt, False, None, None, "experiment_paused")

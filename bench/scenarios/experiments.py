@@ -211,6 +211,7 @@ def run(bench) -> None:
     except RuntimeError as error:
         bench.record("resolve requests/s", 0, "req/s", note=f"skipped: no agent API key ({error})")
         return
+    headers["Content-Type"] = "application/json"  # wrk sends the Lua-built bodies without one otherwise
     _resolve_http(bench, headers, users=max(1000, int(100_000 * bench.scale)))
     _results_http(bench, headers, experiment)
     from experiments.exposures import exposures_flush

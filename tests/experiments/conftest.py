@@ -8,7 +8,6 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from accounts.roles import ROLE_PERMISSIONS
 from experiments.exposures import exposures_forget_seen
 from experiments.snapshot import snapshot_reset
 
@@ -24,20 +23,22 @@ def _fresh_process_state():
 
 
 def make_user(role: str, username: str | None = None):
-    """A user carrying exactly its role's permissions from ``accounts.roles`` (admins: superuser)."""
+    """A user of ``role`` with exactly that role's permissions (its role group, per ``accounts.roles``)."""
     user = get_user_model().objects.create_user(
         username=username or f"{role}-user", password="x-password-123", role=role, is_staff=role != Role.AGENT
     )
     if role == Role.ADMIN:
         user.is_superuser = True
         user.save(update_fields=["is_superuser"])
-        return user
-    for dotted in ROLE_PERMISSIONS[role]:
-        app_label, codename = dotted.split(".")
-        if app_label != "experiments":
-            continue
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return get_user_model().objects.get(pk=user.pk)  # drop the permission cache
+    return get_user_model().objects.get(pk=user.pk)  # a fresh instance: no stale permission cache
+
+
+def strip_permission(user, codename: str):
+    """``user`` with its role's permissions less one (moved from the group to the user, minus that one)."""
+    permissions = [p for p in Permission.objects.filter(group__user=user) if p.codename != codename]
+    user.groups.clear()
+    user.user_permissions.set(permissions)
+    return get_user_model().objects.get(pk=user.pk)
 
 
 @pytest.fixture
@@ -114,3 +115,16 @@ def make_experiment(db, operator):
         return experiment
 
     return make
+
+
+@pytest.fixture
+def audit_calls(monkeypatch):
+    """Every ``audit_log`` call the experiments services and admin make, as keyword dicts."""
+    calls: list[dict] = []
+
+    def record(**kwargs):
+        calls.append(kwargs)
+
+    monkeypatch.setattr("experiments.services.audit_log", record)
+    monkeypatch.setattr("experiments.admin.audit_log", record)
+    return calls

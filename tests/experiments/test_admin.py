@@ -130,6 +130,14 @@ def test_running_experiment_fields_are_read_only_in_the_admin(staff, make_experi
     assert b"Pause" in page.content and b"Stop" in page.content
 
 
+def test_admin_transition_is_audited_with_the_acting_user(staff, operator, make_experiment, audit_calls):
+    experiment = make_experiment(start=True)
+    audit_calls.clear()
+    staff.post(f"/admin/experiments/experiment/{experiment.pk}/transition/stop/")
+    assert [(c["action"], c["actor"]) for c in audit_calls] == [("experiment.stopped", operator)]
+    assert audit_calls[0]["request"] is not None
+
+
 def test_pause_then_resume_from_the_admin(staff, make_experiment):
     experiment = make_experiment(start=True)
     staff.post(f"/admin/experiments/experiment/{experiment.pk}/transition/pause/")

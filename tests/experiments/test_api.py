@@ -176,3 +176,14 @@ def test_anonymous_is_refused(api_client):
 
 def test_status_values_are_the_documented_ones():
     assert set(ExperimentStatus.values) == {"draft", "running", "paused", "completed"}
+
+
+def test_reads_and_writes_use_their_own_rate_limit_groups():
+    from rest_framework.test import APIRequestFactory
+
+    from experiments.api import ExperimentDetailView, ExperimentListView
+
+    factory = APIRequestFactory()
+    assert ExperimentListView().get_ratelimit_group(factory.get(LIST)) == "experiments.read"
+    assert ExperimentListView().get_ratelimit_group(factory.post(LIST)) == "experiments.write"
+    assert ExperimentDetailView().get_ratelimit_group(factory.patch(detail("k"))) == "experiments.write"

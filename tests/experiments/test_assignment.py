@@ -173,3 +173,10 @@ def test_disjoint_slices_never_share_a_user():
 
 def test_empty_user_id_is_never_assigned():
     assert _compiled().assign("") is None
+
+
+@pytest.mark.parametrize(("prefix", "rest"), [("seed", "user-1"), ("sé", "😀x"), ("", "abc"), ("ab", "")])
+def test_fnv_continues_from_a_previous_state(prefix, rest):
+    from experiments.assignment import fnv1a32
+
+    assert fnv1a32(rest, fnv1a32(prefix)) == fnv1a32(prefix + rest)

@@ -227,3 +227,38 @@ def test_features_rule_carries_the_experiment_settings(make_experiment):
     assert rule["namespace"] == ["support", 0.0, 0.25]
     assert rule["weights"] == [0.5, 0.5]
     assert rule["variations"] == ["You are helpful.", "You are warm and helpful."]
+
+
+LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "exp-tests"}}
+
+
+def test_without_redis_the_exposure_is_inserted_directly(make_experiment):
+    experiment = make_experiment(start=True, user_percentage=100)
+    with override_settings(CACHES=LOCAL_MEMORY):
+        snapshot.snapshot_reset()
+        assert services.prompt_resolve(user_id="embedded", prompt_type="support").in_experiment is True
+        assert exposures_flush() == 0  # nothing buffered: the embedded mode writes through
+    assert Exposure.objects.filter(experiment=experiment, user_id="embedded").exists()
+
+
+def test_steady_state_resolve_with_a_real_api_key_makes_no_query(make_experiment, django_assert_num_queries):
+    from rest_framework.test import APIClient
+
+    from accounts.services import agent_create
+
+    make_experiment(start=True, user_percentage=100)
+    _user, _key, raw_key = agent_create(username="resolver-agent")
+    client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    resolve(client, "returning-user")  # warms the key cache, the snapshot and the exposure memory
+    with django_assert_num_queries(0):
+        assert resolve(client, "returning-user")["in_experiment"] is True
+
+
+def test_resolve_is_rate_limited_per_caller(agent_client, make_experiment, settings):
+    make_experiment(start=True)
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "prompts.resolve": "3/m"}
+    codes = [
+        agent_client.post(RESOLVE, {"user_id": f"u{i}", "prompt_type": "support"}, format="json").status_code
+        for i in range(5)
+    ]
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]

@@ -22,10 +22,25 @@ def test_create_stores_a_draft_with_variants_in_order(make_experiment):
     assert [v.key for v in experiment.variants.order_by("position")] == ["control", "warm"]
 
 
-def test_create_records_audit_with_actor(operator, caplog):
-    caplog.set_level("INFO", logger="audit")
-    services.experiment_create(actor=operator, data=experiment_body())
-    assert any("experiment.created by operator-user" in message for message in caplog.messages)
+def test_every_state_change_is_audited_with_its_actor(operator, audit_calls):
+    experiment = services.experiment_create(actor=operator, data=experiment_body())
+    experiment = services.experiment_start(actor=operator, experiment=experiment)
+    experiment = services.experiment_pause(actor=operator, experiment=experiment)
+    experiment = services.experiment_start(actor=operator, experiment=experiment)
+    services.experiment_update(actor=operator, experiment=experiment, data={"name": "New name"})
+    services.experiment_copy(actor=operator, experiment=experiment)
+    services.experiment_stop(actor=operator, experiment=experiment)
+    assert [call["action"] for call in audit_calls] == [
+        "experiment.created",
+        "experiment.started",
+        "experiment.paused",
+        "experiment.resumed",
+        "experiment.updated",
+        "experiment.created",
+        "experiment.copied",
+        "experiment.stopped",
+    ]
+    assert all(call["actor"] == operator for call in audit_calls)
 
 
 def test_start_allocates_the_lowest_free_slice(make_experiment, django_capture_on_commit_callbacks):
