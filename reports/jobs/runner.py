@@ -246,7 +246,7 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
 
     lock = JobLock(
         job=job.name,
-        period=period.key,
+        period="*" if job.single_flight else period.key,
         scope=scope,
         ttl_seconds=job.time_limit or settings.JOBS_TIME_LIMIT,
     )

@@ -14,6 +14,13 @@ FAKE_JOBS = {
     "fake_ok": Job(
         name="fake_ok", service="tests.reports.fake_services.succeed", description="ok", period=periods.MINUTE
     ),
+    "fake_single": Job(
+        name="fake_single",
+        service="tests.reports.fake_services.succeed",
+        description="one at a time",
+        period=periods.MINUTE,
+        single_flight=True,
+    ),
     "fake_daily": Job(
         name="fake_daily",
         service="tests.reports.fake_services.per_day",

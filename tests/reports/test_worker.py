@@ -25,11 +25,17 @@ def wait_for_run(*, job: str, outcome: str, timeout: float = 20.0) -> JobRun:
 
 
 def test_worker_runs_a_queued_job_and_records_success(fake_jobs, celery_worker):
-    run_job_task.delay(job="fake_ok")
+    from agentplatform.request_id import reset_request_id, set_request_id
+
+    token = set_request_id("enqueued-by-req-42")
+    try:
+        run_job_task.delay(job="fake_ok")
+    finally:
+        reset_request_id(token)
     run = wait_for_run(job="fake_ok", outcome=JobOutcome.SUCCESS)
     assert run.rows_affected == 3
-    assert run.task_id  # the Celery task id, also the run's request id
-    assert run.request_id == run.task_id
+    assert run.task_id
+    assert run.request_id == "enqueued-by-req-42"  # carried from the enqueuing request
 
 
 def test_worker_records_a_failure_with_its_error(fake_jobs, celery_worker):
