@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -199,3 +199,11 @@ def test_soft_time_limit_fails_the_run_without_retry(fake_jobs, monkeypatch):
     run = job_run(request=JobRequest(job="fake_ok"), retryable=True)
     assert run.outcome == JobOutcome.FAILED
     assert run.error_summary.startswith("SoftTimeLimitExceeded")
+
+
+def test_retry_after_the_period_ended_continues_the_original_period(fake_jobs):
+    with time_machine.travel(NOW, tick=False), pytest.raises(TransientJobFailure) as caught:
+        job_run(request=JobRequest(job="fake_flaky"), retryable=True)
+    with time_machine.travel(NOW + timedelta(minutes=2), tick=False):
+        retried = job_run(request=JobRequest(job="fake_flaky"), run_id=caught.value.run_id, retryable=True)
+    assert (retried.outcome, retried.period) == (JobOutcome.SUCCESS, "2026-11-27T14:05")
