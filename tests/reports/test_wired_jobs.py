@@ -41,3 +41,17 @@ def test_audit_export_job_lists_the_file_as_a_report(settings, tmp_path):
     assert report.period == "2026-10"
     assert report.file.name and (tmp_path / report.file.name).exists()
     assert report.data["sections"]["export"]["rows"] == 0
+
+
+def test_failed_run_is_written_to_the_audit_log(fake_jobs):
+    from django.apps import apps
+
+    try:
+        event_model = apps.get_model("audit.AuditEvent")
+    except LookupError:
+        pytest.skip("audit events are not installed on this branch")
+    run = job_run(request=JobRequest(job="fake_fail"))
+    event = event_model.objects.get(action="job.failed")
+    assert (event.actor_label, event.success, event.resource_id) == ("system:fake_fail", False, str(run.pk))
+    assert event.severity_name == "error"
+    assert event.request_id == run.request_id
