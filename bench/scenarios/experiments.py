@@ -136,6 +136,35 @@ def _resolve_http(bench, headers: dict[str, str], users: int) -> None:
     )
 
 
+def _cpu_per_request(bench, headers: dict[str, str], users: int) -> None:
+    """CPU time per request through the whole Django stack in this process: robust to machine load,
+    which makes wall-clock load figures on a shared 2-core machine swing by a factor of two."""
+    from django.test import Client
+
+    client = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=headers["Authorization"])
+
+    def body(i: int) -> str:
+        return json.dumps({"user_id": f"creator-{i % users}", "prompt_type": PROMPT_TYPE})
+
+    def cpu_us(path: str, count: int = 2000) -> float:
+        for i in range(200):
+            client.post(path, body(i), content_type="application/json")
+        started = time.process_time()
+        for i in range(count):
+            client.post(path, body(i), content_type="application/json")
+        return (time.process_time() - started) / count * 1e6
+
+    noop, resolve = cpu_us("/api/v1/bench/noop-auth"), cpu_us("/api/v1/prompts/resolve")
+    bench.record(
+        "resolve CPU per request (in process, returning users)",
+        resolve,
+        "µs",
+        baseline=noop,
+        baseline_name="noop-auth POST CPU per request",
+        note="inverse of the throughput ratio when CPU-bound; includes the rate-limit check noop-auth skips",
+    )
+
+
 def _pairs(experiment, count: int) -> list[tuple[str, str]]:
     from experiments.snapshot import compile_experiment
 
@@ -245,6 +274,7 @@ def run(bench) -> None:
         return
     headers["Content-Type"] = "application/json"  # wrk sends the Lua-built bodies without one otherwise
     _resolve_http(bench, headers, users=max(1000, int(10_000 * bench.scale)))
+    _cpu_per_request(bench, headers, users=1000)
     _results_http(bench, headers, experiment)
     from experiments.exposures import exposures_flush
 
