@@ -163,6 +163,21 @@ def _cpu_per_request(bench, headers: dict[str, str], users: int) -> None:
         baseline_name="noop-auth POST CPU per request",
         note="inverse of the throughput ratio when CPU-bound; includes the rate-limit check noop-auth skips",
     )
+    from django.conf import settings
+
+    settings.RATELIMIT_ENABLE = False  # in this process only: what the rate-limit check itself costs
+    try:
+        unthrottled = cpu_us("/api/v1/prompts/resolve")
+    finally:
+        settings.RATELIMIT_ENABLE = True
+    bench.record(
+        "resolve CPU per request without the rate-limit check",
+        unthrottled,
+        "µs",
+        baseline=noop,
+        baseline_name="noop-auth POST CPU per request",
+        note="noop-auth declares no ratelimit_group; this isolates resolve's own cost",
+    )
 
 
 def _pairs(experiment, count: int) -> list[tuple[str, str]]:
