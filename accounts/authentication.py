@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 API_KEY_KEYWORD = "Api-Key"
 _TOUCH_CACHE_KEY = "accounts:apikey-touched:{}"
+# key prefix -> when this process last asked to touch it (bounded by the number of keys in use).
+_touched_here: dict[str, float] = {}
 
 
 def _header(request) -> str:
@@ -60,7 +62,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         now = timezone.now()
         if snapshot["expires_at"] is not None and snapshot["expires_at"] <= now.timestamp():
             raise AuthenticationFailed("Invalid API key.")
-        self._touch(snapshot["key_id"], now)
+        self._touch(snapshot["key_id"], prefix, now)
         return self._user_from(snapshot), self._key_from(snapshot, prefix)
 
     def _snapshot(self, prefix: str) -> dict | None:
@@ -74,8 +76,14 @@ class ApiKeyAuthentication(BaseAuthentication):
         cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS)
         return snapshot or None
 
-    def _touch(self, key_id: int, now: datetime) -> None:
-        # last_used_at moves at most once per API_KEY_TOUCH_SECONDS per key, not on every request.
+    def _touch(self, key_id: int, prefix: str, now: datetime) -> None:
+        # last_used_at moves at most once per API_KEY_TOUCH_SECONDS per key across all processes
+        # (the cache add elects one writer); the process-local memo spares the cache round trip
+        # on every other request.
+        timestamp = now.timestamp()
+        if timestamp - _touched_here.get(prefix, float("-inf")) < settings.API_KEY_TOUCH_SECONDS:
+            return
+        _touched_here[prefix] = timestamp
         if cache_add(_TOUCH_CACHE_KEY.format(key_id), 1, settings.API_KEY_TOUCH_SECONDS):
             ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
 

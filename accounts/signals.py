@@ -38,7 +38,13 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
 
 @receiver(user_logged_in, dispatch_uid="accounts.user_logged_in")
 def audit_login(sender, request, user, **kwargs) -> None:
-    """Session logins (the admin); the token endpoint audits its own successes."""
+    """Session logins (the admin); the token endpoint audits its own successes.
+
+    A login without a request path is programmatic (the test client's ``force_login``, a script
+    calling ``login()``), not someone signing in, and is not recorded.
+    """
+    if not getattr(request, "path", ""):
+        return
     audit_services.audit_log(
         actor=user,
         action="auth.logged_in",

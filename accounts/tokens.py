@@ -38,6 +38,7 @@ from accounts.cache import cache_add, cache_get, cache_set
 from accounts.lockout import LoginLocked, lockout_retry_after
 from accounts.models import RevokedAccessToken, User
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
+from agentplatform.ratelimit import enforce, username_key
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
     for the right password); failures reach axes and the audit log through Django's
     ``user_login_failed`` signal, which ``authenticate`` sends.
     """
+    # The view's throttle limits each client IP; this limits guesses at one account from many IPs.
+    enforce("auth.token", username_key(username))
     credentials = {"username": username}
     if not AxesProxyHandler.is_allowed(request, credentials):
         raise LoginLocked(retry_after=lockout_retry_after(request, credentials))

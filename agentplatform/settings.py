@@ -68,6 +68,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
     "monitoring.middleware.RequestTimingMiddleware",
+    "agentplatform.middleware.RequestBodyLimitMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -250,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }
 
 # Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
@@ -397,6 +400,13 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 elif TESTING:
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
+# Workers log through LOGGING above (JSON with the request id restored from the task's headers,
+# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
+MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
+
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
 from datetime import timedelta  # noqa: E402  (kept inside this section)
@@ -485,6 +495,11 @@ AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minim
 AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
 # Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
 AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Whether buffered (non-durable) audit events are committed without waiting for PostgreSQL's WAL
+# flush: the rows are visible at once and survive any crash of the application; only a crash of
+# the database server within ~0.6 s of the commit can lose them. Durable events and the batch API
+# always wait. On (1) because a disk flush per request would cost more than the request itself.
+AUDIT_ASYNC_COMMIT = env.bool("AUDIT_ASYNC_COMMIT", True)
 # Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
 AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
 AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
@@ -499,7 +514,6 @@ AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports"))
 AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
 if AUDIT_DURABLE_DATABASE:
     DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
-
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
@@ -534,6 +548,9 @@ EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECON
 # Seconds of staleness after which GET .../stats catches the rollup up itself before answering
 # (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
 EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+# PostgreSQL work_mem for the statistics' per-user GROUP BYs (SET LOCAL, one transaction): 4 MB
+# (the server default) spills a million users to disk; 256MB keeps them in memory. Empty: default.
+EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
@@ -553,9 +570,10 @@ MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10
 MONITORING_MINUTE_RETENTION_DAYS = env.int("MONITORING_MINUTE_RETENTION_DAYS", "7", minimum=1)
 # Days of hour rows, agent runs and system snapshots kept.
 MONITORING_HOUR_RETENTION_DAYS = env.int("MONITORING_HOUR_RETENTION_DAYS", "90", minimum=1)
-# Seconds an operation event_id is remembered for deduplication: agents retry within minutes; a day
-# of ids costs ~100 bytes each in Redis.
-MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "86400", minimum=60)
+# Seconds an operation event_id is at least remembered for deduplication (at most twice that):
+# agents retry a failed push within seconds to minutes. Memory is ~60 bytes per id, so Redis holds
+# rate x 2 x window of them (1,000 ids/s -> ~110 MB at 15 min); raise it only with the memory.
+MONITORING_EVENT_ID_TTL_SECONDS = env.int("MONITORING_EVENT_ID_TTL_SECONDS", "900", minimum=60)
 # Seconds between process heartbeats (RSS of each web and worker process).
 MONITORING_HEARTBEAT_SECONDS = env.int("MONITORING_HEARTBEAT_SECONDS", "15", minimum=1)
 # Request timing middleware on/off (read per request, so tests and benches can compare).

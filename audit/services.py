@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -28,8 +29,8 @@ from django.utils import timezone
 
 from agentplatform.errors import ValidationFailed
 from agentplatform.request_id import get_request_id
-from audit.models import AuditEvent, Severity
-from audit.writer import audit_buffer, enqueue, insert_events
+from audit.models import Severity
+from audit.writer import PendingEvent, audit_buffer, enqueue, insert_events
 
 __all__ = [
     "SEVERITIES",
@@ -43,6 +44,8 @@ __all__ = [
     "audit_verify_chain",
     "build_event",
 ]
+
+logger = logging.getLogger("audit")
 
 SEVERITIES = tuple(member.label for member in Severity)
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -81,25 +84,38 @@ def _mask(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def clean_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``details`` as plain JSON with secrets masked by key name and the size capped.
+def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """``details`` as plain JSON with secrets masked by key name and the size capped, and its text.
 
     Past ``AUDIT_DETAILS_MAX_BYTES`` (UTF-8 of the compact JSON) the details are replaced by a
     marker with the original size and a truncated preview: an event is never refused for its size.
     """
     if not details:
-        return {}
+        return {}, "{}"
     if not isinstance(details, Mapping):
         details = {"value": details}
-    # Round trip through JSON: datetimes, UUIDs, Decimals become strings; the result is what jsonb
-    # will store, so the hash chain reads back exactly what was hashed.
-    text = json.dumps(_mask(details), cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    converted = False
+
+    def convert(value):
+        nonlocal converted
+        converted = True
+        return DjangoJSONEncoder().default(value)
+
+    masked = _mask(details)
+    text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
     limit = settings.AUDIT_DETAILS_MAX_BYTES
-    size = len(text.encode("utf-8"))
-    if size > limit:
-        preview = text.encode("utf-8")[: max(0, limit // 2)].decode("utf-8", errors="ignore")
-        return {"_truncated": True, "_original_bytes": size, "_preview": preview}
-    return json.loads(text)
+    if len(text) * 4 > limit and len(encoded := text.encode("utf-8")) > limit:
+        preview = encoded[: max(0, limit // 2)].decode("utf-8", errors="ignore")
+        capped = {"_truncated": True, "_original_bytes": len(encoded), "_preview": preview}
+        return capped, json.dumps(capped, ensure_ascii=False, separators=(",", ":"))
+    # Datetimes, UUIDs and Decimals became strings: read the text back so the stored value, what
+    # the hash chain later reads from the database, is exactly what was written.
+    return (json.loads(text) if converted else masked), text
+
+
+def clean_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``details`` as plain JSON with secrets masked by key name and the size capped."""
+    return _details_and_json(details)[0]
 
 
 def actor_label_for(actor) -> str:
@@ -127,13 +143,22 @@ def _client_ip(request) -> str | None:
     return None if address.is_unspecified else str(address)
 
 
+def _as_uuid(value: str | uuid.UUID | None) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value)) if value else uuid.uuid4()
+
+
+_SEVERITY_BY_NAME = {member.label: int(member) for member in Severity}
+
+
 def _severity(value: str | int) -> int:
     if isinstance(value, int):
         return int(Severity(value))
     try:
-        return int(Severity.from_name(value))
-    except ValueError as exc:
-        raise ValidationFailed(str(exc)) from None
+        return _SEVERITY_BY_NAME[value]
+    except KeyError:
+        raise ValidationFailed(f"unknown severity {value!r}; expected one of {', '.join(SEVERITIES)}") from None
 
 
 def build_event(
@@ -149,31 +174,34 @@ def build_event(
     actor_label: str | None = None,
     event_id: str | uuid.UUID | None = None,
     occurred_at: datetime | None = None,
-) -> AuditEvent:
-    """An unsaved ``AuditEvent`` with every derived field filled (validated, masked, truncated)."""
+) -> PendingEvent:
+    """An event ready for the writer, every derived field filled (validated, masked, truncated)."""
     if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
         raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
     user = actor if actor is not None and not isinstance(actor, str) else None
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     now = timezone.now()
-    event = AuditEvent(
-        event_id=uuid.UUID(str(event_id)) if event_id else uuid.uuid4(),
+    details_value, details_json = _details_and_json(details)
+    event = PendingEvent(
+        event_id=event_id
+        if isinstance(event_id, uuid.UUID)
+        else (uuid.UUID(str(event_id)) if event_id else uuid.uuid4()),
         occurred_at=occurred_at or now,
         recorded_at=now,
-        actor=user,
+        actor_id=user.pk if user is not None else None,
         actor_label=(actor_label or actor_label_for(actor))[:150],
         action=action,
         resource_type=str(resource_type)[:64],
         resource_id=str(resource_id)[:128],
         severity=_severity(severity),
         success=bool(success),
-        details=clean_details(details),
         request_id=(getattr(request, "request_id", None) if request is not None else None) or get_request_id() or "",
+        ip=_client_ip(request) if request is not None else None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else "",
+        details=details_value,
+        details_json=details_json,
     )
-    if request is not None:
-        event.ip = _client_ip(request)
-        event.user_agent = request.META.get("HTTP_USER_AGENT", "")[:512]
     return event
 
 
@@ -206,6 +234,16 @@ def audit_log(
         event_id=event_id,
         occurred_at=occurred_at,
     )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "audit %s by %s on %s:%s success=%s",
+            event.action,
+            event.actor_label,
+            event.resource_type,
+            event.resource_id,
+            event.success,
+            extra={"audit_action": event.action, "audit_event_id": str(event.event_id)},
+        )
     enqueue(event, durable=durable)
 
 
@@ -223,7 +261,7 @@ def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> I
     ``index``; the actor is always ``actor``, never a field of the row.
     """
     result = IngestResult()
-    events: list[tuple[int, AuditEvent]] = []
+    events: list[tuple[int, PendingEvent]] = []
     seen: set[uuid.UUID] = set()
     for row in rows:
         event = build_event(

@@ -7,8 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from audit.exports import stream_csv
 from audit.services import audit_log
-from enrichment.exports import stream_csv
 from enrichment.health import provider_health
 from enrichment.models import CollectedDocument, DataSource
 
@@ -93,8 +93,10 @@ class CollectedDocumentAdmin(admin.ModelAdmin):
             details={"count": queryset.count()},
             request=request,
         )
-        rows = (
-            (d.pk, d.source.name, d.url, d.title, d.text, d.content_hash, d.fetched_at.isoformat())
-            for d in queryset.select_related("source").order_by("pk").iterator(chunk_size=500)
+        documents = queryset.select_related("source").order_by("pk")
+        return stream_csv(
+            documents,
+            EXPORT_HEADER,
+            filename="collected-documents.csv",
+            row_to_cells=lambda d: (d.pk, d.source.name, d.url, d.title, d.text, d.content_hash, d.fetched_at),
         )
-        return stream_csv(filename="collected-documents.csv", header=EXPORT_HEADER, rows=rows)

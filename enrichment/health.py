@@ -42,9 +42,35 @@ _lock = threading.Lock()
 _samples: dict[str, deque[CallOutcome]] = {}
 
 
+def _monitoring_recorder():
+    """The monitoring app's per-minute recorder (the engine behind ``monitoring.track``), if installed."""
+    try:
+        from monitoring.recorder import recorder
+    except ImportError:  # the monitoring app has not landed: counters only
+        return None
+    return recorder
+
+
 def track(outcome: CallOutcome) -> None:
-    """The timing hook for monitoring: swap for ``monitoring.track`` once it lands on main."""
+    """The timing hook: each provider call is one ``enrichment.<provider>`` operation in monitoring.
+
+    Outcomes are known only after the breaker and chain logic, so this records the measured
+    duration (``recorder.observe``, what ``monitoring.track`` does on exit) instead of wrapping the
+    call in ``monitoring.track``. Permanent refusals count as successes: the provider worked.
+    """
     counters.increment("enrichment_provider_calls_total", provider=outcome.provider, outcome=outcome.outcome)
+    recorder = _monitoring_recorder()
+    if recorder is None:
+        return
+    try:
+        recorder.observe(
+            f"enrichment.{outcome.provider}",
+            outcome.elapsed_ms,
+            success=outcome.outcome in (OK, REJECTED),
+            at=outcome.at,
+        )
+    except Exception:  # timing must never fail the call it measures
+        counters.increment("enrichment_track_errors_total")
 
 
 def record(outcomes: list[CallOutcome]) -> None:
@@ -193,3 +219,26 @@ def metric_samples() -> list[Sample]:
                 )
             )
     return samples
+
+
+def register_gauges(register) -> None:
+    """Hand the health gauges to a ``register(name, documentation, provider)`` (monitoring's
+    ``register_gauge``); each provider returns ``[(labels, value), ...]``."""
+
+    def family(metric: str):
+        def provider() -> list[tuple[dict[str, str], float]]:
+            return [(sample.labels, sample.value) for sample in metric_samples() if sample.name == metric]
+
+        return provider
+
+    for metric, documentation in GAUGES.items():
+        register(metric, documentation, family(metric))
+
+
+GAUGES = {
+    "enrichment_provider_configured": "1 if the enrichment provider is configured",
+    "enrichment_provider_breaker_open": "Enrichment provider breaker: 0 closed, 0.5 half-open, 1 open",
+    "enrichment_provider_calls_last_hour": "Enrichment provider calls seen by this process in the last hour",
+    "enrichment_provider_error_rate_last_hour": "Share of transient enrichment provider failures, last hour",
+    "enrichment_provider_p95_ms_last_hour": "95th percentile enrichment provider latency (ms), last hour",
+}

@@ -6,8 +6,21 @@ from django.conf import settings
 from rest_framework import serializers
 
 
+class _CappedList(serializers.ListField):
+    """A list of at most ``ENRICHMENT_MAX_TARGETS`` items (read per request, not at import)."""
+
+    def __init__(self, child: serializers.Field, **kwargs):
+        super().__init__(child=child, required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        cap = settings.ENRICHMENT_MAX_TARGETS
+        if isinstance(data, list) and len(data) > cap:
+            raise serializers.ValidationError(f"At most {cap} items.")
+        return super().to_internal_value(data)
+
+
 def _capped_list(child: serializers.Field) -> serializers.ListField:
-    return serializers.ListField(child=child, required=False, max_length=settings.ENRICHMENT_MAX_TARGETS)
+    return _CappedList(child)
 
 
 class _Url(serializers.CharField):

@@ -31,4 +31,5 @@ METRICS: dict[str, Metric] = {
     "tokens": Metric(field="tokens", direction="lower", label="Tokens"),
 }
 
+METRIC_NAMES = tuple(METRICS)
 METRIC_CHOICES = [(name, metric.label) for name, metric in METRICS.items()]

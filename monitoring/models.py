@@ -1,7 +1,7 @@
 """Monitoring data: rolled-up latency histograms, agent runs, system snapshots, process heartbeats.
 
 Open (current) minutes live in the shared store (Redis, or ``CounterCell`` rows in the embedded
-mode); ``metrics_rollup`` moves closed minutes into ``OperationMinute`` and ``OperationHour``.
+mode); ``metrics_rollup`` moves closed minutes into ``OperationMinute``, ``OperationHour`` and ``OperationDay``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,20 @@ class OperationHour(HistogramRow):
 
     def __str__(self) -> str:
         return f"{self.operation} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class OperationDay(HistogramRow):
+    """Whole days, so a week-long summary sums a handful of rows (see ``selectors.window_plan``)."""
+
+    day = models.DateTimeField(help_text="Start of the day (UTC).")
+
+    class Meta:
+        ordering = ["-day", "operation"]
+        constraints = [models.UniqueConstraint(fields=["operation", "day"], name="monitoring_opday_unique")]
+        indexes = [models.Index(fields=["day"], name="monitoring_opday_day")]
+
+    def __str__(self) -> str:
+        return f"{self.operation} @ {self.day:%Y-%m-%d}"
 
 
 class CounterCell(models.Model):

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from agentplatform.errors import ValidationFailed
 from monitoring.models import AgentRun
@@ -25,6 +26,7 @@ MAX_FUTURE_SKEW_SECONDS = 300
 MAX_COUNT = 10**9
 MAX_TOKENS = 10**13
 OUTCOMES = frozenset(AgentRun.Outcome.values)
+_UNPARSED = object()
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,7 @@ class RowError:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-@dataclass(frozen=True)
-class OperationRow:
+class OperationRow(NamedTuple):
     operation: str
     duration_ms: float
     success: bool
@@ -129,31 +130,73 @@ def _string(item: dict, name: str, pattern: re.Pattern, description: str) -> str
 
 
 def parse_operations(items: list, *, oldest: float, now: float | None = None) -> tuple[list[OperationRow], list]:
-    """Valid rows and per-row errors; ``oldest`` (epoch seconds) bounds occurred_at from below."""
+    """Valid rows and per-row errors; ``oldest`` (epoch seconds) bounds occurred_at from below.
+
+    A well-formed row takes the inlined fast path (no calls, no exceptions: ~2 µs); anything else
+    goes through ``_operation_row``, which names the field at fault.
+    """
     now = time.time() if now is None else now
     newest = now + MAX_FUTURE_SKEW_SECONDS
     rows: list[OperationRow] = []
     errors: list[RowError] = []
+    operation_ok = _OPERATION_RE.match
+    id_ok = _ID_RE.match
+    parse_time = datetime.fromisoformat
+    timestamps: dict[str, object] = {}  # agents often stamp many rows alike
+    append = rows.append
     for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise _Reject("", "Each operation must be an object.")
-            operation = _string(item, "operation", _OPERATION_RE, "Must be 1-200 printable characters without '|'.")
-            duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
+        if type(item) is dict:
+            operation = item.get("operation")
+            duration_ms = item.get("duration_ms")
             success = item.get("success")
-            if not isinstance(success, bool):
-                raise _Reject("success", "Must be true or false.")
-            occurred_at = _datetime(item, "occurred_at").timestamp()
-            if not oldest <= occurred_at <= newest:
-                raise _Reject("occurred_at", "Must be within the minute retention and not in the future.")
+            occurred = item.get("occurred_at")
             event_id = item.get("event_id")
-            if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
-                raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+            if (
+                type(operation) is str
+                and operation_ok(operation)
+                and type(duration_ms) in (int, float)
+                and 0 <= duration_ms <= MAX_VALUE_MS  # False for NaN, inf and negatives
+                and type(success) is bool
+                and type(occurred) is str
+                and (event_id is None or (type(event_id) is str and id_ok(event_id)))
+            ):
+                timestamp = timestamps.get(occurred, _UNPARSED)
+                if timestamp is _UNPARSED:
+                    timestamp = None
+                    if len(occurred) <= 40:
+                        try:
+                            parsed = parse_time(occurred)
+                        except ValueError:
+                            parsed = None
+                        if parsed is not None and parsed.tzinfo is not None:
+                            timestamp = parsed.timestamp()
+                    timestamps[occurred] = timestamp
+                if timestamp is not None and oldest <= timestamp <= newest:
+                    append(OperationRow(operation, float(duration_ms), success, timestamp, event_id))
+                    continue
+        try:
+            rows.append(_operation_row(item, oldest=oldest, newest=newest))
         except _Reject as reject:
             errors.append(RowError(index, reject.field, reject.message))
-            continue
-        rows.append(OperationRow(operation, float(duration_ms), success, occurred_at, event_id))
     return rows, errors
+
+
+def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
+    """The slow path: the same rules, checked one by one so the rejection names its field."""
+    if not isinstance(item, dict):
+        raise _Reject("", "Each operation must be an object.")
+    operation = _string(item, "operation", _OPERATION_RE, "Must be 1-200 printable characters without '|'.")
+    duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
+    success = item.get("success")
+    if not isinstance(success, bool):
+        raise _Reject("success", "Must be true or false.")
+    occurred_at = _datetime(item, "occurred_at").timestamp()
+    if not oldest <= occurred_at <= newest:
+        raise _Reject("occurred_at", "Must be within the minute retention and not in the future.")
+    event_id = item.get("event_id")
+    if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
+        raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+    return OperationRow(operation, float(duration_ms), success, occurred_at, event_id)
 
 
 def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[list[AgentRunRow], list]:

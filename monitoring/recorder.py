@@ -15,12 +15,13 @@ import os
 import socket
 import threading
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from monitoring.sketch import bucket_index
+from monitoring.sketch import MAX_INDEX, MIN_INDEX, bucket_index
 from monitoring.store import get_store, minute_key
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HTTP_COUNTERS_KEY = "c|http"
 PLATFORM_COUNTERS_KEY = "c|counters"
-MONITORING_COUNTERS_KEY = "c|monitoring"
+# Interned field names: the hot path formats no strings for the common buckets.
+_BUCKET_NAMES = {index: str(index) for index in range(MIN_INDEX, MAX_INDEX + 1)}
+_LE_NAMES = [f"b{position}" for position in range(len(HTTP_LATENCY_BUCKETS) + 1)]
 
 
 class Recorder:
@@ -40,57 +43,70 @@ class Recorder:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[str, dict[str, int]] = {}
+        self._pending: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # Field names of the current minute's requests, built once per (route, method, status class).
+        self._names_minute = 0
+        self._names: dict[tuple[str, str, int], tuple[str, str, str, str]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_heartbeat = 0.0
         self.dropped_flushes = 0
 
     # --- recording (the hot path) ---------------------------------------------------------------
-    def _add(self, key: str, field: str, amount: int) -> None:
-        fields = self._pending.get(key)
-        if fields is None:
-            fields = self._pending[key] = {}
-        fields[field] = fields.get(field, 0) + amount
-
     def observe(self, operation: str, duration_ms: float, *, success: bool = True, at: float | None = None) -> None:
         """Counts one timed operation into its open minute."""
         at = time.time() if at is None else at
         key = minute_key(int(at // 60) * 60, operation)
-        bucket = str(bucket_index(duration_ms))
+        bucket = _BUCKET_NAMES.get(bucket_index(duration_ms)) or str(bucket_index(duration_ms))
+        duration_us = round(duration_ms * 1000)
         with self._lock:
-            self._add(key, "n", 1)
+            fields = self._pending[key]
+            fields["n"] += 1
             if not success:
-                self._add(key, "e", 1)
-            self._add(key, "s", round(duration_ms * 1000))
-            self._add(key, bucket, 1)
+                fields["e"] += 1
+            fields["s"] += duration_us
+            fields[bucket] += 1
 
     def observe_request(self, *, method: str, route: str, status: int, duration_ms: float) -> None:
         """Counts one HTTP request: its minute histogram plus the cumulative Prometheus counters."""
-        at = time.time()
-        key = minute_key(int(at // 60) * 60, f"http {method} {route}")
-        bucket = str(bucket_index(duration_ms))
-        le = bisect.bisect_left(HTTP_LATENCY_BUCKETS, duration_ms / 1000.0)
-        prefix = f"{method}\t{route}"
+        minute = int(time.time() // 60) * 60
+        index = bucket_index(duration_ms)
+        bucket = _BUCKET_NAMES.get(index) or str(index)
+        le = _LE_NAMES[bisect.bisect_left(HTTP_LATENCY_BUCKETS, duration_ms / 1000.0)]
+        duration_us = round(duration_ms * 1000)
         with self._lock:
-            self._add(key, "n", 1)
+            if minute != self._names_minute:
+                self._names_minute, self._names = minute, {}
+            names = self._names.get((method, route, status))
+            if names is None:
+                prefix = f"{method}\t{route}\t"
+                names = self._names[(method, route, status)] = (
+                    minute_key(minute, f"http {method} {route}"),
+                    f"{prefix}{status // 100}xx",
+                    prefix,
+                    f"{prefix}s",
+                )
+            key, status_field, prefix, sum_field = names
+            fields = self._pending[key]
+            fields["n"] += 1
             if status >= 500:
-                self._add(key, "e", 1)
-            self._add(key, "s", round(duration_ms * 1000))
-            self._add(key, bucket, 1)
-            self._add(HTTP_COUNTERS_KEY, f"{prefix}\t{status // 100}xx", 1)
-            self._add(HTTP_COUNTERS_KEY, f"{prefix}\tb{le}", 1)
-            self._add(HTTP_COUNTERS_KEY, f"{prefix}\ts", round(duration_ms * 1000))
+                fields["e"] += 1
+            fields["s"] += duration_us
+            fields[bucket] += 1
+            http = self._pending[HTTP_COUNTERS_KEY]
+            http[status_field] += 1
+            http[prefix + le] += 1
+            http[sum_field] += duration_us
 
     def count(self, key: str, field: str, amount: int = 1) -> None:
         with self._lock:
-            self._add(key, field, amount)
+            self._pending[key][field] += amount
 
     # --- flushing --------------------------------------------------------------------------------
     def flush(self) -> int:
         """Writes everything buffered to the shared store; returns the number of hashes written."""
         with self._lock:
-            pending, self._pending = self._pending, {}
+            pending, self._pending = self._pending, defaultdict(lambda: defaultdict(int))
         if not pending:
             return 0
         try:

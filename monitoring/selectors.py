@@ -11,10 +11,10 @@ from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from monitoring.models import AgentRun, OperationHour, OperationMinute, SystemSnapshot
+from monitoring.models import AgentRun, OperationDay, OperationHour, OperationMinute, SystemSnapshot
 from monitoring.sketch import RELATIVE_ERROR, quantiles
 from monitoring.store import get_store
-from monitoring.timeutils import ceil_hour, epoch, floor_hour
+from monitoring.timeutils import ceil_day, ceil_hour, epoch, floor_day, floor_hour
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -36,7 +36,9 @@ class Histogram:
 
 @dataclass(frozen=True)
 class Window:
-    """How a [since, until) window is read: whole hours from hour rows, edges from minute rows.
+    """How a [since, until) window is read: whole days from day rows, whole hours at the edges from
+    hour rows, and the remaining edge minutes from minute rows (so a week is ~6 day rows, at most 46
+    hour rows and 118 minute rows, whatever the traffic).
 
     Minutes older than the minute retention no longer exist, so an edge that old is widened to its
     whole hour (the summary reports the window it actually covered).
@@ -44,8 +46,17 @@ class Window:
 
     since: datetime
     until: datetime
-    hours: tuple[datetime, datetime] | None
+    days: tuple[tuple[datetime, datetime], ...]
+    hours: tuple[tuple[datetime, datetime], ...]
     minutes: tuple[tuple[datetime, datetime], ...]
+
+
+def _split(since: datetime, until: datetime, floor, ceil) -> tuple[tuple | None, list[tuple]]:
+    """The whole units inside [since, until) and the left/right remainders."""
+    first, last = ceil(since), floor(until)
+    if first >= last:
+        return None, [(since, until)]
+    return (first, last), [(a, b) for a, b in ((since, first), (last, until)) if a < b]
 
 
 def window_plan(*, since: datetime, until: datetime, now: datetime) -> Window:
@@ -54,23 +65,33 @@ def window_plan(*, since: datetime, until: datetime, now: datetime) -> Window:
         since = floor_hour(since)
     if until < horizon:
         until = ceil_hour(until)
-    first_hour, last_hour = ceil_hour(since), floor_hour(until)
-    if first_hour >= last_hour:
-        return Window(since, until, None, ((since, until),))
-    edges = tuple((a, b) for a, b in ((since, first_hour), (last_hour, until)) if a < b)
-    return Window(since, until, (first_hour, last_hour), edges)
+    days, remainders = _split(since, until, floor_day, ceil_day)
+    hours, minutes = [], []
+    for start, end in remainders:
+        whole, rest = _split(start, end, floor_hour, ceil_hour)
+        if whole:
+            hours.append(whole)
+        minutes.extend(rest)
+    return Window(since, until, (days,) if days else (), tuple(hours), tuple(minutes))
+
+
+def _ranges(field: str, ranges) -> Q:
+    condition = Q()
+    for start, end in ranges:
+        condition |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
+    return condition
 
 
 def _row_querysets(plan: Window, operation: str | None):
     filters = {} if operation is None else {"operation": operation}
     querysets = []
-    if plan.hours:
-        querysets.append(OperationHour.objects.filter(hour__gte=plan.hours[0], hour__lt=plan.hours[1], **filters))
-    if plan.minutes:
-        minute_range = Q()
-        for start, end in plan.minutes:
-            minute_range |= Q(minute__gte=start, minute__lt=end)
-        querysets.append(OperationMinute.objects.filter(minute_range, **filters))
+    for model, field, ranges in (
+        (OperationDay, "day", plan.days),
+        (OperationHour, "hour", plan.hours),
+        (OperationMinute, "minute", plan.minutes),
+    ):
+        if ranges:
+            querysets.append(model.objects.filter(_ranges(field, ranges), **filters))
     return querysets
 
 
@@ -86,26 +107,31 @@ def histograms_in_window(*, since: datetime, until: datetime, operation: str | N
     plan = window_plan(since=since, until=until, now=now)
     result: dict[str, Histogram] = {}
     querysets = _row_querysets(plan, operation)
-    for queryset in querysets:
-        totals = queryset.values("operation").annotate(n=Sum("count"), e=Sum("errors"), s=Sum("duration_sum_ms"))
-        for row in totals:
-            histogram = result.setdefault(row["operation"], Histogram())
-            histogram.count += row["n"]
-            histogram.errors += row["e"]
-            histogram.duration_sum_ms += row["s"]
     if querysets:
         parts, params = [], []
         for queryset in querysets:
-            sql, query_params = queryset.values("operation", "buckets").query.sql_with_params()
-            parts.append(sql)
+            sql, query_params = queryset.values(
+                "operation", "count", "errors", "duration_sum_ms", "buckets"
+            ).query.sql_with_params()
+            parts.append(f"SELECT * FROM ({sql}) p{len(parts)}")  # noqa: S608
             params.extend(query_params)
-        union = " UNION ALL ".join(f"SELECT * FROM ({part}) p{i}" for i, part in enumerate(parts))  # noqa: S608
-        sql = (
-            f"SELECT t.operation, b.key, SUM(CAST(b.value AS BIGINT)) FROM ({union}) t, {_json_each_sql()} b "  # noqa: S608
-            "GROUP BY t.operation, b.key"
-        )
+        union = " UNION ALL ".join(parts)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(
+                f"SELECT t.operation, SUM(t.count), SUM(t.errors), SUM(t.duration_sum_ms) FROM ({union}) t "  # noqa: S608
+                "GROUP BY t.operation",
+                params,
+            )
+            for op, count, errors, duration_sum_ms in cursor.fetchall():
+                histogram = result.setdefault(op, Histogram())
+                histogram.count += int(count)
+                histogram.errors += int(errors)
+                histogram.duration_sum_ms += float(duration_sum_ms)
+            cursor.execute(
+                f"SELECT t.operation, b.key, SUM(CAST(b.value AS BIGINT)) FROM ({union}) t, {_json_each_sql()} b "  # noqa: S608
+                "GROUP BY t.operation, b.key",
+                params,
+            )
             for op, index, count in cursor.fetchall():
                 result.setdefault(op, Histogram()).add_buckets([(index, count)])
     for item in get_store().open_minutes(

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from monitoring.models import (
     AgentRun,
+    OperationDay,
     OperationHour,
     OperationMinute,
     ProcessHeartbeat,
@@ -26,7 +27,7 @@ from monitoring.models import (
 from monitoring.parsing import AgentRunRow, OperationRow, RowError
 from monitoring.sketch import bucket_index
 from monitoring.store import DatabaseStore, EventRow, OpenMinute, get_store, minute_key
-from monitoring.timeutils import epoch, floor_hour, floor_minute, from_epoch
+from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute, from_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +54,18 @@ class IngestResult:
 # --- ingestion ----------------------------------------------------------------------------------
 def operations_ingest(*, rows: list[OperationRow], errors: list[RowError]) -> IngestResult:
     """Counts validated operation rows into their minutes; a repeated event_id is counted once."""
-    events = [
-        EventRow(
-            event_id=row.event_id or "",
-            key=minute_key(int(row.occurred_at // 60) * 60, row.operation),
-            bucket=bucket_index(row.duration_ms),
-            error=not row.success,
-            duration_us=round(row.duration_ms * 1000),
+    keys: dict[tuple[int, str], str] = {}
+    events = []
+    for row in rows:
+        minute = int(row.occurred_at // 60) * 60
+        key = keys.get((minute, row.operation))
+        if key is None:
+            key = keys[(minute, row.operation)] = minute_key(minute, row.operation)
+        events.append(
+            EventRow(
+                row.event_id or "", key, bucket_index(row.duration_ms), not row.success, round(row.duration_ms * 1000)
+            )
         )
-        for row in rows
-    ]
     fresh = get_store().add_events(events, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
     accepted = sum(fresh)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, errors=errors)
@@ -142,17 +145,19 @@ def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[
 
 
 def _store_minutes(minutes: Iterable[OpenMinute]) -> int:
-    """Adds closed minutes to OperationMinute and their hours to OperationHour (one transaction)."""
+    """Adds closed minutes to their minute, hour and day rows (in the caller's transaction)."""
     by_minute: dict[tuple[str, datetime], dict[str, int]] = {}
     by_hour: dict[tuple[str, datetime], dict[str, int]] = {}
+    by_day: dict[tuple[str, datetime], dict[str, int]] = {}
     for item in minutes:
         minute = from_epoch(item.minute_epoch)
-        for target, key in ((by_minute, (item.operation, minute)), (by_hour, (item.operation, floor_hour(minute)))):
-            fields = target.setdefault(key, {})
+        for target, start in ((by_minute, minute), (by_hour, floor_hour(minute)), (by_day, floor_day(minute))):
+            fields = target.setdefault((item.operation, start), {})
             for name, value in item.fields.items():
                 fields[name] = fields.get(name, 0) + value
     _add_rows(OperationMinute, "minute", by_minute)
     _add_rows(OperationHour, "hour", by_hour)
+    _add_rows(OperationDay, "day", by_day)
     return len(by_minute)
 
 
@@ -193,9 +198,10 @@ def metrics_rollup(*, now: datetime | None = None) -> int:
 def metrics_prune(*, now: datetime | None = None) -> int:
     """Applies retention; returns the number of rows deleted.
 
-    Hours are written together with their minutes at rollup, so rolling minutes older than
-    MONITORING_MINUTE_RETENTION_DAYS "to hours" is deleting them: their hour rows already hold the
-    same counts. Whole hours go at once, so an hour is never half minutes, half gone.
+    Hours (and days) are written together with their minutes at rollup, so rolling minutes older
+    than MONITORING_MINUTE_RETENTION_DAYS "to hours" is deleting them: their hour rows already hold
+    the same counts. Whole hours go at once, so an hour is never half minutes, half gone. Days
+    follow the hours' retention.
     """
     now = now or timezone.now()
     minute_cutoff = floor_hour(now - timedelta(days=settings.MONITORING_MINUTE_RETENTION_DAYS))
@@ -204,6 +210,7 @@ def metrics_prune(*, now: datetime | None = None) -> int:
     deleted = 0
     deleted += OperationMinute.objects.filter(minute__lt=minute_cutoff).delete()[0]
     deleted += OperationHour.objects.filter(hour__lt=floor_hour(long_cutoff)).delete()[0]
+    deleted += OperationDay.objects.filter(day__lt=floor_day(long_cutoff)).delete()[0]
     deleted += AgentRun.objects.filter(finished_at__lt=long_cutoff).delete()[0]
     deleted += SystemSnapshot.objects.filter(taken_at__lt=long_cutoff).delete()[0]
     deleted += ProcessHeartbeat.objects.filter(seen_at__lt=day_ago).delete()[0]

@@ -24,3 +24,12 @@ def epoch(value: datetime) -> int:
 
 def from_epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def floor_day(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(value: datetime) -> datetime:
+    floored = floor_day(value)
+    return floored if floored == value else floored + timedelta(days=1)

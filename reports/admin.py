@@ -26,7 +26,6 @@ from reports.jobs import periods
 from reports.jobs.registry import JOBS, job_get
 from reports.jobs.runner import JobRequest, job_enqueue
 from reports.models import JobOutcome, JobRun, JobTrigger, Report
-from reports.schedules import TASK_NAME
 
 
 def _enqueue_and_report(request, job_request: JobRequest) -> None:
@@ -233,10 +232,11 @@ class JobPeriodicTaskAdmin(PeriodicTaskAdmin):
     """django-celery-beat's admin, whose "run now" sends jobs through ``job_enqueue``."""
 
     def run_tasks(self, request, queryset):
-        jobs = [task for task in queryset if task.task == TASK_NAME]
+        jobs = [task for task in queryset if task.task.startswith("jobs.")]
         for task in jobs:
             kwargs = json.loads(task.kwargs or "{}")
-            _enqueue_and_report(request, JobRequest(job=kwargs.get("job", ""), source_id=kwargs.get("source_id")))
+            name = kwargs.get("job", "") if task.task == "jobs.run" else task.task.removeprefix("jobs.")
+            _enqueue_and_report(request, JobRequest(job=name, source_id=kwargs.get("source_id")))
         others = queryset.exclude(pk__in=[task.pk for task in jobs])
         if others.exists():
             super().run_tasks(request, others)

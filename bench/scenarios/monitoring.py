@@ -6,7 +6,7 @@
 2. Ingestion: ``POST /api/v1/monitoring/operations`` with 5,000 rows per request, each with a
    unique ``event_id`` (wrk's Lua rewrites a prefix per request), so every row takes the dedupe
    and count path; operations/s = requests/s x 5,000.
-3. Summary: seven days of minute histograms (and their hours, as the rollup writes them) for
+3. Summary: seven days of minute histograms (and their hours and days, as the rollup writes them) for
    several operations, seeded in-process; ``operation_summary`` over the full 7 days, timed
    in-process (median of 20), and the same summary forced to read minutes only, for comparison.
 """
@@ -85,17 +85,17 @@ def _ingestion(bench) -> None:
 def _seed_week(*, operations: int, now: datetime) -> None:
     import numpy as np
 
-    from monitoring.models import OperationHour, OperationMinute
+    from monitoring.models import OperationDay, OperationHour, OperationMinute
     from monitoring.sketch import GAMMA
 
-    OperationMinute.objects.filter(operation__startswith="bench.").delete()
-    OperationHour.objects.filter(operation__startswith="bench.").delete()
+    for model in (OperationMinute, OperationHour, OperationDay):
+        model.objects.filter(operation__startswith="bench.").delete()
     rng = np.random.default_rng(1)
     start = (now - timedelta(days=7)).replace(second=0, microsecond=0)
     minutes = 7 * 24 * 60
     for op in range(operations):
         name = f"bench.op{op}"
-        minute_rows, hours = [], {}
+        minute_rows, hours, days = [], {}, {}
         for m in range(minutes):
             values = rng.lognormal(mean=3 + op % 3, sigma=1.0, size=60)
             indices, counts = np.unique(np.ceil(np.log(values) / math.log(GAMMA)).astype(int), return_counts=True)
@@ -111,12 +111,13 @@ def _seed_week(*, operations: int, now: datetime) -> None:
                     buckets=buckets,
                 )
             )
-            hour = hours.setdefault(minute.replace(minute=0), {"count": 0, "errors": 0, "sum": 0.0, "buckets": {}})
-            hour["count"] += 60
-            hour["errors"] += 1
-            hour["sum"] += float(values.sum())
-            for key, count in buckets.items():
-                hour["buckets"][key] = hour["buckets"].get(key, 0) + count
+            for periods, start in ((hours, minute.replace(minute=0)), (days, minute.replace(hour=0, minute=0))):
+                period = periods.setdefault(start, {"count": 0, "errors": 0, "sum": 0.0, "buckets": {}})
+                period["count"] += 60
+                period["errors"] += 1
+                period["sum"] += float(values.sum())
+                for key, count in buckets.items():
+                    period["buckets"][key] = period["buckets"].get(key, 0) + count
         OperationMinute.objects.bulk_create(minute_rows, batch_size=2000)
         OperationHour.objects.bulk_create(
             [
@@ -131,6 +132,19 @@ def _seed_week(*, operations: int, now: datetime) -> None:
                 for hour, data in hours.items()
             ],
             batch_size=2000,
+        )
+        OperationDay.objects.bulk_create(
+            [
+                OperationDay(
+                    operation=name,
+                    day=day,
+                    count=data["count"],
+                    errors=data["errors"],
+                    duration_sum_ms=data["sum"],
+                    buckets=data["buckets"],
+                )
+                for day, data in days.items()
+            ]
         )
 
 
@@ -154,7 +168,7 @@ def _summary(bench) -> None:
     now = datetime.now(UTC)
     _seed_week(operations=operations, now=now)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE monitoring_operationminute; ANALYZE monitoring_operationhour")
+        cursor.execute("ANALYZE monitoring_operationminute, monitoring_operationhour, monitoring_operationday")
     since = now - timedelta(days=7)
     one = _timed_ms(lambda: selectors.operation_summary(operation="bench.op0", since=since, until=now, now=now))
     bench.record(
@@ -162,7 +176,7 @@ def _summary(bench) -> None:
         one,
         "ms",
         target="<= 50 ms",
-        note="10,080 minutes: whole hours from hour rows, edge minutes from minute rows; median of 20, in-process",
+        note="10,080 minutes: whole days, then edge hours, then edge minutes; median of 20, in-process",
     )
     every = _timed_ms(lambda: selectors.operations_summary(since=since, until=now, now=now))
     bench.record(
@@ -172,7 +186,7 @@ def _summary(bench) -> None:
         note="same plan, every operation grouped in one SQL pass",
     )
     original = selectors.window_plan
-    selectors.window_plan = lambda *, since, until, now: selectors.Window(since, until, None, ((since, until),))
+    selectors.window_plan = lambda *, since, until, now: selectors.Window(since, until, (), (), ((since, until),))
     try:
         minutes_only = _timed_ms(
             lambda: selectors.operation_summary(operation="bench.op0", since=since, until=now, now=now), repeats=5
@@ -180,10 +194,10 @@ def _summary(bench) -> None:
     finally:
         selectors.window_plan = original
     bench.record(
-        "same summary read from minute rows only (no hour rows)",
+        "same summary read from minute rows only (no day or hour rows)",
         minutes_only,
         "ms",
-        note="why the rollup writes hours alongside minutes",
+        note="why the rollup writes hours and days alongside minutes",
     )
 
 

@@ -95,7 +95,9 @@ class SampleSizeForm(forms.Form):
     baseline_mean = forms.FloatField(required=False, help_text="Baseline mean of the per-user metric.")
     baseline_std = forms.FloatField(required=False, min_value=0, help_text="Standard deviation of per-user values.")
     baseline_rate = forms.FloatField(required=False, min_value=0, max_value=1, help_text="e.g. 0.12 for 12%.")
-    relative_mde = forms.FloatField(initial=0.05, help_text="Relative minimum detectable effect: 0.05 = 5%.")
+    relative_mde = forms.FloatField(
+        label="Relative MDE", initial=0.05, help_text="Relative minimum detectable effect: 0.05 = 5%."
+    )
     alpha = forms.FloatField(initial=0.05, min_value=0.0001, max_value=0.5)
     power = forms.FloatField(initial=0.8, min_value=0.05, max_value=0.999)
 
@@ -135,6 +137,12 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:+.2f}%"
 
 
+def _p_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if value >= 0.0001 else f"{value:.1e}"
+
+
 def _tone(comparison: dict, directions: dict[str, bool]) -> str:
     if not comparison["significant"]:
         return ""
@@ -164,6 +172,8 @@ def stats_view(request, object_id: str, *, model_admin):
                 else "—"
             ),
             "tone": _tone(comparison, directions),
+            "p_text": _p_value(comparison["p_value"]),
+            "p_adjusted_text": _p_value(comparison["p_value_adjusted"]),
         }
         for comparison in stats["comparisons"]
     ]
@@ -172,6 +182,8 @@ def stats_view(request, object_id: str, *, model_admin):
         "opts": Experiment._meta,
         "original": experiment,
         "variant_rows": variant_rows,
+        "rollback": stats["decision"]["action"] == "ship"
+        and any(v["is_control"] and v["key"] == stats["decision"]["variant"] for v in stats["variants"]),
         "comparison_rows": comparison_rows,
         "title": f"Statistics: {experiment.key}",
         "experiment": experiment,
@@ -221,7 +233,7 @@ def sample_size_view(request, *, model_admin):
         except (ValueError, ValidationFailed) as exc:
             form.add_error(None, str(exc))
         else:
-            result = {"per_variant": per_variant}
+            result = {"per_variant": per_variant, "two_variants": 2 * per_variant}
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": Experiment._meta,

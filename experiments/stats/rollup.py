@@ -70,8 +70,19 @@ def _columns() -> list[str]:
     return ["results", *[c for m in METRICS for c in metric_columns(m)]]
 
 
+def use_work_mem(cursor) -> None:
+    """Lets this transaction's per-user hash aggregates stay in memory (PostgreSQL only).
+
+    With the default 4 MB a GROUP BY over a million users spills to disk and takes twice as long;
+    ``SET LOCAL`` ends with the transaction, so other queries keep the server's default.
+    """
+    if connection.vendor == "postgresql" and settings.EXPERIMENT_STATS_WORK_MEM:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.EXPERIMENT_STATS_WORK_MEM])
+
+
 def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: datetime) -> int:
     """Steps 1-4 for one experiment; returns the number of results rolled up."""
+    use_work_mem(cursor)
     quote = connection.ops.quote_name
     user_day = quote(ExperimentUserDay._meta.db_table)
     variant_metric = quote(ExperimentVariantMetric._meta.db_table)
@@ -101,6 +112,8 @@ def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: dat
     cursor.execute(
         f"INSERT INTO {user_day} (experiment_id, variant_id, user_id, day, {listed}) "  # noqa: S608 - identifiers from model metadata and the metric catalogue
         f"SELECT %s, variant_id, user_id, day, {listed} FROM {_BATCH} WHERE 1 = 1 "
+        # In key order: the unique index is then written page by page, not at random.
+        "ORDER BY variant_id, user_id, day "
         f"ON CONFLICT (experiment_id, variant_id, user_id, day) DO UPDATE SET {increments}",
         [experiment_id],
     )

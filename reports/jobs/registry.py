@@ -127,6 +127,9 @@ JOBS: dict[str, Job] = {
             description="Archives and deletes audit events older than the retention period.",
             period=periods.DAY,
             crontab={"minute": "10", "hour": "3"},
+            # Archiving then deleting a month of events in batches: up to most of an hour.
+            soft_time_limit=3300,
+            time_limit=3500,
         ),
         Job(
             name="audit_export",
@@ -136,8 +139,8 @@ JOBS: dict[str, Job] = {
             period=periods.MONTH,
             completed_period=True,
             crontab={"minute": "0", "hour": "2", "day_of_month": "1"},
-            soft_time_limit=1800,
-            time_limit=1860,
+            soft_time_limit=3300,
+            time_limit=3500,
         ),
         Job(
             name="metrics_rollup",

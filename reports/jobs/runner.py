@@ -326,7 +326,7 @@ def job_enqueue(*, request: JobRequest, trigger: str = JobTrigger.ADMIN, actor=N
     Returns the ``JobRun`` when it ran in-process, ``None`` when it was queued.
     """
     from audit.services import audit_log
-    from reports.tasks import run_job_task
+    from reports.tasks import JOB_TASKS, run_job_task
 
     job = job_get(request.job)
     audit_log(
@@ -337,11 +337,12 @@ def job_enqueue(*, request: JobRequest, trigger: str = JobTrigger.ADMIN, actor=N
         details={**request.as_task_kwargs(), "trigger": trigger},
     )
     if worker_available():
-        options = {}
-        if job.soft_time_limit:
-            options["soft_time_limit"] = job.soft_time_limit
-        if job.time_limit:
-            options["time_limit"] = job.time_limit
-        run_job_task.apply_async(kwargs={**request.as_task_kwargs(), "trigger": trigger}, **options)
+        kwargs = {**request.as_task_kwargs(), "trigger": trigger}
+        task = JOB_TASKS.get(job.name)
+        if task is None:  # a job registered after import (tests): the generic task runs it
+            run_job_task.apply_async(kwargs=kwargs)
+        else:
+            del kwargs["job"]
+            task.apply_async(kwargs=kwargs)
         return None
     return job_run(request=request, trigger=trigger)

@@ -114,3 +114,18 @@ def test_admin_login_works_for_staff(user_factory):
     response = client.post("/admin/login/?next=/admin/", {"username": admin.username, "password": TEST_PASSWORD})
     assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
+
+
+def test_admin_login_is_audited_but_force_login_is_not(user_factory, audit_events):
+    admin = user_factory(role="admin")
+    Client().force_login(admin)
+    assert not audit_events.of("auth.logged_in")
+    Client().post("/admin/login/", {"username": admin.username, "password": TEST_PASSWORD})
+    (event,) = audit_events.of("auth.logged_in")
+    assert event["actor"] == admin and event["durable"] is True
+
+
+def test_token_endpoint_rate_limits_one_username_across_ips(api_client, person, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth.token": "3/m"}
+    statuses = [login(api_client, person.username, TEST_PASSWORD, ip=f"10.0.6.{n}").status_code for n in range(4)]
+    assert statuses == [200, 200, 200, 429]

@@ -175,8 +175,12 @@ def _isolated_enrichment(settings) -> Iterator[None]:
     health.reset()
 
 
-def user_with(*perms: str, username: str = "agent-1", role: str = "agent"):
+def user_with(*perms: str, username: str = "agent-1", role: str = "agent", role_permissions: bool = True):
+    """A user of ``role`` (its group carries the role's permissions) plus ``perms``; without the
+    role's permissions when ``role_permissions`` is False."""
     user = get_user_model().objects.create_user(username=username, password="x-unused-password-1", role=role)
+    if not role_permissions:
+        user.groups.clear()
     for perm in perms:
         app_label, codename = perm.split(".")
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
@@ -185,7 +189,8 @@ def user_with(*perms: str, username: str = "agent-1", role: str = "agent"):
 
 @pytest.fixture
 def agent(db):
-    return user_with("enrichment.fetch_context", "enrichment.view_collecteddocument")
+    """An agent: its role alone carries enrichment.fetch_context and document search."""
+    return user_with()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from enrichment.exports import csv_safe
+from audit.exports import csv_safe
 from enrichment.models import CollectedDocument, DataSource
 
 
@@ -46,7 +46,7 @@ def test_document_export_streams_csv_with_formulas_neutralised(admin_client):
     )
     assert response.status_code == 200
     assert response.streaming
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
     assert rows[0] == ["id", "source", "url", "title", "text", "content_hash", "fetched_at"]
     assert rows[1][3] == '\'=HYPERLINK("http://evil")'
     assert rows[1][4] == "'+1 plain"

@@ -163,10 +163,10 @@ def test_unconfigured_providers_are_reported_as_such(agent_client):
 
 def test_each_list_is_capped(agent_client, settings):
     settings.ENRICHMENT_MAX_TARGETS = 2
-    # Serializer fields read the cap at import; the view validates against the live setting too.
-    response = post(agent_client, {"web": {"urls": [f"https://a.example/{i}" for i in range(51)]}})
+    response = post(agent_client, {"web": {"urls": [f"https://a.example/{i}" for i in range(3)]}})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
+    assert "web" in response.json()["error"]["details"]
 
 
 def test_deadline_above_the_maximum_is_refused(agent_client, settings):
@@ -175,7 +175,7 @@ def test_deadline_above_the_maximum_is_refused(agent_client, settings):
 
 
 def test_callers_without_the_permission_are_refused(api_client, db):
-    analyst = user_with("enrichment.view_collecteddocument", username="analyst", role="analyst")
+    analyst = user_with(username="analyst", role="analyst")  # reads documents, may not fetch context
     api_client.force_authenticate(analyst)
     assert post(api_client, {}).status_code == 403
     api_client.force_authenticate(None)
@@ -201,3 +201,8 @@ def test_outbound_requests_carry_the_request_id(agent_client, search_up):
     post_response = agent_client.post(URL, {"web": {"queries": ["q"]}}, format="json", HTTP_X_REQUEST_ID="req-enrich-1")
     assert post_response.status_code == 200
     assert search_up.received[0].headers["x-request-id"] == "req-enrich-1"
+
+
+def test_agents_authenticate_with_their_api_key(api_client, agent_key):
+    response = api_client.post(URL, {}, format="json", **agent_key)
+    assert response.status_code == 200

@@ -52,3 +52,35 @@ def test_admin_page_lists_every_provider(client, db):
     content = response.content.decode()
     for name in ("web", "search.primary", "supadata", "youtube", "mcp"):
         assert f"<td>{name}</td>" in content
+
+
+def test_gauges_register_with_a_metrics_registry(db):
+    registered = {}
+    health.register_gauges(lambda name, documentation, provider: registered.setdefault(name, provider))
+    assert set(registered) == set(health.GAUGES)
+    configured = dict((labels["provider"], value) for labels, value in registered["enrichment_provider_configured"]())
+    assert configured["web"] == 1.0 and configured["supadata"] == 0.0
+
+
+def test_provider_calls_are_timed_through_the_monitoring_hook(agent_client, upstream, settings):
+    settings.SEARCH_BASE_URL = upstream.url
+    upstream.route("/search", Reply(body={"results": []}))
+    observed = []
+
+    class Recorder:
+        def observe(self, operation, duration_ms, *, success=True, at=None):
+            observed.append((operation, success))
+
+    from unittest import mock
+
+    with mock.patch("enrichment.health._monitoring_recorder", return_value=Recorder()):
+        agent_client.post("/api/v1/enrichment/context", {"web": {"queries": ["a"]}}, format="json")
+    assert observed == [("enrichment.search.primary", True)]
+
+
+def test_system_checks_reject_a_malformed_allow_list(settings):
+    from enrichment.checks import enrichment_settings_check
+
+    settings.ENRICHMENT_ALLOWED_PRIVATE = ["not-an-entry"]
+    settings.MCP_SERVERS = {"x": "ftp://x.example/"}
+    assert {problem.id for problem in enrichment_settings_check(None)} == {"enrichment.E001", "enrichment.E003"}

@@ -58,9 +58,9 @@ def test_search_requires_a_query(agent_client, documents):
 
 
 def test_people_with_read_access_may_search(api_client, documents):
-    api_client.force_authenticate(user_with("enrichment.view_collecteddocument", username="ana", role="analyst"))
+    api_client.force_authenticate(user_with(username="ana", role="analyst"))
     assert api_client.get(URL, {"q": "childcare"}).status_code == 200
-    api_client.force_authenticate(user_with(username="nobody", role="analyst"))
+    api_client.force_authenticate(user_with(username="nobody", role="analyst", role_permissions=False))
     assert api_client.get(URL, {"q": "childcare"}).status_code == 403
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from monitoring.models import AgentRun, OperationHour, OperationMinute, SystemSnapshot
+from monitoring.models import AgentRun, OperationDay, OperationHour, OperationMinute, SystemSnapshot
 from monitoring.recorder import recorder
-from monitoring.selectors import operation_summary
+from monitoring.selectors import operation_summary, window_plan
 from monitoring.services import metrics_prune, metrics_rollup
 from monitoring.store import get_store
 
@@ -168,3 +168,42 @@ def test_a_window_inside_the_minute_retention_reads_edges_from_minutes(store_nam
         operation="db.query", since=NOW - timedelta(minutes=100), until=NOW - timedelta(minutes=5), now=NOW
     )
     assert summary["count"] == 3  # 95, 70 and 10 minutes ago; not 150
+
+
+def test_a_week_is_read_as_whole_days_then_hours_then_minutes():
+    now = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+    plan = window_plan(since=datetime(2026, 3, 3, 13, 15, tzinfo=UTC), until=now, now=now)
+    assert plan.days == ((datetime(2026, 3, 4, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)),)
+    assert plan.hours == (
+        (datetime(2026, 3, 3, 14, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)),
+        (datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 10, 12, tzinfo=UTC)),
+    )
+    assert plan.minutes == (
+        (datetime(2026, 3, 3, 13, 15, tzinfo=UTC), datetime(2026, 3, 3, 14, tzinfo=UTC)),
+        (datetime(2026, 3, 10, 12, tzinfo=UTC), now),
+    )
+
+
+def test_a_short_window_is_read_from_minutes_only():
+    now = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+    plan = window_plan(since=now - timedelta(minutes=20), until=now, now=now)
+    assert (plan.days, plan.hours, plan.minutes) == ((), (), ((now - timedelta(minutes=20), now),))
+
+
+def test_rollup_writes_the_day_row_too(store_name):
+    _observe("llm.call", [5.0, 7.0], at=NOW - timedelta(minutes=5))
+    metrics_rollup(now=NOW)
+    day = OperationDay.objects.get()
+    assert (day.day, day.count) == (datetime(2026, 3, 10, tzinfo=UTC), 2)
+
+
+def test_a_window_of_several_days_counts_each_observation_once(store_name):
+    for days_ago in (0, 1, 2, 3):
+        at = NOW - timedelta(days=days_ago, minutes=30)
+        _observe("db.query", [10.0 * (days_ago + 1)], at=at)
+        metrics_rollup(now=at + timedelta(minutes=5))
+    _observe("db.query", [99.0], at=NOW)  # open
+    summary = operation_summary(
+        operation="db.query", since=NOW - timedelta(days=3, hours=1), until=NOW + timedelta(minutes=1), now=NOW
+    )
+    assert summary["count"] == 5

@@ -80,14 +80,20 @@ def test_lock_is_released_after_a_failure(fake_jobs):
     assert JobLock(job="fake_fail", period=period.key, scope="", ttl_seconds=60).acquire()
 
 
-def test_failed_run_records_its_error_logs_and_audits(fake_jobs, caplog):
+def test_failed_run_records_its_error_logs_and_audits(fake_jobs, caplog, monkeypatch):
+    import audit.services
+
+    audited = []
+    monkeypatch.setattr(audit.services, "audit_log", lambda **kwargs: audited.append(kwargs))
     with caplog.at_level(logging.INFO):
         run = job_run(request=JobRequest(job="fake_fail"))
     assert run.outcome == JobOutcome.FAILED
     assert run.error_summary == "ValueError: the seeded data is inconsistent"
     assert any(r.name == "reports.jobs.runner" and r.levelno == logging.ERROR for r in caplog.records)
-    audit = [r for r in caplog.records if r.name == "audit" and "job.failed" in r.getMessage()]
-    assert audit and "system:fake_fail" in audit[0].getMessage()
+    [entry] = audited
+    assert (entry["action"], entry["actor_label"], entry["success"]) == ("job.failed", "system:fake_fail", False)
+    assert entry["resource_id"] == run.pk
+    assert "inconsistent" in entry["details"]["error"]
 
 
 def test_failed_period_can_be_run_again_without_force(fake_jobs):

@@ -13,11 +13,24 @@ from reports.jobs.registry import JOBS
 pytestmark = pytest.mark.django_db
 
 
-def test_every_job_has_a_schedule_running_the_generic_task():
+def test_every_job_has_a_schedule_running_its_own_task():
     install_default_schedules()
-    tasks = {task.name: task for task in PeriodicTask.objects.filter(task="jobs.run")}
+    tasks = {task.name: task for task in PeriodicTask.objects.filter(task__startswith="jobs.")}
     assert set(tasks) == set(JOBS)
-    assert json.loads(tasks["audit_seal"].kwargs) == {"job": "audit_seal"}
+    assert tasks["audit_seal"].task == "jobs.audit_seal"
+    assert json.loads(tasks["audit_seal"].kwargs) == {}
+
+
+def test_each_job_task_carries_the_job_time_limits(settings):
+    from reports.tasks import JOB_TASKS
+
+    assert set(JOB_TASKS) == set(JOBS)
+    retention = JOB_TASKS["audit_retention"]
+    assert (retention.name, retention.soft_time_limit, retention.time_limit) == ("jobs.audit_retention", 3300, 3500)
+    seal = JOB_TASKS["audit_seal"]
+    assert (seal.soft_time_limit, seal.time_limit) == (settings.JOBS_SOFT_TIME_LIMIT, settings.JOBS_TIME_LIMIT)
+    assert seal.acks_late is True
+    assert seal.max_retries == settings.JOBS_MAX_RETRIES
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,17 @@ def test_run_now_enqueues_to_the_worker_with_a_server_broker(fake_jobs, celery_w
     assert run.trigger == JobTrigger.ADMIN
 
 
+def test_worker_writes_the_daily_report_through_the_job_task(celery_worker):
+    from reports.models import Report
+    from reports.tasks import JOB_TASKS
+
+    JOB_TASKS["daily_report"].delay(date="2026-11-26")
+    run = wait_for_run(job="daily_report", outcome=JobOutcome.SUCCESS)
+    report = Report.objects.get(kind="daily")
+    assert (run.period, report.period, run.rows_affected) == ("2026-11-26", "2026-11-26", 1)
+    assert report.data["sections"]["jobs"]["available"] is True
+
+
 def test_repeated_period_on_the_worker_is_skipped(fake_jobs, celery_worker):
     run_job_task.delay(job="fake_daily", date="2026-11-01")
     wait_for_run(job="fake_daily", outcome=JobOutcome.SUCCESS)

@@ -130,4 +130,4 @@ def test_sample_size_calculator_explains_missing_inputs(staff_client):
     )
     page = response.content.decode()
     assert "Required for a mean." in page
-    assert "users per variant." not in page
+    assert 'id="sample-size-result"' not in page

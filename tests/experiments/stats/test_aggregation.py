@@ -170,3 +170,21 @@ def test_daily_series_is_the_cumulative_per_user_mean():
 
 def test_rollup_skips_draft_experiments_without_results():
     assert experiment_stats_rollup(now=AFTER_LOAD) == 0
+
+
+def test_rollup_finishes_a_completed_experiment_then_leaves_it_alone():
+    experiment = load_dataset(datasets.clear_win())
+    experiment.status = "completed"
+    experiment.stopped_at = DAY0 + timedelta(days=1, hours=1)
+    experiment.save(update_fields=["status", "stopped_at"])
+    assert experiment_stats_rollup(now=AFTER_LOAD) == len(datasets.clear_win().calls)
+    assert experiment_stats_rollup(now=AFTER_LOAD + timedelta(days=1)) == 0
+    assert ExperimentStatsState.objects.get(experiment=experiment).rolled_through < AFTER_LOAD
+
+
+def test_celery_task_runs_the_rollup_service():
+    from experiments.stats.tasks import stats_rollup
+
+    experiment = load_dataset(datasets.clear_win())
+    assert stats_rollup.apply().get() == len(datasets.clear_win().calls)
+    assert ExperimentStatsState.objects.filter(experiment=experiment).exists()
