@@ -264,7 +264,7 @@ def test_resolve_is_rate_limited_per_caller(agent_client, make_experiment, setti
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
 
 
-def test_a_recheck_in_progress_does_not_block_other_threads(make_experiment, monkeypatch):
+def test_a_recheck_in_progress_does_not_block_other_threads(make_experiment):
     make_experiment(start=True, user_percentage=100)
     current = get_snapshot()
     snapshot._state.checked_at = float("-inf")  # due for a re-check
