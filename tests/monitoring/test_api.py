@@ -20,7 +20,13 @@ def _now_iso(delta: timedelta = timedelta()) -> str:
 
 
 def _operation(**overrides) -> dict:
-    row = {"operation": "rag.retrieve", "duration_ms": 12.5, "success": True, "occurred_at": _now_iso()}
+    # Two minutes ago: inside the default summary window even if the clock steps back a little.
+    row = {
+        "operation": "rag.retrieve",
+        "duration_ms": 12.5,
+        "success": True,
+        "occurred_at": _now_iso(-timedelta(minutes=2)),
+    }
     row.update(overrides)
     return row
 
