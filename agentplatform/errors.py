@@ -9,6 +9,7 @@ Django handlers below) and the admin turn them into responses:
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -155,7 +156,9 @@ def _from_drf(exc: drf_exceptions.APIException) -> PlatformError:
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return UnsupportedMediaType(str(exc.detail))
     if isinstance(exc, drf_exceptions.NotAcceptable):
-        return PlatformError(str(exc.detail), code="not_acceptable")
+        error = PlatformError(str(exc.detail), code="not_acceptable")
+        error.status_code = 406
+        return error
     if isinstance(exc, drf_exceptions.Throttled):
         return RateLimited(str(exc.detail), retry_after=int(exc.wait or 60))
     error = PlatformError(str(exc.detail), code=str(exc.default_code))
@@ -195,16 +198,27 @@ def api_exception_handler(exc: BaseException, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view becomes an envelope."""
     error = to_platform_error(exc)
     if error is None:
+        # The traceback goes to the log (with the request id on the record); the caller gets
+        # the request id to quote, and nothing about the internals.
         logger.error("unhandled exception in %s", context.get("view").__class__.__name__, exc_info=exc)
         error = PlatformError()
+    # Under ATOMIC_REQUESTS, don't commit a half-done change. (Imported here: rest_framework.views
+    # imports the authentication classes, which import this module.)
+    from rest_framework.views import set_rollback
+
+    set_rollback()
     return error_response(error)
 
 
-def _json_error(error: PlatformError) -> JsonResponse:
+def error_json_response(error: PlatformError) -> JsonResponse:
+    """The envelope as a plain Django response (for code outside DRF views: middleware, handlers)."""
     response = JsonResponse(envelope(error.code, error.message, error.details), status=error.status_code)
     for name, value in error.headers().items():
         response[name] = value
     return response
+
+
+_json_error = error_json_response
 
 
 def _is_api(request) -> bool:
@@ -215,7 +229,7 @@ def _is_api(request) -> bool:
 # API paths get the envelope; everything else keeps Django's HTML pages.
 def handler400(request, exception=None):
     if _is_api(request):
-        return _json_error(to_platform_error(exception) if exception else MalformedRequest())
+        return _json_error((to_platform_error(exception) if exception else None) or MalformedRequest())
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)
@@ -239,7 +253,10 @@ def handler404(request, exception=None):
 
 def handler500(request):
     if _is_api(request):
-        return _json_error(PlatformError())
+        # Django calls this from inside its ``except`` block, so the exception is at hand: a
+        # platform error raised by a middleware (413, 429, 503...) keeps its own status and code.
+        error = to_platform_error(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+        return _json_error(error or PlatformError())
     from django.views.defaults import server_error
 
     return server_error(request)

@@ -12,6 +12,26 @@ from agentplatform.request_id import get_request_id
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
 
 
+def install_record_factory() -> None:
+    """Stamp ``request_id`` on every record when it is created, whichever handler later sees it.
+
+    A handler filter (below) only decorates records on their way through that handler; records
+    captured elsewhere (pytest's caplog, Sentry, a handler added later) would lack the id.
+    Callers must not pass ``request_id`` in ``extra=`` (logging refuses to overwrite attributes).
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_request_id", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = get_request_id() or "-"
+        return record
+
+    factory.adds_request_id = True
+    logging.setLogRecordFactory(factory)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):

@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_ratelimit",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -66,6 +68,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
     "monitoring.middleware.RequestTimingMiddleware",
+    "agentplatform.middleware.RequestBodyLimitMiddleware",
+    "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -74,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -227,6 +232,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -244,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }
 
 # Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
@@ -391,14 +400,157 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 elif TESTING:
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
+# Workers log through LOGGING above (JSON with the request id restored from the task's headers,
+# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
+MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
+
 
 # --- accounts (issue 4) -------------------------------------------------------------------------
+from datetime import timedelta  # noqa: E402  (kept inside this section)
+
+# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
+# password reset links or anything else SECRET_KEY signs. HS256 is pinned: decoding accepts only it.
+_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
+if JWT_SIGNING_KEY is None:
+    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
+if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+# Minutes: short, because an access token is only revocable through the denylist check.
+JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
+# Hours: how long a person stays logged in without using the refresh token (one working day).
+JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "ISSUER": "agent-ops-platform",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
+# cache: the longest a permission change can lag, and the bound on revocation when the cache
+# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds: a key's last_used_at is written at most this often (not once per request).
+API_KEY_TOUCH_SECONDS = 60
+
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
+# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
+# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
+    # axes forgets a client's failures once the cool-down has passed since the last one.
+    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", True)
+AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
+RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
+# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------
+# Days an audit event stays in the table (by recorded_at); older sealed events are archived to a
+# gzipped CSV under AUDIT_EXPORT_DIR, then deleted. One year: the usual audit review horizon.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", "365", minimum=1)
+# Seconds an event must have been in the table before it is sealed: sequence ids commit out of
+# order, and an insert transaction of the audit writer lasts milliseconds, so 5 s is ample.
+AUDIT_SEAL_DELAY_SECONDS = env.int("AUDIT_SEAL_DELAY_SECONDS", "5", minimum=1)
+# Events sealed per transaction (rows): bounds lock time and memory of one sealing step.
+AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", "5000", minimum=1)
+# Events deleted per retention transaction (rows): short transactions, no long table lock.
+AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", "5000", minimum=1)
+# Bytes (UTF-8 JSON) of an event's details before they are replaced by a truncated preview.
+AUDIT_DETAILS_MAX_BYTES = env.int("AUDIT_DETAILS_MAX_BYTES", "8192", minimum=256)
+# Events a scope (request, audit_buffer block) holds before writing what is committed (rows).
+AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
+# Whether buffered (non-durable) audit events are committed without waiting for PostgreSQL's WAL
+# flush: the rows are visible at once and survive any crash of the application; only a crash of
+# the database server within ~0.6 s of the commit can lose them. Durable events and the batch API
+# always wait. On (1) because a disk flush per request would cost more than the request itself.
+AUDIT_ASYNC_COMMIT = env.bool("AUDIT_ASYNC_COMMIT", True)
+# Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
+AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
+AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)
+# Events per page of GET /api/v1/audit/events: default and cap (rows).
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", "50", minimum=1)
+AUDIT_MAX_PAGE_SIZE = env.int("AUDIT_MAX_PAGE_SIZE", "500", minimum=1)
+# Where archives, period exports and the chain-head file go (the admin lists and serves them).
+AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports")))
+# A second connection to the same database, used only to write a durable event logged inside a
+# transaction outside any request or audit_buffer() scope, so the rollback cannot take it along.
+# SQLite allows one writer at a time, so the embedded mode has none (such a call raises).
+AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
+if AUDIT_DURABLE_DATABASE:
+    DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
 
 
 # --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# Seconds between a process's checks of the shared experiments version key: how long a start,
+# pause or stop takes to reach every web process (the issue asks for about one second).
+EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
+# Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
+# no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
+EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000", minimum=1)
+# Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
+# PostgreSQL's 65,535 bind parameters at 4 per row).
+EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
+# Seconds between scheduled exposure flushes: how stale the analysis population may be.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
+
+
+# Experiment statistics (issue 7).
+# Significance level of every test and interval (two-sided; 0.05 is the industry default).
+EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
+# Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
+EXPERIMENT_STATS_POWER = env.float("EXPERIMENT_STATS_POWER", 0.8, minimum=0.01)
+# Users per variant (with a primary-metric value) below which the decision is "invalid": the
+# normal approximation behind Welch's test is not trusted for skewed per-user means below ~100.
+EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = env.int("EXPERIMENT_STATS_MIN_USERS_PER_VARIANT", 100, minimum=2)
+# Sequential testing: total users at which the confidence sequence is tightest (GrowthBook's 5000).
+EXPERIMENT_STATS_SEQUENTIAL_TUNING = env.float("EXPERIMENT_STATS_SEQUENTIAL_TUNING", 5000, minimum=1)
+# Seconds the rollup stays behind "now": a result row becomes visible when its transaction commits,
+# which may be after its recorded_at; ingestion transactions take milliseconds, 30 s is ample margin.
+EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECONDS", 30, minimum=0)
+# Seconds of staleness after which GET .../stats catches the rollup up itself before answering
+# (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
+EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
+# PostgreSQL work_mem for the statistics' per-user GROUP BYs (SET LOCAL, one transaction): 4 MB
+# (the server default) spills a million users to disk; 256MB keeps them in memory. Empty: default.
+EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
 
 # --- monitoring (issue 8) -----------------------------------------------------------------------
@@ -432,6 +584,73 @@ MONITORING_MAX_RUNS_PER_BATCH = 1000
 
 
 # --- enrichment (issue 9) -----------------------------------------------------------------------
+# Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
+# for less (deadline_ms) but never more than the maximum, so one call cannot hold a worker long.
+ENRICHMENT_DEFAULT_DEADLINE_MS = env.int("ENRICHMENT_DEFAULT_DEADLINE_MS", "8000", minimum=100)
+ENRICHMENT_MAX_DEADLINE_MS = env.int("ENRICHMENT_MAX_DEADLINE_MS", "20000", minimum=100)
+# Count: longest list accepted per request part (urls, queries, videos, scrape, map, crawl, mcp).
+ENRICHMENT_MAX_TARGETS = env.int("ENRICHMENT_MAX_TARGETS", "10", minimum=1, maximum=50)
+# Pages: the most a crawl may ask for (Supadata bills per page).
+ENRICHMENT_CRAWL_MAX_PAGES = env.int("ENRICHMENT_CRAWL_MAX_PAGES", "25", minimum=1)
+# Characters: longest text returned per item; agents need context, not whole books.
+ENRICHMENT_TEXT_MAX_CHARS = env.int("ENRICHMENT_TEXT_MAX_CHARS", "20000", minimum=100)
+# SSRF exceptions: comma-separated CIDRs (10.20.0.0/16) or exact host:port (intranet:8443).
+ENRICHMENT_ALLOWED_PRIVATE = env.list("ENRICHMENT_ALLOWED_PRIVATE", "")
+# Bytes: largest page fetched (2 MiB: far above any article, far below a memory problem).
+ENRICHMENT_PAGE_MAX_BYTES = env.int("ENRICHMENT_PAGE_MAX_BYTES", str(2 * 1024 * 1024), minimum=1024)
+# Hops: redirects followed per page, each one re-checked by the SSRF guard.
+ENRICHMENT_MAX_REDIRECTS = env.int("ENRICHMENT_MAX_REDIRECTS", "5", minimum=0, maximum=20)
+# Seconds: per-provider call timeouts (each also bounded by the call's deadline).
+ENRICHMENT_WEB_TIMEOUT = env.float("ENRICHMENT_WEB_TIMEOUT", "6", minimum=0.1)
+ENRICHMENT_SEARCH_TIMEOUT = env.float("ENRICHMENT_SEARCH_TIMEOUT", "5", minimum=0.1)
+ENRICHMENT_SUPADATA_TIMEOUT = env.float("ENRICHMENT_SUPADATA_TIMEOUT", "15", minimum=0.1)
+ENRICHMENT_MCP_TIMEOUT = env.float("ENRICHMENT_MCP_TIMEOUT", "10", minimum=0.1)
+# Seconds: cache lifetimes per provider. Pages and transcripts change rarely; search results
+# age faster; MCP tool calls may have side effects, so they are not cached unless asked.
+ENRICHMENT_CACHE_TTL = {
+    "web": env.int("ENRICHMENT_CACHE_TTL_WEB", "3600", minimum=0),
+    "search": env.int("ENRICHMENT_CACHE_TTL_SEARCH", "900", minimum=0),
+    "supadata": env.int("ENRICHMENT_CACHE_TTL_SUPADATA", "3600", minimum=0),
+    "youtube": env.int("ENRICHMENT_CACHE_TTL_YOUTUBE", "86400", minimum=0),
+    "mcp": env.int("ENRICHMENT_CACHE_TTL_MCP", "0", minimum=0),
+    "mcp_tools": env.int("ENRICHMENT_CACHE_TTL_MCP_TOOLS", "300", minimum=0),
+}
+# SearxNG-style search (GET {base}/search?q=...&format=json); the fallback serves when the first
+# fails or its breaker is open. Empty = not configured.
+SEARCH_BASE_URL = env.str("SEARCH_BASE_URL", "")
+SEARCH_FALLBACK_BASE_URL = env.str("SEARCH_FALLBACK_BASE_URL", "")
+# Count: results kept per query.
+SEARCH_MAX_RESULTS = env.int("SEARCH_MAX_RESULTS", "5", minimum=1, maximum=50)
+# Supadata (web scrape/map/crawl, transcripts); no key = not configured.
+SUPADATA_BASE_URL = env.str("SUPADATA_BASE_URL", "https://api.supadata.ai/v1")
+SUPADATA_API_KEY = env.str("SUPADATA_API_KEY", "")
+# Seconds between polls of a Supadata crawl/transcript job (doubling up to 4x, within the deadline).
+SUPADATA_POLL_INTERVAL = env.float("SUPADATA_POLL_INTERVAL", "1.0", minimum=0.001)
+# MCP servers, name=url pairs separated by commas (operator configuration, trusted).
+MCP_SERVERS = dict(item.split("=", 1) for item in env.list("MCP_SERVERS", "") if "=" in item)
+# Data collection: attempts per source run for transient errors, and the first backoff
+# (seconds, doubling per attempt) before a re-enqueued retry.
+ENRICHMENT_COLLECT_MAX_ATTEMPTS = env.int("ENRICHMENT_COLLECT_MAX_ATTEMPTS", "4", minimum=1, maximum=10)
+ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS", "60", minimum=1)
+# Seconds: deadline for one source's collection fetch.
+ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
+# Count: items kept from one feed or JSON source per run.
+ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------
+# Retries of a job after a transient error (database/Redis connection, DependencyUnavailable);
+# 3 covers a failover or a restart without hammering a dependency that is really down.
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", "3", minimum=0, maximum=10)
+# Seconds before the first retry, doubled each time (30, 60, 120) and capped at the maximum.
+JOBS_RETRY_BACKOFF_SECONDS = env.float("JOBS_RETRY_BACKOFF_SECONDS", "30", minimum=0)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.float("JOBS_RETRY_BACKOFF_MAX_SECONDS", "600", minimum=0)
+# Seconds: default soft limit (the job gets SoftTimeLimitExceeded and fails cleanly) and hard
+# limit (the worker kills it) of a job; reports over a month of data fit well inside 10 minutes.
+JOBS_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", "540", minimum=1)
+JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
+# Seconds: with an embedded broker (make run), "run now" queues only if the local worker's
+# heartbeat (every 60 s) is younger than this; otherwise it runs in the web process.
+JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
+# Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
+REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)

@@ -1,21 +1,208 @@
 """Writes to the audit log.
 
-``audit_log`` is the one call every state-changing service uses. Until the audit issue (5) lands
-its model and buffered writer, it records through the ``audit`` logger so callers can already be
-written against the final signature.
+``audit_log`` is the one call every state-changing service uses (services, views, tasks, signals).
+It builds the event in memory and hands it to the buffer of the current scope (``audit/writer.py``):
+the request, task or ``audit_buffer()`` block bulk-inserts its events when it ends. Events of a
+transaction that rolls back are dropped, unless ``durable=True`` (failed logins, permission
+denials), which are written whatever the transaction's outcome.
+
+The chain, retention and export services live beside it and are re-exported here so every caller
+imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit_retention_run``,
+``audit_export_period``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from agentplatform.errors import ValidationFailed
 from agentplatform.request_id import get_request_id
+from audit.models import Severity
+from audit.writer import PendingEvent, audit_buffer, enqueue, insert_events
+
+__all__ = [
+    "SEVERITIES",
+    "IngestResult",
+    "audit_buffer",
+    "audit_events_ingest",
+    "audit_export_period",
+    "audit_log",
+    "audit_retention_run",
+    "audit_seal_pending",
+    "audit_verify_chain",
+    "build_event",
+]
 
 logger = logging.getLogger("audit")
 
-SEVERITIES = ("debug", "info", "warning", "error", "critical")
+SEVERITIES = tuple(member.label for member in Severity)
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+MASK = "***"
+# Key names whose values never reach the log, matched case-insensitively as substrings of the key
+# with "-" and " " read as "_" ("X-Api-Key", "db_password", "refresh_token", "Authorization").
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+    "private_key",
+    "credential",
+    "signature",
+)
+_MAX_DEPTH = 8
+
+
+def _is_secret_key(key: str) -> bool:
+    normalised = str(key).lower().replace("-", "_").replace(" ", "_")
+    return any(part in normalised for part in SECRET_KEY_PARTS)
+
+
+def _mask(value: Any, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        return "[nested too deep]"
+    if isinstance(value, Mapping):
+        return {str(k): (MASK if _is_secret_key(k) else _mask(v, depth + 1)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(item, depth + 1) for item in value]
+    return value
+
+
+def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """``details`` as plain JSON with secrets masked by key name and the size capped, and its text.
+
+    Past ``AUDIT_DETAILS_MAX_BYTES`` (UTF-8 of the compact JSON) the details are replaced by a
+    marker with the original size and a truncated preview: an event is never refused for its size.
+    """
+    if not details:
+        return {}, "{}"
+    if not isinstance(details, Mapping):
+        details = {"value": details}
+    converted = False
+
+    def convert(value):
+        nonlocal converted
+        converted = True
+        return DjangoJSONEncoder().default(value)
+
+    masked = _mask(details)
+    text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
+    limit = settings.AUDIT_DETAILS_MAX_BYTES
+    if len(text) * 4 > limit and len(encoded := text.encode("utf-8")) > limit:
+        preview = encoded[: max(0, limit // 2)].decode("utf-8", errors="ignore")
+        capped = {"_truncated": True, "_original_bytes": len(encoded), "_preview": preview}
+        return capped, json.dumps(capped, ensure_ascii=False, separators=(",", ":"))
+    # Datetimes, UUIDs and Decimals became strings: read the text back so the stored value, what
+    # the hash chain later reads from the database, is exactly what was written.
+    return (json.loads(text) if converted else masked), text
+
+
+def clean_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``details`` as plain JSON with secrets masked by key name and the size capped."""
+    return _details_and_json(details)[0]
+
+
+def actor_label_for(actor) -> str:
+    """Username, agent name or the given ``system:<job>`` label of an actor."""
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    if not getattr(actor, "is_authenticated", False):
+        return "anonymous"
+    return getattr(actor, "agent_name", None) or actor.get_username()
+
+
+def _client_ip(request) -> str | None:
+    try:
+        from agentplatform.client_ip import get_client_ip
+    except ImportError:  # the cross-cutting helper's module not merged yet: the socket peer
+        candidate = request.META.get("REMOTE_ADDR")
+    else:
+        candidate = get_client_ip(request)
+    try:
+        address = ipaddress.ip_address((candidate or "").strip())
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
+def _as_uuid(value: str | uuid.UUID | None) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value)) if value else uuid.uuid4()
+
+
+_SEVERITY_BY_NAME = {member.label: int(member) for member in Severity}
+
+
+def _severity(value: str | int) -> int:
+    if isinstance(value, int):
+        return int(Severity(value))
+    try:
+        return _SEVERITY_BY_NAME[value]
+    except KeyError:
+        raise ValidationFailed(f"unknown severity {value!r}; expected one of {', '.join(SEVERITIES)}") from None
+
+
+def build_event(
+    *,
+    actor,
+    action: str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    severity: str | int = "info",
+    success: bool = True,
+    details: Mapping[str, Any] | None = None,
+    request=None,
+    actor_label: str | None = None,
+    event_id: str | uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> PendingEvent:
+    """An event ready for the writer, every derived field filled (validated, masked, truncated)."""
+    if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
+        raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
+    user = actor if actor is not None and not isinstance(actor, str) else None
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    now = timezone.now()
+    details_value, details_json = _details_and_json(details)
+    event = PendingEvent(
+        event_id=event_id
+        if isinstance(event_id, uuid.UUID)
+        else (uuid.UUID(str(event_id)) if event_id else uuid.uuid4()),
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        actor_id=user.pk if user is not None else None,
+        actor_label=(actor_label or actor_label_for(actor))[:150],
+        action=action,
+        resource_type=str(resource_type)[:64],
+        resource_id=str(resource_id)[:128],
+        severity=_severity(severity),
+        success=bool(success),
+        request_id=(getattr(request, "request_id", None) if request is not None else None) or get_request_id() or "",
+        ip=_client_ip(request) if request is not None else None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else "",
+        details=details_value,
+        details_json=details_json,
+    )
+    return event
 
 
 def audit_log(
@@ -33,14 +220,76 @@ def audit_log(
     event_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> None:
-    """Record that ``actor`` (a user, or None for the system) did ``action`` to a resource."""
-    label = actor_label or (getattr(actor, "username", None) if actor is not None else "system")
-    logger.info(
-        "audit %s by %s on %s:%s success=%s",
-        action,
-        label,
-        resource_type,
-        resource_id,
-        success,
-        extra={"audit_action": action, "audit_severity": severity, "audit_request_id": get_request_id()},
+    """Record that ``actor`` (a user, a ``system:<job>`` label, or None for the system) did ``action``."""
+    event = build_event(
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        severity=severity,
+        success=success,
+        details=details,
+        request=request,
+        actor_label=actor_label,
+        event_id=event_id,
+        occurred_at=occurred_at,
     )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "audit %s by %s on %s:%s success=%s",
+            event.action,
+            event.actor_label,
+            event.resource_type,
+            event.resource_id,
+            event.success,
+            extra={"audit_action": event.action, "audit_event_id": str(event.event_id)},
+        )
+    enqueue(event, durable=durable)
+
+
+@dataclass
+class IngestResult:
+    stored: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> IngestResult:
+    """Stores events an agent sends in one batch: valid rows stored once each, per-row errors reported.
+
+    ``rows`` are already-validated dicts (``audit.serializers.parse_event_rows``) with the row's
+    ``index``; the actor is always ``actor``, never a field of the row.
+    """
+    result = IngestResult()
+    events: list[tuple[int, PendingEvent]] = []
+    seen: set[uuid.UUID] = set()
+    for row in rows:
+        event = build_event(
+            actor=actor,
+            action=row["action"],
+            resource_type=row.get("resource_type", ""),
+            resource_id=row.get("resource_id", ""),
+            severity=row.get("severity", "info"),
+            success=row.get("success", True),
+            details=row.get("details"),
+            request=request,
+            event_id=row.get("event_id"),
+            occurred_at=row.get("occurred_at"),
+        )
+        if event.event_id in seen:
+            result.duplicates.append({"index": row["index"], "event_id": str(event.event_id)})
+            continue
+        seen.add(event.event_id)
+        events.append((row["index"], event))
+    stored = insert_events([event for _, event in events])
+    result.stored = len(stored)
+    for index, event in events:
+        if event.event_id not in stored:
+            result.duplicates.append({"index": index, "event_id": str(event.event_id)})
+    result.duplicates.sort(key=lambda item: item["index"])
+    return result
+
+
+# Re-exported at the end: these modules import the model and helpers above.
+from audit.integrity import audit_seal_pending, audit_verify_chain  # noqa: E402
+from audit.retention import audit_export_period, audit_retention_run  # noqa: E402

@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class EnrichmentConfig(AppConfig):
     name = "enrichment"
     verbose_name = "Enrichment"
+
+    def ready(self) -> None:
+        from agentplatform.health import register_info
+        from enrichment import checks  # noqa: F401 - registers the system checks
+        from enrichment.health import provider_health
+
+        # Informational: a provider being down never makes the platform "not ready".
+        register_info("enrichment_providers", provider_health)
+        try:
+            from monitoring.metrics import register_gauge
+        except ImportError:  # the monitoring app's /metrics has not landed yet
+            return
+        from enrichment.health import register_gauges
+
+        register_gauges(register_gauge)

@@ -1,1 +1,169 @@
-"""Models of the experiments app (they arrive with its issue)."""
+"""Prompt experiments: the experiment, its variants, who was exposed, and the results agents report.
+
+Assignment is computed (``experiments.assignment``), never stored per call: an ``Exposure`` is the
+analysis population (the first time a user was resolved into an experiment), and a ``Result`` is
+one event an agent reported for a user.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Now
+
+from experiments.metrics import METRIC_CHOICES
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+
+
+class Experiment(models.Model):
+    """A prompt A/B test on one prompt type; ``key`` is its public id and default hash seed."""
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True, default="")
+    target_prompt_type = models.CharField(max_length=100, db_index=True)
+    primary_metric = models.CharField(max_length=32, choices=METRIC_CHOICES)
+    guardrail_metrics = models.JSONField(default=list, blank=True)
+    # Percent of the prompt type's users who enter: 0 < p <= 100, four decimals (0.0001 % steps).
+    user_percentage = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+    )
+    sequential = models.BooleanField(default=False)
+    # Minimum detectable effect, relative (0.05 = 5 %), used for sample-size planning.
+    target_mde = models.FloatField(default=0.05)
+    # Hash seed (GrowthBook's experiment "seed"); the key when left empty.
+    seed = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT, db_index=True
+    )
+    # The slice [start, end) of the prompt type's namespace owned while running/paused; set on
+    # first start, kept afterwards (a completed experiment's slice is free again).
+    namespace_start = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
+    namespace_end = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("run_experiment", "Can start, pause and stop experiments"),
+            ("resolve_prompt", "Can resolve prompts (and read the GrowthBook features payload)"),
+            ("export_experiment", "Can export an experiment's exposures and results as CSV"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user_percentage__gt=0, user_percentage__lte=100),
+                name="experiment_user_percentage_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def hash_seed(self) -> str:
+        return self.seed or self.key
+
+    @property
+    def is_live(self) -> bool:
+        """Running or paused: owns its namespace slice and cannot change its assignment."""
+        return self.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
+
+
+class Variant(models.Model):
+    """One arm of an experiment: the prompt content its users get."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    key = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200, blank=True, default="")
+    content = models.TextField()
+    weight = models.FloatField(default=1.0)  # > 0; normalised over the experiment's variants
+    is_control = models.BooleanField(default=False)
+    # Variation index in GrowthBook's order (the order of the variants list).
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="variant_unique_key_per_experiment"),
+            models.CheckConstraint(condition=models.Q(weight__gt=0), name="variant_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.key}"
+
+
+class Exposure(models.Model):
+    """The first time a user was resolved into an experiment: the analysis population."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="exposures")
+    user_id = models.CharField(max_length=255)
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "user_id"], name="exposure_unique_user_per_experiment"),
+        ]
+        indexes = [models.Index(fields=["experiment", "variant"], name="exposure_exp_variant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.user_id}"
+
+
+class Result(models.Model):
+    """One outcome an agent reported for a user in an experiment; ``event_id`` makes it idempotent."""
+
+    event_id = models.CharField(max_length=128, unique=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="results")
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="results")
+    user_id = models.CharField(max_length=255)
+    occurred_at = models.DateTimeField()
+    success = models.BooleanField(null=True, blank=True)
+    response_time_ms = models.FloatField(null=True, blank=True)
+    tokens = models.IntegerField(null=True, blank=True)
+    quality_score = models.FloatField(null=True, blank=True)
+    user_feedback = models.SmallIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    # A database default, so the bulk COPY/INSERT path need not send it.
+    recorded_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["experiment", "variant", "user_id"], name="result_exp_variant_user_idx"),
+            models.Index(fields=["experiment", "occurred_at"], name="result_exp_occurred_idx"),
+        ]
+        # The API validates these per row; the constraints guard every other writer.
+        constraints = [
+            models.CheckConstraint(condition=models.Q(response_time_ms__gte=0), name="result_response_time_nonneg"),
+            models.CheckConstraint(condition=models.Q(tokens__gte=0), name="result_tokens_nonneg"),
+            models.CheckConstraint(
+                condition=models.Q(quality_score__gte=0, quality_score__lte=1), name="result_quality_score_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user_feedback__in=(-1, 0, 1)), name="result_user_feedback_values"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+# The statistics rollups (issue 7) live in their own module; importing them here registers them.
+from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: E402, F401

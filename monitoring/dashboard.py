@@ -28,9 +28,8 @@ TOP_OPERATIONS = 5
 
 def _breakers(now) -> dict:
     try:
-        from agentplatform.models import BreakerTransition
-
         from agentplatform import breakers
+        from agentplatform.models import BreakerTransition
     except ImportError:  # the cross-cutting layer is not installed
         return {"available": False}
     recent = list(BreakerTransition.objects.order_by("-at", "-id")[:20])

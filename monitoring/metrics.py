@@ -102,9 +102,8 @@ def _counter_families(store) -> Iterable:
 
 def _breaker_families() -> Iterable:
     try:
-        from agentplatform.models import BreakerTransition
-
         from agentplatform import breakers
+        from agentplatform.models import BreakerTransition
     except ImportError:  # the cross-cutting layer is not installed
         return
     names = set(getattr(settings, "CIRCUIT_BREAKERS", {})) - {"default"}

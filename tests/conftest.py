@@ -70,3 +70,73 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "TRUSTED_PROXY_COUNT": "1",
 }
+
+
+# --- accounts (issue 4): identities for any app's tests ------------------------------------------
+# user_factory(role=...) -> a saved user in that role's group; agent_key -> the Authorization
+# header of a fresh agent's API key; auth_client(role) -> an APIClient authenticated as a fresh
+# user of that role (Bearer JWT for people, Api-Key for "agent"). Every one goes through the real
+# authentication classes, so permissions come from the role table exactly as in production.
+
+TEST_PASSWORD = "correct-horse-battery-staple-42"
+
+
+class AuthHeader(dict):
+    """``{"HTTP_AUTHORIZATION": "Api-Key ..."}`` to splat into a test client call, plus who it is."""
+
+    def __init__(self, *, user, api_key, raw_key: str):
+        super().__init__(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        self.user = user
+        self.api_key = api_key
+        self.raw_key = raw_key
+
+
+@pytest.fixture
+def user_factory(db):
+    """``user_factory(role="operator", username=None, password=TEST_PASSWORD, **fields)``."""
+    import itertools
+
+    from accounts.models import User
+
+    numbers = itertools.count(1)
+
+    def make(*, role: str = "analyst", username: str | None = None, password: str | None = TEST_PASSWORD, **fields):
+        username = username or f"{role}-{next(numbers)}"
+        fields.setdefault("is_staff", role != "agent")
+        user = User.objects.create_user(username=username, password=password, role=role, **fields)
+        if password is None:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def agent_key(user_factory) -> AuthHeader:
+    """An agent user with an API key: ``api_client.get(url, **agent_key)``; ``.user``, ``.raw_key``."""
+    from accounts.services import api_key_create
+
+    agent = user_factory(role="agent", password=None)
+    api_key, raw_key = api_key_create(user=agent, name="test")
+    return AuthHeader(user=agent, api_key=api_key, raw_key=raw_key)
+
+
+@pytest.fixture
+def auth_client(user_factory):
+    """``auth_client("operator")`` -> an APIClient acting as a fresh operator (``client.user``)."""
+    from accounts.services import api_key_create
+    from accounts.tokens import token_pair_for
+
+    def make(role: str = "analyst", *, user=None) -> APIClient:
+        user = user or user_factory(role=role, password=None if role == "agent" else TEST_PASSWORD)
+        client = APIClient()
+        if user.role == "agent":
+            _, raw_key = api_key_create(user=user, name="test")
+            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+        else:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user)['access']}")
+        client.user = user
+        return client
+
+    return make

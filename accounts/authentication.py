@@ -1,0 +1,149 @@
+"""DRF authentication: ``Authorization: Api-Key <key>`` for agents, ``Authorization: Bearer <jwt>`` for people.
+
+API keys are verified against a snapshot kept in the shared cache for ``API_KEY_CACHE_SECONDS``:
+in steady state a key costs one cache read and a SHA-256, no database query (the user and their
+permissions come from the snapshot too). Revoking a key deletes the snapshot, so revocation is
+immediate when the cache is reachable and bounded by the TTL when it is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import HTTP_HEADER_ENCODING
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
+
+from accounts.cache import cache_add, cache_get
+from accounts.models import ApiKey, User
+from accounts.services import api_key_cache_key, api_key_matches, api_key_parse
+from accounts.tokens import VERSION_CLAIM, AccessToken, access_token_is_revoked
+
+logger = logging.getLogger(__name__)
+
+API_KEY_KEYWORD = "Api-Key"
+_TOUCH_CACHE_KEY = "accounts:apikey-touched:{}"
+# key prefix -> when this process last asked to touch it (bounded by the number of keys in use).
+_touched_here: dict[str, float] = {}
+
+
+def _header(request) -> str:
+    value = request.META.get("HTTP_AUTHORIZATION", "")
+    if isinstance(value, bytes):
+        value = value.decode(HTTP_HEADER_ENCODING, errors="replace")
+    return value
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Api-Key <key>``; ``request.auth`` is the ``ApiKey`` (with ``.id``)."""
+
+    keyword = API_KEY_KEYWORD
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+    def authenticate(self, request):
+        scheme, _, raw_key = _header(request).partition(" ")
+        if scheme != self.keyword:
+            return None
+        raw_key = raw_key.strip()
+        prefix = api_key_parse(raw_key)
+        if prefix is None:
+            raise AuthenticationFailed("Malformed API key.")
+        snapshot = self._snapshot(prefix)
+        # One generic answer for unknown, wrong, revoked and expired keys: no oracle for guessing.
+        if snapshot is None or not api_key_matches(raw_key, snapshot["hash"]):
+            raise AuthenticationFailed("Invalid API key.")
+        now = timezone.now()
+        if snapshot["expires_at"] is not None and snapshot["expires_at"] <= now.timestamp():
+            raise AuthenticationFailed("Invalid API key.")
+        self._touch(snapshot["key_id"], prefix, now)
+        return self._user_from(snapshot), self._key_from(snapshot, prefix)
+
+    def _snapshot(self, prefix: str) -> dict | None:
+        cache_key = api_key_cache_key(prefix)
+        snapshot = cache_get(cache_key)
+        if snapshot is not None:
+            return snapshot or None  # {} caches "no usable key with this prefix"
+        api_key = ApiKey.objects.usable().select_related("user").filter(prefix=prefix, user__is_active=True).first()
+        snapshot = _snapshot_of(api_key) if api_key else {}
+        # add: a revocation that deleted the entry after our query must not be undone by a set.
+        cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS)
+        return snapshot or None
+
+    def _touch(self, key_id: int, prefix: str, now: datetime) -> None:
+        # last_used_at moves at most once per API_KEY_TOUCH_SECONDS per key across all processes
+        # (the cache add elects one writer); the process-local memo spares the cache round trip
+        # on every other request.
+        timestamp = now.timestamp()
+        if timestamp - _touched_here.get(prefix, float("-inf")) < settings.API_KEY_TOUCH_SECONDS:
+            return
+        _touched_here[prefix] = timestamp
+        if cache_add(_TOUCH_CACHE_KEY.format(key_id), 1, settings.API_KEY_TOUCH_SECONDS):
+            ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
+
+    @staticmethod
+    def _user_from(snapshot: dict) -> User:
+        user = User(
+            id=snapshot["user_id"],
+            username=snapshot["username"],
+            role=snapshot["role"],
+            is_active=True,
+            is_staff=snapshot["is_staff"],
+            is_superuser=snapshot["is_superuser"],
+            token_version=snapshot["token_version"],
+        )
+        user._state.adding = False
+        user._state.db = "default"
+        # ModelBackend answers has_perm from this cache: the permission check costs no query.
+        user._perm_cache = set(snapshot["permissions"])
+        return user
+
+    @staticmethod
+    def _key_from(snapshot: dict, prefix: str) -> ApiKey:
+        api_key = ApiKey(id=snapshot["key_id"], user_id=snapshot["user_id"], prefix=prefix)
+        api_key._state.adding = False
+        api_key._state.db = "default"
+        return api_key
+
+
+def _snapshot_of(api_key: ApiKey) -> dict:
+    user = api_key.user
+    return {
+        "key_id": api_key.pk,
+        "hash": api_key.key_hash,
+        "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
+        "user_id": user.pk,
+        "username": user.username,
+        "role": user.role,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "token_version": user.token_version,
+        "permissions": sorted(user.get_all_permissions()),
+    }
+
+
+class JWTAuthentication(SimpleJWTAuthentication):
+    """simplejwt's Bearer authentication plus revocation: the jti denylist and the token version."""
+
+    def get_validated_token(self, raw_token):
+        try:
+            token = AccessToken(raw_token)  # signature, algorithm (pinned), expiry, type, jti
+        except TokenError as exc:
+            raise AuthenticationFailed(f"Access token rejected: {exc}", code="token_not_valid") from None
+        if access_token_is_revoked(token):
+            raise AuthenticationFailed("This token has been revoked.", code="token_revoked")
+        return token
+
+    def get_user(self, validated_token) -> User:
+        user = super().get_user(validated_token)  # also refuses inactive users
+        if validated_token.get(VERSION_CLAIM) != user.token_version:
+            raise AuthenticationFailed(
+                "This token was issued before a password change or deactivation.", code="token_revoked"
+            )
+        return user

@@ -1,0 +1,79 @@
+"""The audit API: agents write their events in batches; readers page through and count them."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentplatform.permissions import Requires
+from audit.selectors import audit_event_page, audit_stats
+from audit.serializers import (
+    EventBatchInSerializer,
+    EventBatchOutSerializer,
+    EventPageSerializer,
+    EventQuerySerializer,
+    StatsQuerySerializer,
+    StatsSerializer,
+    event_to_dict,
+    parse_event_rows,
+)
+from audit.services import audit_events_ingest
+
+
+class AuditEventsView(APIView):
+    """``POST``: store 1 to 1,000 events of the caller. ``GET``: a filtered page, newest first."""
+
+    ratelimit_group = "audit.write"
+
+    def get_permissions(self):
+        # One path, two permissions: writing and reading are declared separately.
+        if self.request.method == "POST":
+            return [Requires("audit.add_auditevent")]
+        return [Requires("audit.view_own_auditevent")]
+
+    def get_throttles(self):
+        self.ratelimit_group = "audit.write" if self.request.method == "POST" else "audit.read"
+        return super().get_throttles()
+
+    @extend_schema(
+        request=EventBatchInSerializer,
+        responses={
+            200: EventBatchOutSerializer,
+            207: OpenApiResponse(EventBatchOutSerializer, description="Some rows were rejected; the rest stored."),
+        },
+        summary="Write audit events (the actor is the caller)",
+    )
+    def post(self, request):
+        valid, rejected = parse_event_rows(request.data)
+        result = audit_events_ingest(actor=request.user, rows=valid, request=request)
+        body = {"stored": result.stored, "duplicates": result.duplicates, "errors": rejected}
+        return Response(body, status=status.HTTP_207_MULTI_STATUS if rejected else status.HTTP_200_OK)
+
+    @extend_schema(
+        parameters=[EventQuerySerializer], responses=EventPageSerializer, summary="List audit events, newest first"
+    )
+    def get(self, request):
+        query = EventQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        events, next_cursor = audit_event_page(
+            user=request.user,
+            filters=query.filters(),
+            cursor=query.validated_data.get("cursor"),
+            limit=query.limit(),
+        )
+        return Response({"results": [event_to_dict(event) for event in events], "next_cursor": next_cursor})
+
+
+class AuditStatsView(APIView):
+    """Counts of the events the caller may read in a period, computed in SQL."""
+
+    permission_classes = [Requires("audit.view_own_auditevent")]
+    ratelimit_group = "audit.read"
+
+    @extend_schema(parameters=[StatsQuerySerializer], responses=StatsSerializer, summary="Audit statistics")
+    def get(self, request):
+        query = StatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(audit_stats(user=request.user, **query.validated_data))

@@ -1,0 +1,235 @@
+"""Audit log benchmarks (issue 5).
+
+1. The cost of one ``audit_log()`` in a request: the no-op view with one buffered event
+   (``/api/v1/audit/bench/noop-audit``) divided by the bare no-op; and the median latency added.
+2. Events/s through ``POST /api/v1/audit/events`` (1,000 events per request), and as a ratio to
+   PostgreSQL ``COPY`` of the same rows into the same table.
+3. A filtered page (actor + action + one day) over 10 million events x scale: the selector timed
+   in-process (median and p99 of repeated pages), and the same page over HTTP.
+4. CSV export of 1 million rows x scale through ``audit.exports.stream_csv``: rows/s and the peak
+   growth of the process's resident memory while streaming.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+ACTIONS = [
+    f"{entity}.{verb}"
+    for entity in ("experiment", "prompt", "tool", "auth")
+    for verb in ("started", "done", "failed", "paused", "resolved")
+]
+ACTORS = 200
+DAYS = 30
+SEED_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def run(bench) -> None:
+    _request_cost(bench)
+    _batch_throughput(bench)
+    total = max(100_000, int(10_000_000 * bench.scale))
+    _seed(bench, total)
+    _filtered_page(bench, total)
+    _export(bench, max(50_000, int(1_000_000 * bench.scale)))
+
+
+def _request_cost(bench) -> None:
+    baseline = bench.baseline or bench.load("/api/v1/bench/noop")
+    audited = bench.load("/api/v1/audit/bench/noop-audit")
+    bench.record(
+        "noop + one audit_log() requests/s",
+        audited.requests_per_s,
+        "req/s",
+        baseline=baseline.requests_per_s,
+        baseline_name="noop",
+        target=">= 0.9",
+        note=f"p50 {audited.p50_ms:.2f} ms, p99 {audited.p99_ms:.2f} ms; non-2xx {audited.non_2xx}",
+    )
+    bench.record(
+        "median latency added by one audit_log()",
+        audited.p50_ms - baseline.p50_ms,
+        "ms",
+        target="<= 0.3 ms",
+        note=f"p50 {audited.p50_ms:.2f} ms vs noop {baseline.p50_ms:.2f} ms",
+    )
+
+
+def _event_rows(count: int, offset: int = 0) -> list[dict]:
+    return [
+        {
+            "action": ACTIONS[(offset + i) % len(ACTIONS)],
+            "resource_type": "tool",
+            "resource_id": str((offset + i) % 5000),
+            "severity": "info",
+            "success": (offset + i) % 10 != 0,
+            "details": {"step": i, "latency_ms": 12.5},
+        }
+        for i in range(count)
+    ]
+
+
+def _batch_throughput(bench) -> None:
+    body = json.dumps({"events": _event_rows(1000)})
+    result = bench.load("/api/v1/audit/events", method="POST", headers=bench.agent_headers(), body=body, connections=4)
+    events_per_s = result.requests_per_s * 1000
+    copy_rate = _copy_rate(bench, max(20_000, int(200_000 * bench.scale)))
+    bench.record(
+        "audit batch API events/s",
+        events_per_s,
+        "events/s",
+        baseline=copy_rate,
+        baseline_name="COPY of the same rows",
+        target=">= 20000/s",
+        note=f"1,000 events/request, 4 connections; p50 {result.p50_ms:.1f} ms; non-2xx {result.non_2xx}",
+    )
+
+
+def _copy_rate(bench, count: int) -> float:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    rows = _event_rows(count, offset=7)
+    now = datetime.now(UTC)
+    columns = (
+        "event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id, "
+        "severity, success, request_id, ip, user_agent, details, chain_index, prev_hash, hash"
+    )
+    with psycopg.connect(bench.psycopg_dsn) as conn, conn.cursor() as cursor:
+        started = time.perf_counter()
+        with cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        now,
+                        now,
+                        None,
+                        "bench-copy",
+                        row["action"],
+                        row["resource_type"],
+                        row["resource_id"],
+                        20,
+                        row["success"],
+                        "",
+                        "127.0.0.1",
+                        "wrk",
+                        Jsonb(row["details"]),
+                        None,
+                        "",
+                        "",
+                    )
+                )
+        conn.commit()
+        return count / (time.perf_counter() - started)
+
+
+def _seed(bench, total: int) -> None:
+    """Adds ``total`` sealed-looking events spread over 30 days, 200 actors and 20 actions, in SQL."""
+    import psycopg
+
+    seconds_per_row = DAYS * 86400 / total
+    actions = "ARRAY[" + ",".join(f"'{a}'" for a in ACTIONS) + "]"
+    sql = f"""
+        INSERT INTO audit_auditevent (event_id, occurred_at, recorded_at, actor_id, actor_label, action,
+            resource_type, resource_id, severity, success, request_id, ip, user_agent, details,
+            chain_index, prev_hash, hash)
+        SELECT gen_random_uuid(), ts, ts, NULL, 'agent-' || (g %% {ACTORS}), ({actions})[1 + (g / 7) %% {len(ACTIONS)}],
+            'experiment', (g %% 5000)::text, (ARRAY[10,20,20,20,30,40,50])[1 + g %% 7], g %% 10 <> 0,
+            md5(g::text), '10.0.0.1', 'bench-agent/1.0', jsonb_build_object('n', g),
+            NULL, '', ''
+        FROM (SELECT g, %s::timestamptz + make_interval(secs => g * %s) AS ts
+              FROM generate_series(1, %s) AS g) AS s
+    """  # noqa: S608 (constants of this file)
+    started = time.perf_counter()
+    with psycopg.connect(bench.psycopg_dsn, autocommit=True) as conn:
+        conn.execute(sql, [SEED_START, seconds_per_row, total])
+        conn.execute("VACUUM ANALYZE audit_auditevent")
+    bench.record(
+        "audit seed rows/s (INSERT ... SELECT, all indexes)",
+        total / (time.perf_counter() - started),
+        "rows/s",
+        note=f"{total:,} events, 30 days, {ACTORS} actors, {len(ACTIONS)} actions",
+    )
+
+
+def _filtered_page(bench, total: int) -> None:
+    bench.setup_django()
+    from django.contrib.auth import get_user_model
+
+    from audit.selectors import EventFilters, audit_event_page
+
+    reader = get_user_model()(username="bench-reader", is_superuser=True, is_active=True)
+    day = SEED_START + timedelta(days=12)
+    timings = []
+    found = 0
+    for i in range(60):
+        filters = EventFilters(
+            actor=f"agent-{i % ACTORS}", action=ACTIONS[i % len(ACTIONS)], since=day, until=day + timedelta(days=1)
+        )
+        started = time.perf_counter()
+        events, _ = audit_event_page(user=reader, filters=filters, cursor=None, limit=50)
+        timings.append((time.perf_counter() - started) * 1000)
+        found += len(events)
+    timings = sorted(timings[10:])  # the first pages warm the cache
+    bench.record(
+        f"filtered page (actor + action + one day) over {total:,} events",
+        statistics.median(timings),
+        "ms",
+        target="<= 20 ms",
+        note=f"selector in-process, p99 {timings[int(len(timings) * 0.99) - 1]:.2f} ms; {found / 60:.0f} rows/page avg",
+    )
+
+
+def _export(bench, count: int) -> None:
+    bench.setup_django()
+    import psutil
+
+    from audit.exports import stream_csv
+    from audit.models import AuditEvent
+    from audit.retention import EXPORT_COLUMNS, export_cells
+
+    first_id = (
+        AuditEvent.objects.filter(actor_label__startswith="agent-").order_by("id").values_list("id", flat=True)[0]
+    )
+    rows = (
+        AuditEvent.objects.filter(id__gte=first_id, id__lt=first_id + count).order_by("id").values_list(*EXPORT_COLUMNS)
+    )
+    process = psutil.Process()
+    baseline_rss = process.memory_info().rss
+    peak = baseline_rss
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    response = stream_csv(rows, EXPORT_COLUMNS, row_to_cells=export_cells)
+    size = 0
+    for piece in response.streaming_content:
+        size += len(piece)
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    bench.record(
+        f"CSV export rows/s ({count:,} rows)",
+        count / elapsed,
+        "rows/s",
+        note=f"{size / 2**20:.0f} MiB of CSV in {elapsed:.1f} s, streamed in-process via stream_csv",
+    )
+    bench.record(
+        f"CSV export peak memory growth ({count:,} rows)",
+        (peak - baseline_rss) / 2**20,
+        "MiB",
+        target="<= 50 MB",
+        note="resident set size sampled every 20 ms while streaming",
+    )

@@ -1,0 +1,227 @@
+"""Experiments benchmarks: resolve over HTTP, results ingestion, prompt_resolve() in process.
+
+Figures and their baselines (measured in the same run):
+- resolve requests/s and p99 ÷ the authenticated no-op's (same API key, same middleware);
+- results rows/s through the batch endpoint ÷ rows/s of a plain psycopg COPY of the same rows
+  into a table of the same columns with a unique index on event_id;
+- prompt_resolve() µs per call in process ÷ the GrowthBook Python SDK evaluating the same
+  feature payload for the same users.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+PROMPT_TYPE = "bench-support"
+KEY = "bench-resolve"
+BATCH = 1000
+
+
+def _ensure_experiment():
+    from experiments import services
+    from experiments.models import Experiment, ExperimentStatus
+
+    experiment = Experiment.objects.filter(key=KEY).first()
+    if experiment is None:
+        experiment = services.experiment_create(
+            actor=None,
+            data={
+                "key": KEY,
+                "name": "Bench resolve",
+                "target_prompt_type": PROMPT_TYPE,
+                "primary_metric": "success_rate",
+                "user_percentage": 100,
+                "variants": [
+                    {"key": "control", "content": "You are helpful.", "weight": 1, "is_control": True},
+                    {"key": "warm", "content": "You are warm and helpful.", "weight": 1, "is_control": False},
+                ],
+            },
+        )
+    if experiment.status == ExperimentStatus.DRAFT:
+        experiment = services.experiment_start(actor=None, experiment=experiment)
+    return experiment
+
+
+def _in_process(bench, users: list[str]) -> None:
+    from growthbook import GrowthBook
+
+    from experiments.services import prompt_resolve
+    from experiments.snapshot import get_snapshot
+
+    for user in users:  # first pass: snapshot built, exposures buffered once per user
+        prompt_resolve(user_id=user, prompt_type=PROMPT_TYPE)
+    calls = max(20_000, int(200_000 * bench.scale))
+    started = time.perf_counter()
+    for i in range(calls):
+        prompt_resolve(user_id=users[i % len(users)], prompt_type=PROMPT_TYPE)
+    ours_us = (time.perf_counter() - started) / calls * 1e6
+
+    features = get_snapshot().features_payload["features"]
+    sdk_calls = max(5_000, calls // 10)
+    started = time.perf_counter()
+    for i in range(sdk_calls):
+        GrowthBook(attributes={"id": users[i % len(users)]}, features=features).get_feature_value(PROMPT_TYPE, None)
+    sdk_us = (time.perf_counter() - started) / sdk_calls * 1e6
+    bench.record(
+        "prompt_resolve() in process",
+        ours_us,
+        "µs/call",
+        baseline=sdk_us,
+        baseline_name="GrowthBook Python SDK, same payload",
+        target="≤ 10 µs",
+        note=f"{calls} calls over {len(users)} returning users; exposures already buffered",
+    )
+
+
+def _resolve_http(bench, headers: dict[str, str], users: int) -> None:
+    lua = f"""
+request = function()
+  local body = '{{"user_id":"creator-' .. math.random(1, {users}) .. '","prompt_type":"{PROMPT_TYPE}"}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+    result = bench.load("/api/v1/prompts/resolve", method="POST", headers=headers, lua=lua)
+    baseline = bench.baseline_auth
+    note = f"{result.non_2xx} non-2xx, {result.errors} errors; {users} creators"
+    bench.record(
+        "resolve requests/s",
+        result.requests_per_s,
+        "req/s",
+        baseline=baseline.requests_per_s if baseline else None,
+        baseline_name="noop (agent API key)",
+        target="≥ 0.85",
+        note=note,
+    )
+    bench.record(
+        "resolve p99",
+        result.p99_ms,
+        "ms",
+        baseline=baseline.p99_ms if baseline else None,
+        baseline_name="noop p99 (agent API key)",
+        target="≤ 2.0",
+        note=f"p50 {result.p50_ms:.2f} ms",
+    )
+
+
+def _pairs(experiment, count: int) -> list[tuple[str, str]]:
+    from experiments.snapshot import compile_experiment
+
+    compiled = compile_experiment(experiment)
+    return [(f"creator-{i}", compiled.assign(f"creator-{i}").key) for i in range(count)]
+
+
+def _results_http(bench, headers: dict[str, str], experiment) -> float:
+    pairs = _pairs(experiment, BATCH)
+    users = "{" + ",".join(json.dumps(u) for u, _ in pairs) + "}"
+    variants = "{" + ",".join(json.dumps(v) for _, v in pairs) + "}"
+    run_id = f"b{int(time.time())}"
+    lua = f"""
+local users = {users}
+local variants = {variants}
+local made = 0
+function setup(thread)
+  made = made + 1
+  thread:set("tid", made)
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local parts = {{}}
+  for i = 1, #users do
+    parts[i] = string.format(
+      '{{"event_id":"{run_id}-%d-%d-%d","user_id":"%s","variant":"%s","occurred_at":"2026-01-01T00:00:00Z",'
+      .. '"success":%s,"response_time_ms":%d.5,"tokens":%d,"quality_score":0.75,"model":"bench-model"}}',
+      tid, counter, i, users[i], variants[i], (i % 3 == 0) and "true" or "false", 100 + i, 200 + i)
+  end
+  return wrk.format(nil, nil, nil, '{{"results":[' .. table.concat(parts, ",") .. ']}}')
+end
+"""
+    result = bench.load(f"/api/v1/experiments/{KEY}/results", method="POST", headers=headers, lua=lua, connections=4)
+    rows_per_s = result.requests_per_s * BATCH
+    baseline = _copy_baseline(bench, pairs, experiment)
+    bench.record(
+        "results rows/s (1,000-row batches)",
+        rows_per_s,
+        "rows/s",
+        baseline=baseline,
+        baseline_name="psycopg COPY, same columns, unique event_id",
+        target="≥ 0.25",
+        note=f"{result.requests_per_s:.1f} batches/s, p99 {result.p99_ms:.1f} ms, {result.non_2xx} non-2xx",
+    )
+    return rows_per_s
+
+
+def _copy_baseline(bench, pairs, experiment) -> float:
+    import datetime
+
+    import psycopg
+
+    variant_ids = {v.key: v.id for v in experiment.variants.all()}
+    total = max(50_000, int(500_000 * bench.scale))
+    occurred = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    rows = [
+        (
+            f"copy-{n}",
+            experiment.id,
+            variant_ids[pairs[n % len(pairs)][1]],
+            pairs[n % len(pairs)][0],
+            occurred,
+            n % 3 == 0,
+            100.5 + n % 1000,
+            200 + n % 1000,
+            0.75,
+            None,
+            "bench-model",
+        )
+        for n in range(total)
+    ]
+    with psycopg.connect(bench.psycopg_dsn, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS bench_copy_results")
+        connection.execute(
+            "CREATE TABLE bench_copy_results (id bigserial primary key, event_id varchar(128) NOT NULL, "
+            "experiment_id bigint NOT NULL, variant_id bigint NOT NULL, user_id varchar(255) NOT NULL, "
+            "occurred_at timestamptz NOT NULL, success boolean, response_time_ms double precision, tokens integer, "
+            "quality_score double precision, user_feedback smallint, model varchar(200) NOT NULL, "
+            "recorded_at timestamptz NOT NULL DEFAULT now())"
+        )
+        connection.execute("CREATE UNIQUE INDEX bench_copy_results_event_id ON bench_copy_results (event_id)")
+        started = time.perf_counter()
+        for start in range(0, total, BATCH):
+            with connection.transaction(), connection.cursor() as cursor:
+                columns = (
+                    "event_id, experiment_id, variant_id, user_id, occurred_at, success, response_time_ms, "
+                    "tokens, quality_score, user_feedback, model"
+                )
+                with cursor.copy(f"COPY bench_copy_results ({columns}) FROM STDIN") as copy:
+                    for row in rows[start : start + BATCH]:
+                        copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        connection.execute("DROP TABLE bench_copy_results")
+    return total / elapsed
+
+
+def run(bench) -> None:
+    bench.setup_django()
+    experiment = _ensure_experiment()
+    users = [f"creator-{i}" for i in range(max(1000, int(10_000 * bench.scale)))]
+    _in_process(bench, users)
+    try:
+        headers = bench.agent_headers()
+    except RuntimeError as error:
+        bench.record("resolve requests/s", 0, "req/s", note=f"skipped: no agent API key ({error})")
+        return
+    headers["Content-Type"] = "application/json"  # wrk sends the Lua-built bodies without one otherwise
+    _resolve_http(bench, headers, users=max(1000, int(100_000 * bench.scale)))
+    _results_http(bench, headers, experiment)
+    from experiments.exposures import exposures_flush
+
+    started = time.perf_counter()
+    moved = exposures_flush(max_batches=10_000)
+    if moved:
+        bench.record(
+            "exposure flush rows/s",
+            moved / (time.perf_counter() - started),
+            "rows/s",
+            note=f"{moved} buffered exposures moved to PostgreSQL",
+        )

@@ -1,0 +1,53 @@
+"""API views of the enrichment app: outside context and collected-document search."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentplatform.permissions import Requires
+from enrichment.selectors import documents_search
+from enrichment.serializers import ContextRequestSerializer, DocumentSearchQuerySerializer, DocumentSerializer
+from enrichment.services import context_enrich
+
+
+class ContextView(APIView):
+    """Fetch web pages, search results, transcripts, Supadata results and MCP tool output at once."""
+
+    permission_classes = [Requires("enrichment.fetch_context")]
+    ratelimit_group = "enrichment.context"
+
+    @extend_schema(request=ContextRequestSerializer, responses={200: dict})
+    def post(self, request):
+        serializer = ContextRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(context_enrich(actor=request.user, spec=serializer.validated_data, request=request))
+
+
+class DocumentSearchView(APIView):
+    """Full-text search over collected public documents."""
+
+    permission_classes = [Requires("enrichment.view_collecteddocument")]
+    ratelimit_group = "documents.search"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True),
+            OpenApiParameter("source", str, required=False, description="A data source's name."),
+            OpenApiParameter("limit", int, required=False),
+        ],
+        responses={200: DocumentSerializer(many=True)},
+    )
+    def get(self, request):
+        params = DocumentSearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        documents = list(documents_search(query=data["q"], source=data.get("source"), limit=data["limit"]))
+        return Response(
+            {
+                "query": params.validated_data["q"],
+                "count": len(documents),
+                "results": DocumentSerializer(documents, many=True).data,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Enrichment providers: one small interface (``base.Provider``), one module per upstream."""

@@ -1,0 +1,91 @@
+"""Demo data for ``make run``: one running experiment with exposures and results (idempotent)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from experiments import services
+from experiments.exposures import exposures_insert
+from experiments.models import Experiment
+from experiments.results import results_insert
+from experiments.snapshot import compile_experiment
+
+DEMO_KEY = "demo-greeting-tone"
+DEMO_USERS = 600
+
+
+def seed(*, stdout) -> None:
+    if Experiment.objects.filter(key=DEMO_KEY).exists():
+        stdout.write(f"experiments: demo experiment '{DEMO_KEY}' already present")
+        return
+    with transaction.atomic():
+        experiment = services.experiment_create(
+            actor=None,
+            data={
+                "key": DEMO_KEY,
+                "name": "Greeting tone (demo)",
+                "hypothesis": "A warmer greeting raises the success rate without costing more tokens.",
+                "target_prompt_type": "support",
+                "primary_metric": "success_rate",
+                "guardrail_metrics": ["tokens", "response_time_ms"],
+                "user_percentage": 60,
+                "variants": [
+                    {
+                        "key": "control",
+                        "name": "Neutral",
+                        "content": "You are a helpful support agent.",
+                        "is_control": True,
+                        "weight": 1,
+                    },
+                    {
+                        "key": "warm",
+                        "name": "Warm",
+                        "content": "You are a warm, friendly support agent.",
+                        "is_control": False,
+                        "weight": 1,
+                    },
+                ],
+            },
+        )
+        experiment = services.experiment_start(actor=None, experiment=experiment)
+        experiment = Experiment.objects.prefetch_related("variants").get(pk=experiment.pk)
+        _seed_data(experiment)
+    stdout.write(f"experiments: demo experiment '{DEMO_KEY}' running with exposures and results")
+
+
+def _seed_data(experiment: Experiment) -> None:
+    rng = random.Random(42)
+    compiled = compile_experiment(experiment)
+    now = timezone.now()
+    exposures, results = [], []
+    for i in range(DEMO_USERS * 2):
+        user_id = f"demo-creator-{i}"
+        variant = compiled.assign(user_id)
+        if variant is None:
+            continue
+        first_seen = now - timedelta(days=rng.uniform(0.5, 7))
+        exposures.append((compiled.id, variant.id, user_id, first_seen))
+        lift = 0.08 if variant.key == "warm" else 0.0
+        for call in range(rng.randint(1, 6)):
+            results.append(
+                (
+                    f"demo-{i}-{call}",
+                    compiled.id,
+                    variant.id,
+                    user_id,
+                    first_seen + timedelta(minutes=10 * call + 1),
+                    rng.random() < 0.62 + lift,
+                    max(50.0, rng.gauss(900, 250)),
+                    max(1, int(rng.gauss(420 + (15 if lift else 0), 90))),
+                    min(1.0, max(0.0, rng.gauss(0.7 + lift / 2, 0.12))),
+                    rng.choice((-1, 0, 0, 1, 1)),
+                    "demo-model-2026-01",
+                )
+            )
+    exposures_insert(exposures)
+    for start in range(0, len(results), 1000):
+        results_insert(results[start : start + 1000])

@@ -1,0 +1,247 @@
+"""Results ingestion: batches of outcomes agents report, validated per row and stored once.
+
+Rows are checked in plain Python (no serializer per row: a 1,000-row batch is validated in about
+a millisecond), each against the deterministic assignment — so a result whose exposure still
+waits in the buffer is accepted — and inserted in one statement with ON CONFLICT DO NOTHING on
+``event_id``: a retried batch is counted as duplicates, never stored twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agentplatform import counters
+from agentplatform.errors import Conflict, PayloadTooLarge, ValidationFailed
+from experiments.models import Experiment, ExperimentStatus
+from experiments.services import experiment_get
+from experiments.snapshot import compile_experiment
+
+# Rejection codes, one per reason a row is refused.
+INVALID = "invalid"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_VARIANT = "unknown_variant"
+WRONG_VARIANT = "wrong_variant"
+OUTSIDE_EXPERIMENT = "outside_experiment"
+
+# Seconds a result may claim to lie in the future (agents' clocks drift a little).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_INT4 = 2**31 - 1
+COLUMNS = (
+    "event_id",
+    "experiment_id",
+    "variant_id",
+    "user_id",
+    "occurred_at",
+    "success",
+    "response_time_ms",
+    "tokens",
+    "quality_score",
+    "user_feedback",
+    "model",
+)
+
+
+@dataclass
+class IngestOutcome:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+
+
+def _string(row: Mapping, name: str, *, max_length: int, required: bool = True) -> str:
+    value = row.get(name)
+    if value is None or value == "":
+        if required:
+            raise _Rejected(INVALID, f"'{name}' is required.")
+        return ""
+    if not isinstance(value, str):
+        raise _Rejected(INVALID, f"'{name}' must be a string.")
+    if len(value) > max_length:
+        raise _Rejected(INVALID, f"'{name}' is longer than {max_length} characters.")
+    return value
+
+
+def _number(row: Mapping, name: str, *, low: float, high: float | None = None) -> float | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Rejected(INVALID, f"'{name}' must be a number.")
+    if not math.isfinite(value):
+        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be a finite number.")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be {bound} (got {value!r}).")
+    return float(value)
+
+
+def _occurred_at(row: Mapping, now: datetime) -> datetime:
+    value = row.get("occurred_at")
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise _Rejected(INVALID, "'occurred_at' must be an ISO 8601 date-time string.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Rejected(INVALID, f"'occurred_at' is not an ISO 8601 date-time: {value[:40]!r}.") from None
+    if moment.tzinfo is None:
+        raise _Rejected(INVALID, "'occurred_at' needs a time zone (e.g. a trailing 'Z').")
+    if moment > now + FUTURE_TOLERANCE:
+        raise _Rejected(OUT_OF_RANGE, "'occurred_at' lies in the future.")
+    return moment
+
+
+def _parse_row(row: Any, *, compiled, variant_ids: dict[str, int], now: datetime) -> tuple:
+    if not isinstance(row, Mapping):
+        raise _Rejected(INVALID, "Each result is an object.")
+    event_id = _string(row, "event_id", max_length=128)
+    user_id = _string(row, "user_id", max_length=255)
+    variant_key = _string(row, "variant", max_length=100)
+    occurred_at = _occurred_at(row, now)
+
+    success = row.get("success")
+    if success is not None and not isinstance(success, bool):
+        raise _Rejected(INVALID, "'success' must be true, false or null.")
+    response_time_ms = _number(row, "response_time_ms", low=0)
+    tokens = row.get("tokens")
+    if tokens is not None:
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            raise _Rejected(INVALID, "'tokens' must be an integer.")
+        if not 0 <= tokens <= MAX_INT4:
+            raise _Rejected(OUT_OF_RANGE, f"'tokens' must be between 0 and {MAX_INT4}.")
+    quality_score = _number(row, "quality_score", low=0, high=1)
+    user_feedback = row.get("user_feedback")
+    if user_feedback is not None and (isinstance(user_feedback, bool) or user_feedback not in (-1, 0, 1)):
+        raise _Rejected(OUT_OF_RANGE, "'user_feedback' must be -1, 0 or 1.")
+    model = _string(row, "model", max_length=200, required=False)
+
+    variant_id = variant_ids.get(variant_key)
+    if variant_id is None:
+        raise _Rejected(UNKNOWN_VARIANT, f"The experiment has no variant '{variant_key}'.")
+    if not compiled.in_slice(user_id):
+        raise _Rejected(OUTSIDE_EXPERIMENT, "This user is outside the experiment (not in its namespace slice).")
+    assigned = compiled.variants[compiled.variant_index(user_id)]
+    if assigned.key != variant_key:
+        raise _Rejected(WRONG_VARIANT, f"This user is assigned variant '{assigned.key}', not '{variant_key}'.")
+    return (
+        event_id,
+        compiled.id,
+        variant_id,
+        user_id,
+        occurred_at,
+        success,
+        response_time_ms,
+        None if tokens is None else int(tokens),
+        quality_score,
+        None if user_feedback is None else int(user_feedback),
+        model,
+    )
+
+
+def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
+    """Validate and store a batch; rows failing a rule are listed in ``rejected`` with a code."""
+    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
+        raise ValidationFailed("'results' must be a list of result objects.", details={"results": ["Not a list."]})
+    if not rows:
+        raise ValidationFailed("'results' is empty; send 1 to 1,000 rows.", details={"results": ["Empty list."]})
+    limit = settings.EXPERIMENTS_RESULTS_MAX_ROWS
+    if len(rows) > limit:
+        raise PayloadTooLarge(f"At most {limit} results per request (got {len(rows)}); split the batch.")
+    experiment = experiment_get(key=experiment_key)
+    if experiment.status != ExperimentStatus.RUNNING:
+        raise Conflict(f"Experiment '{experiment.key}' is {experiment.status}, not running.", code="not_running")
+    experiment = Experiment.objects.prefetch_related("variants").get(pk=experiment.pk)
+    compiled = compile_experiment(experiment)
+    variant_ids = {variant.key: variant.id for variant in compiled.variants}
+
+    outcome = IngestOutcome()
+    now = timezone.now()
+    valid: dict[str, tuple] = {}
+    in_batch_duplicates = 0
+    for index, row in enumerate(rows):
+        try:
+            parsed = _parse_row(row, compiled=compiled, variant_ids=variant_ids, now=now)
+        except _Rejected as rejection:
+            outcome.rejected.append({"index": index, "code": rejection.code, "message": rejection.message})
+            continue
+        if parsed[0] in valid:
+            in_batch_duplicates += 1
+        else:
+            valid[parsed[0]] = parsed
+    inserted = results_insert(list(valid.values()))
+    outcome.accepted = inserted
+    outcome.duplicates = len(valid) - inserted + in_batch_duplicates
+    counters.increment("experiments_results_accepted", inserted)
+    if outcome.rejected:
+        counters.increment("experiments_results_rejected", len(outcome.rejected))
+    return outcome
+
+
+def results_insert(rows: list[tuple]) -> int:
+    """Store rows once each (ON CONFLICT DO NOTHING on ``event_id``); returns the rows inserted.
+
+    On PostgreSQL the rows are COPYed into a session-local staging table and moved with one
+    INSERT ... SELECT: several times faster than a 1,000-row VALUES list with 11,000 parameters.
+    """
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        return _insert_via_copy(rows)
+    row_placeholder = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO experiments_result ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - fixed identifiers only
+        + ", ".join([row_placeholder] * len(rows))
+        + " ON CONFLICT (event_id) DO NOTHING"
+    )
+    params = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+_STAGING = "experiments_result_staging"
+_STAGING_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ("
+    "event_id varchar(128), experiment_id bigint, variant_id bigint, user_id varchar(255), "
+    "occurred_at timestamptz, success boolean, response_time_ms double precision, tokens integer, "
+    "quality_score double precision, user_feedback smallint, model varchar(200)"
+    ") ON COMMIT DELETE ROWS"
+)
+
+
+def _insert_via_copy(rows: list[tuple]) -> int:
+    columns = ", ".join(COLUMNS)
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_STAGING_DDL)
+        with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO experiments_result ({columns}) SELECT {columns} FROM {_STAGING} "  # noqa: S608
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        if nested:
+            # ON COMMIT DELETE ROWS empties it at commit; inside an outer transaction (tests, the
+            # demo seed) that comes later, so empty it now for the next batch.
+            cursor.execute(f"DELETE FROM {_STAGING}")  # noqa: S608
+        return inserted

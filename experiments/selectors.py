@@ -1,0 +1,29 @@
+"""Reads of experiments (lists, counts) for the API and the admin."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from experiments.models import Experiment, ExperimentStatus
+
+
+def experiment_list(*, status: str | None = None, prompt_type: str | None = None) -> QuerySet[Experiment]:
+    queryset = Experiment.objects.prefetch_related("variants").order_by("-created_at", "-id")
+    if status in ExperimentStatus.values:
+        queryset = queryset.filter(status=status)
+    if prompt_type:
+        queryset = queryset.filter(target_prompt_type=prompt_type)
+    return queryset
+
+
+def namespace_slices(*, prompt_type: str | None = None) -> dict[str, list[Experiment]]:
+    """Live experiments per prompt type, ordered by their slice (the admin's namespace view)."""
+    queryset = Experiment.objects.filter(
+        status__in=(ExperimentStatus.RUNNING, ExperimentStatus.PAUSED), namespace_start__isnull=False
+    ).order_by("target_prompt_type", "namespace_start")
+    if prompt_type:
+        queryset = queryset.filter(target_prompt_type=prompt_type)
+    slices: dict[str, list[Experiment]] = {}
+    for experiment in queryset:
+        slices.setdefault(experiment.target_prompt_type, []).append(experiment)
+    return slices

@@ -1,0 +1,288 @@
+"""Admin pages of the statistics: the analysis with pictures, exports, and a sample-size calculator.
+
+``install(site)`` adds the pages to the registered ``Experiment`` admin through its ``get_urls``
+(one line in ``experiments/admin.py`` calls it), so the experiments app keeps its admin class:
+
+- ``<id>/stats/``: SRM flag, decision and reason on top, power, variants, comparisons, a forest
+  plot of each treatment's lift per metric and the cumulative primary metric per day (SVG);
+- ``<id>/stats/export.csv`` and ``<id>/stats/export.json``;
+- ``sample-size/``: users per variant from a baseline, a relative MDE, alpha and power.
+
+The change page links to the stats page from ``templates/admin/experiments/experiment/change_form.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.safestring import mark_safe
+
+from agentplatform.errors import ValidationFailed
+from experiments.metrics import METRICS
+from experiments.models import Experiment
+
+from .charts import cumulative_chart_svg, forest_plot_svg
+from .power import users_needed_for_mean, users_needed_for_rate
+from .selectors import SOURCES, experiment_daily_series, experiment_stats
+
+EXPORT_PERMISSION = "experiments.export_experiment"
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_safe(value) -> str:
+    """Neutralises spreadsheet formulas (OWASP CSV injection); swap for ``audit.exports.csv_safe`` once it lands.
+
+    Numbers are written as they are (a negative difference must stay a number); text starting
+    with a formula character gets a leading apostrophe.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _stream_csv(rows: Iterable[Iterable]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([csv_safe(v) for v in row])
+
+
+EXPORT_COLUMNS = [
+    "row", "variant", "metric", "is_control", "exposures", "results", "n", "mean", "std",
+    "diff", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high",
+    "p_value", "p_value_adjusted", "chance_to_win", "expected_loss", "significant",
+]  # fmt: skip
+
+
+def stats_export_rows(stats: dict) -> Iterator[list]:
+    """One CSV row per variant and metric summary, then one per comparison."""
+    yield EXPORT_COLUMNS
+    for variant in stats["variants"]:
+        base = {"row": "variant", "variant": variant["key"], "is_control": variant["is_control"],
+                "exposures": variant["exposures"], "results": variant["results"]}  # fmt: skip
+        if not variant["metrics"]:
+            yield [base.get(c) for c in EXPORT_COLUMNS]
+        for metric, summary in variant["metrics"].items():
+            yield [{**base, "metric": metric, **summary}.get(c) for c in EXPORT_COLUMNS]
+    for comparison in stats["comparisons"]:
+        yield [{"row": "comparison", **comparison}.get(c) for c in EXPORT_COLUMNS]
+    decision = stats["decision"]
+    yield ["decision", decision["variant"], decision["action"], *[None] * (len(EXPORT_COLUMNS) - 4), decision["reason"]]
+
+
+class SampleSizeForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("mean", "Mean (baseline mean and standard deviation)"), ("rate", "Rate")])
+    baseline_mean = forms.FloatField(required=False, help_text="Baseline mean of the per-user metric.")
+    baseline_std = forms.FloatField(required=False, min_value=0, help_text="Standard deviation of per-user values.")
+    baseline_rate = forms.FloatField(required=False, min_value=0, max_value=1, help_text="e.g. 0.12 for 12%.")
+    relative_mde = forms.FloatField(
+        label="Relative MDE", initial=0.05, help_text="Relative minimum detectable effect: 0.05 = 5%."
+    )
+    alpha = forms.FloatField(initial=0.05, min_value=0.0001, max_value=0.5)
+    power = forms.FloatField(initial=0.8, min_value=0.05, max_value=0.999)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if not data.get("relative_mde"):
+            self.add_error("relative_mde", "The minimum detectable effect must not be zero.")
+        if data["kind"] == "mean":
+            for name in ("baseline_mean", "baseline_std"):
+                if data.get(name) in (None, ""):
+                    self.add_error(name, "Required for a mean.")
+        elif data.get("baseline_rate") in (None, ""):
+            self.add_error("baseline_rate", "Required for a rate.")
+        return data
+
+    def users_per_variant(self) -> int:
+        data = self.cleaned_data
+        common = {"relative_mde": data["relative_mde"], "alpha": data["alpha"], "power": data["power"]}
+        if data["kind"] == "rate":
+            return users_needed_for_rate(baseline_rate=data["baseline_rate"], **common)
+        return users_needed_for_mean(baseline_mean=data["baseline_mean"], baseline_std=data["baseline_std"], **common)
+
+
+def _stats_for(request, model_admin, object_id: str) -> tuple[Experiment, dict, str]:
+    experiment = get_object_or_404(Experiment, pk=object_id)
+    if not model_admin.has_view_permission(request, experiment):
+        raise PermissionDenied
+    source = request.GET.get("source", "rollup")
+    if source not in SOURCES:
+        source = "rollup"
+    return experiment, experiment_stats(experiment=experiment, source=source), source
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.2f}%"
+
+
+def _p_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if value >= 0.0001 else f"{value:.1e}"
+
+
+def _tone(comparison: dict, directions: dict[str, bool]) -> str:
+    if not comparison["significant"]:
+        return ""
+    gain = comparison["diff"] if directions.get(comparison["metric"], True) else -comparison["diff"]
+    return "sig-good" if gain > 0 else "sig-bad"
+
+
+def stats_view(request, object_id: str, *, model_admin):
+    experiment, stats, source = _stats_for(request, model_admin, object_id)
+    directions = {name: metric.higher_is_better for name, metric in METRICS.items()}
+    series = experiment_daily_series(experiment=experiment, metric=experiment.primary_metric)
+    metrics = [
+        experiment.primary_metric,
+        *[m for m in experiment.guardrail_metrics or [] if m != experiment.primary_metric],
+    ]
+    variant_rows = [
+        {"variant": variant, "cells": [variant["metrics"].get(metric) for metric in metrics]}
+        for variant in stats["variants"]
+    ]
+    comparison_rows = [
+        {
+            **comparison,
+            "lift_text": _percent(comparison["lift"]),
+            "lift_interval": (
+                f"[{_percent(comparison['lift_ci_low'])}, {_percent(comparison['lift_ci_high'])}]"
+                if comparison["lift_ci_low"] is not None
+                else "—"
+            ),
+            "tone": _tone(comparison, directions),
+            "p_text": _p_value(comparison["p_value"]),
+            "p_adjusted_text": _p_value(comparison["p_value_adjusted"]),
+        }
+        for comparison in stats["comparisons"]
+    ]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Experiment._meta,
+        "original": experiment,
+        "variant_rows": variant_rows,
+        "rollback": stats["decision"]["action"] == "ship"
+        and any(v["is_control"] and v["key"] == stats["decision"]["variant"] for v in stats["variants"]),
+        "comparison_rows": comparison_rows,
+        "title": f"Statistics: {experiment.key}",
+        "experiment": experiment,
+        "stats": stats,
+        "source": source,
+        "metrics": metrics,
+        "metric_directions": directions,
+        "forest_svg": mark_safe(forest_plot_svg(stats["comparisons"], higher_is_better=directions)),  # noqa: S308 - every text in it is escaped
+        "cumulative_svg": mark_safe(cumulative_chart_svg(series, metric=experiment.primary_metric)),  # noqa: S308 - every text in it is escaped
+        "can_export": request.user.has_perm(EXPORT_PERMISSION),
+        "alpha": settings.EXPERIMENT_STATS_ALPHA,
+    }
+    return TemplateResponse(request, "admin/experiments/experiment/stats.html", context)
+
+
+def _require_export(request) -> None:
+    if not request.user.has_perm(EXPORT_PERMISSION):
+        raise PermissionDenied
+
+
+def stats_export_csv(request, object_id: str, *, model_admin):
+    _require_export(request)
+    experiment, stats, _ = _stats_for(request, model_admin, object_id)
+    response = StreamingHttpResponse(_stream_csv(stats_export_rows(stats)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-stats.csv"'
+    return response
+
+
+def stats_export_json(request, object_id: str, *, model_admin):
+    _require_export(request)
+    experiment, stats, _ = _stats_for(request, model_admin, object_id)
+    response = HttpResponse(
+        json.dumps(stats, cls=DjangoJSONEncoder, indent=2, allow_nan=False), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-stats.json"'
+    return response
+
+
+def sample_size_view(request, *, model_admin):
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    form = SampleSizeForm(request.GET or None)
+    result = None
+    if form.is_bound and form.is_valid():
+        try:
+            per_variant = form.users_per_variant()
+        except (ValueError, ValidationFailed) as exc:
+            form.add_error(None, str(exc))
+        else:
+            result = {"per_variant": per_variant, "two_variants": 2 * per_variant}
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Experiment._meta,
+        "title": "Sample size calculator",
+        "form": form,
+        "result": result,
+    }
+    return TemplateResponse(request, "admin/experiments/experiment/sample_size.html", context)
+
+
+def stats_urls(model_admin) -> list:
+    prefix = f"{Experiment._meta.app_label}_{Experiment._meta.model_name}"
+    wrap = model_admin.admin_site.admin_view
+
+    def bind(view):
+        def bound(request, *args, **kwargs):
+            return view(request, *args, model_admin=model_admin, **kwargs)
+
+        return wrap(bound)
+
+    return [
+        path("sample-size/", bind(sample_size_view), name=f"{prefix}_sample_size"),
+        path("<path:object_id>/stats/", bind(stats_view), name=f"{prefix}_stats"),
+        path("<path:object_id>/stats/export.csv", bind(stats_export_csv), name=f"{prefix}_stats_csv"),
+        path("<path:object_id>/stats/export.json", bind(stats_export_json), name=f"{prefix}_stats_json"),
+    ]
+
+
+class _StatsOnlyExperimentAdmin(admin.ModelAdmin):
+    """Used only while the experiments app registers no admin of its own."""
+
+    list_display = ("key", "name", "status", "primary_metric")
+
+
+def install(site: admin.AdminSite = admin.site) -> None:
+    """Adds the statistics pages to the registered Experiment admin (through its ``get_urls``)."""
+    if not site.is_registered(Experiment):
+        site.register(Experiment, _StatsOnlyExperimentAdmin)
+    model_admin = site.get_model_admin(Experiment)
+    if getattr(model_admin, "_stats_installed", False):
+        return
+    original_get_urls = model_admin.get_urls
+
+    def get_urls():
+        return stats_urls(model_admin) + original_get_urls()
+
+    model_admin.get_urls = get_urls
+    model_admin._stats_installed = True
+
+
+def stats_url(experiment: Experiment) -> str:
+    return reverse("admin:experiments_experiment_stats", args=[experiment.pk])

@@ -1,0 +1,209 @@
+"""Reads an experiment's statistics: aggregates from SQL, then the pure analysis.
+
+Two sources give the same numbers (a test holds them to each other):
+
+- ``rollup`` (default): the few ``ExperimentVariantMetric`` rows the rollup keeps — milliseconds
+  for any experiment size — after catching the rollup up if it is older than
+  ``EXPERIMENT_STATS_MAX_STALENESS_SECONDS``; ``data_through`` is the rollup's watermark.
+- ``raw``: one query over the raw results, reducing each user to one value per metric (the user's
+  mean; for ``success_rate`` the share of successful calls) and then each variant to count, sum
+  and sum of squares; ``data_through`` is the moment of the query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from agentplatform.errors import NotFound, ValidationFailed
+from experiments.metrics import METRICS
+from experiments.models import Experiment, Exposure, Result, Variant
+
+from .analysis import AnalysisSettings, VariantAggregate, experiment_analyse
+from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
+from .moments import Moments
+from .rollup import EXPOSURES, experiment_stats_catch_up, use_work_mem
+
+SOURCES = ("rollup", "raw")
+
+
+def experiment_get_by_key(*, key: str) -> Experiment:
+    try:
+        return Experiment.objects.get(key=key)
+    except Experiment.DoesNotExist:
+        raise NotFound(f"No experiment with key {key!r}.") from None
+
+
+def _raw_value_sql(field: str) -> str:
+    column = connection.ops.quote_name(Result._meta.get_field(field).column)
+    if field == "success":
+        # Float constants: "1.0" would be NUMERIC in PostgreSQL, whose AVG is several times slower.
+        one, zero = "CAST(1 AS DOUBLE PRECISION)", "CAST(0 AS DOUBLE PRECISION)"
+        return f"CASE WHEN {column} THEN {one} WHEN NOT {column} THEN {zero} END"
+    return f"CAST({column} AS DOUBLE PRECISION)"
+
+
+def experiment_aggregates_raw(
+    *, experiment: Experiment, metrics: list[str] | None = None
+) -> tuple[dict[int, dict[str, Moments]], dict[int, int]]:
+    """Per variant: per-metric moments of per-user values, and exposures — straight from raw rows.
+
+    One query: the inner GROUP BY reduces each user to one value per metric, the outer one each
+    variant to count, sum and sum of squares. Only the named metrics are computed (all by default).
+    """
+    names = [name for name in METRICS if metrics is None or name in metrics]
+    user_values = "".join(f", AVG({_raw_value_sql(METRICS[name].field)}) AS {name}" for name in names)
+    moments = "".join(f", COUNT({name}), SUM({name}), SUM({name} * {name})" for name in names)
+    sql = (
+        f"SELECT variant_id, COUNT(*), SUM(calls), SUM(calls * calls){moments} FROM ("  # noqa: S608 - identifiers from the metric catalogue
+        f"SELECT variant_id, user_id, COUNT(*) AS calls{user_values} "
+        f"FROM {connection.ops.quote_name(Result._meta.db_table)} WHERE experiment_id = %s "
+        "GROUP BY variant_id, user_id) per_user GROUP BY variant_id"
+    )
+    out: dict[int, dict[str, Moments]] = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        use_work_mem(cursor)
+        cursor.execute(sql, [experiment.pk])
+        for row in cursor.fetchall():
+            variant_id, values = row[0], row[1:]
+            metrics = {CALLS: Moments(n=int(values[0]), total=float(values[1]), sum_sq=float(values[2]))}
+            for index, name in enumerate(names):
+                n, total, sum_sq = values[3 + 3 * index : 6 + 3 * index]
+                if n:
+                    metrics[name] = Moments(n=int(n), total=float(total), sum_sq=float(sum_sq))
+            out[variant_id] = metrics
+    exposures = dict(
+        Exposure.objects.filter(experiment=experiment)
+        .order_by()
+        .values("variant_id")
+        .annotate(n=Count("id"))
+        .values_list("variant_id", "n")
+    )
+    return out, exposures
+
+
+def experiment_aggregates_rollup(*, experiment: Experiment) -> tuple[dict[int, dict[str, Moments]], dict[int, int]]:
+    """The same aggregates read from the rollup's per-variant rows."""
+    out: dict[int, dict[str, Moments]] = defaultdict(dict)
+    exposures: dict[int, int] = {}
+    rows = ExperimentVariantMetric.objects.filter(experiment=experiment).values_list(
+        "variant_id", "metric", "users", "total", "sum_sq"
+    )
+    for variant_id, metric, users, total, sum_sq in rows:
+        if metric == EXPOSURES:
+            exposures[variant_id] = users
+        elif users > 0:
+            out[variant_id][metric] = Moments(n=users, total=total, sum_sq=sum_sq)
+    return dict(out), exposures
+
+
+def _analysis_settings(experiment: Experiment) -> AnalysisSettings:
+    return AnalysisSettings(
+        alpha=settings.EXPERIMENT_STATS_ALPHA,
+        power=settings.EXPERIMENT_STATS_POWER,
+        sequential=experiment.sequential,
+        sequential_tuning=settings.EXPERIMENT_STATS_SEQUENTIAL_TUNING,
+        min_users_per_variant=settings.EXPERIMENT_STATS_MIN_USERS_PER_VARIANT,
+        target_mde=experiment.target_mde,
+    )
+
+
+def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: datetime | None = None) -> dict:
+    """The full ``GET /api/v1/experiments/{key}/stats`` body for one experiment."""
+    if source not in SOURCES:
+        raise ValidationFailed(f"source must be one of {', '.join(SOURCES)}.", details={"source": source})
+    now = now or timezone.now()
+    # The experiment's own metrics: the primary, then its guardrails.
+    needed = [
+        experiment.primary_metric,
+        *[m for m in experiment.guardrail_metrics or [] if m != experiment.primary_metric],
+    ]
+    if source == "raw":
+        aggregates, exposures = experiment_aggregates_raw(experiment=experiment, metrics=needed)
+        data_through = now
+    else:
+        data_through = _fresh_rollup(experiment=experiment, now=now)
+        aggregates, exposures = experiment_aggregates_rollup(experiment=experiment)
+
+    variants = list(Variant.objects.filter(experiment=experiment).order_by("position", "id"))
+    variant_aggregates = []
+    for variant in variants:
+        metrics = aggregates.get(variant.pk, {})
+        calls = metrics.get(CALLS)
+        variant_aggregates.append(
+            VariantAggregate(
+                key=variant.key,
+                is_control=variant.is_control,
+                weight=variant.weight,
+                exposures=int(exposures.get(variant.pk, 0)),
+                results=round(calls.total) if calls else 0,
+                metrics={name: metrics[name] for name in needed if name in metrics},
+            )
+        )
+    analysis = experiment_analyse(
+        variants=variant_aggregates,
+        primary_metric=experiment.primary_metric,
+        guardrail_metrics=list(experiment.guardrail_metrics or []),
+        higher_is_better={name: metric.higher_is_better for name, metric in METRICS.items()},
+        settings=_analysis_settings(experiment),
+    )
+    return {
+        "experiment": experiment.key,
+        "status": experiment.status,
+        "computed_at": now,
+        "data_through": data_through,
+        **analysis,
+    }
+
+
+def _fresh_rollup(*, experiment: Experiment, now: datetime) -> datetime | None:
+    """Catches the rollup up when it is staler than allowed; returns its watermark."""
+    state = ExperimentStatsState.objects.filter(experiment=experiment).values_list("rolled_through", flat=True).first()
+    allowed = timedelta(
+        seconds=settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS + settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS
+    )
+    if state is None or state < now - allowed:
+        experiment_stats_catch_up(experiment=experiment, now=now)
+        state = ExperimentStatsState.objects.values_list("rolled_through", flat=True).get(experiment=experiment)
+    return state
+
+
+def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str, list[tuple[date, float, int]]]:
+    """Cumulative per-user metric per variant at the end of each day, from the daily rollup.
+
+    For day D each user's value is Σsum/Σcount over their days up to D, and the variant's value
+    is the mean over users seen by D. SQL emits, per variant and day, only the change: each user
+    contributes (value now - value at their previous day) and one more user on their first day;
+    the running totals are summed here over the (few) days.
+    """
+    count, total = metric_columns(metric)
+    quote = connection.ops.quote_name
+    sql = (
+        "WITH per_day AS (SELECT variant_id, user_id, day, "  # noqa: S608 - identifiers from the metric catalogue
+        f"SUM({total}) OVER w * 1.0 / SUM({count}) OVER w AS value FROM "
+        f"{quote(ExperimentUserDay._meta.db_table)} WHERE experiment_id = %s AND {count} > 0 "
+        "WINDOW w AS (PARTITION BY variant_id, user_id ORDER BY day ROWS UNBOUNDED PRECEDING)), "
+        "changes AS (SELECT variant_id, day, value, "
+        "LAG(value) OVER (PARTITION BY variant_id, user_id ORDER BY day) AS previous FROM per_day) "
+        "SELECT variant_id, day, SUM(value - COALESCE(previous, 0)), "
+        "SUM(CASE WHEN previous IS NULL THEN 1 ELSE 0 END) FROM changes GROUP BY variant_id, day "
+        "ORDER BY variant_id, day"
+    )
+    keys = dict(Variant.objects.filter(experiment=experiment).values_list("pk", "key"))
+    series: dict[str, list[tuple[date, float, int]]] = {key: [] for key in keys.values()}
+    running: dict[int, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [experiment.pk])
+        for variant_id, day, value_change, new_users in cursor.fetchall():
+            value_sum, users = running[variant_id]
+            value_sum, users = value_sum + float(value_change), users + int(new_users)
+            running[variant_id] = (value_sum, users)
+            if isinstance(day, str):  # SQLite returns dates as text
+                day = date.fromisoformat(day)
+            series[keys[variant_id]].append((day, value_sum / users if users else 0.0, users))
+    return series

@@ -1,0 +1,65 @@
+"""The documented shape of ``GET /api/v1/experiments/{key}/stats`` (for the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class SrmSerializer(serializers.Serializer):
+    p_value = serializers.FloatField(allow_null=True, help_text="Pearson chi-square p-value of exposures vs weights")
+    ok = serializers.BooleanField(help_text="False when p < 0.001 with at least 8 exposures per variant")
+
+
+class MetricSummarySerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="users with a value for the metric")
+    mean = serializers.FloatField(help_text="mean of per-user values")
+    std = serializers.FloatField(allow_null=True, help_text="standard deviation of per-user values, ddof = 1")
+
+
+class VariantStatsSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    is_control = serializers.BooleanField()
+    exposures = serializers.IntegerField()
+    results = serializers.IntegerField()
+    metrics = serializers.DictField(child=MetricSummarySerializer(), help_text="metrics without data are omitted")
+
+
+class ComparisonSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    metric = serializers.CharField()
+    diff = serializers.FloatField(help_text="treatment mean - control mean")
+    ci_low = serializers.FloatField()
+    ci_high = serializers.FloatField()
+    lift = serializers.FloatField(allow_null=True, help_text="diff / control mean, a fraction (0.05 = 5%)")
+    lift_ci_low = serializers.FloatField(allow_null=True)
+    lift_ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(help_text="two-sided Welch (or always-valid when sequential)")
+    p_value_adjusted = serializers.FloatField(allow_null=True, help_text="Holm, with more than one treatment")
+    chance_to_win = serializers.FloatField()
+    expected_loss = serializers.FloatField()
+    significant = serializers.BooleanField()
+
+
+class PowerSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    mde_abs = serializers.FloatField(allow_null=True)
+    mde_rel = serializers.FloatField(allow_null=True)
+    users_needed = serializers.IntegerField(allow_null=True, help_text="per variant, for the target MDE")
+
+
+class DecisionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["ship", "keep_running", "no_difference", "invalid"])
+    variant = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class ExperimentStatsSerializer(serializers.Serializer):
+    experiment = serializers.CharField()
+    status = serializers.CharField()
+    computed_at = serializers.DateTimeField()
+    data_through = serializers.DateTimeField(allow_null=True)
+    srm = SrmSerializer()
+    variants = VariantStatsSerializer(many=True)
+    comparisons = ComparisonSerializer(many=True)
+    power = PowerSerializer()
+    decision = DecisionSerializer()

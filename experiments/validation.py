@@ -1,0 +1,212 @@
+"""The rules an experiment must satisfy: one set, used by the API serializer, the admin form and
+the services, so a rule cannot hold in one place and not another.
+
+Each function returns ``{field: [message, ...]}`` (empty when valid); ``experiment_validate``
+raises ``ValidationFailed`` with those details. Variant errors are keyed ``variants`` (rules on
+the list) or ``variants[i].field``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from agentplatform.errors import ValidationFailed
+from experiments.metrics import METRICS
+from experiments.models import Experiment, ExperimentStatus
+
+RESERVED_KEYS = frozenset({"growthbook-features"})
+KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+VARIANT_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+PROMPT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+MIN_VARIANTS = 2
+MAX_VARIANTS = 20
+
+# Fields whose change would reshuffle users (or their namespace) once an experiment has started.
+ASSIGNMENT_FIELDS = ("user_percentage", "seed", "target_prompt_type")
+# Fields fixed once an experiment has started: the analysis plan is not changed after seeing data.
+PLAN_FIELDS = ("primary_metric", "sequential")
+
+Errors = dict[str, list[str]]
+
+
+def _add(errors: Errors, field: str, message: str) -> None:
+    errors.setdefault(field, []).append(message)
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return number if number.is_finite() else None
+
+
+def validate_experiment_fields(data: Mapping[str, Any], *, instance: Experiment | None = None) -> Errors:
+    """Rules on the experiment's own fields (everything but its variants)."""
+    errors: Errors = {}
+    key = data.get("key", instance.key if instance else "")
+    if instance is None or ("key" in data and data["key"] != instance.key):
+        if instance is not None:
+            _add(errors, "key", "The key cannot change after creation.")
+        elif not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+            _add(
+                errors,
+                "key",
+                "Use 1-100 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+            )
+        elif key in RESERVED_KEYS:
+            _add(errors, "key", f"The key '{key}' is reserved.")
+
+    if instance is None or "name" in data:
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            _add(errors, "name", "A name is required.")
+        elif len(name) > 200:
+            _add(errors, "name", "At most 200 characters.")
+
+    if instance is None or "target_prompt_type" in data:
+        prompt_type = data.get("target_prompt_type")
+        if not isinstance(prompt_type, str) or not PROMPT_TYPE_PATTERN.fullmatch(prompt_type):
+            _add(errors, "target_prompt_type", "Use 1-100 letters, digits, '_', '.', ':' or '-'.")
+
+    if instance is None or "primary_metric" in data:
+        metric = data.get("primary_metric")
+        if metric not in METRICS:
+            _add(errors, "primary_metric", f"Unknown metric '{metric}'; choose one of {', '.join(METRICS)}.")
+
+    guardrails = data.get("guardrail_metrics", [] if instance is None else instance.guardrail_metrics)
+    if guardrails is None:
+        guardrails = []
+    if not isinstance(guardrails, list | tuple):
+        _add(errors, "guardrail_metrics", "Give a list of metric names.")
+    else:
+        unknown = [m for m in guardrails if m not in METRICS]
+        if unknown:
+            _add(
+                errors,
+                "guardrail_metrics",
+                f"Unknown metric(s) {', '.join(map(str, unknown))}; choose from {', '.join(METRICS)}.",
+            )
+        if len(set(map(str, guardrails))) != len(guardrails):
+            _add(errors, "guardrail_metrics", "A metric is listed twice.")
+        primary = data.get("primary_metric", instance.primary_metric if instance else None)
+        if primary in guardrails:
+            _add(errors, "guardrail_metrics", "The primary metric cannot also be a guardrail.")
+
+    if instance is None or "user_percentage" in data:
+        percentage = _as_decimal(data.get("user_percentage"))
+        if percentage is None:
+            _add(errors, "user_percentage", "Give a number of percent, more than 0 and at most 100.")
+        elif not (0 < percentage <= 100):
+            _add(errors, "user_percentage", "Must be more than 0 and at most 100 (percent of the prompt type's users).")
+        elif percentage != percentage.quantize(Decimal("0.0001")):
+            _add(errors, "user_percentage", "At most 4 decimal places.")
+
+    if "target_mde" in data and data["target_mde"] is not None:
+        mde = data["target_mde"]
+        if isinstance(mde, bool) or not isinstance(mde, int | float) or not math.isfinite(mde) or not 0 < mde < 10:
+            _add(errors, "target_mde", "A relative effect above 0 and below 10 (0.05 = 5%).")
+
+    if "seed" in data and data["seed"] is not None:
+        seed = data["seed"]
+        if not isinstance(seed, str) or len(seed) > 100:
+            _add(errors, "seed", "At most 100 characters.")
+
+    if instance is not None and instance.status != ExperimentStatus.DRAFT:
+        for field in (*ASSIGNMENT_FIELDS, *PLAN_FIELDS):
+            if field in data and _differs(field, data[field], getattr(instance, field)):
+                _add(
+                    errors,
+                    field,
+                    f"Cannot change once the experiment has started ({instance.status}): it would reshuffle users "
+                    "or change the analysis plan. Copy it as a new experiment instead.",
+                )
+    return errors
+
+
+def _differs(field: str, new: Any, old: Any) -> bool:
+    if field == "user_percentage":
+        new_number = _as_decimal(new)
+        return new_number is None or new_number != old
+    if field == "seed" and not new:
+        return False  # an empty seed means "keep the current one"
+    return new != old
+
+
+def validate_variants(variants: Any, *, instance: Experiment | None = None) -> Errors:
+    """Rules on the variants list: two or more, one control, positive weights, unique keys."""
+    errors: Errors = {}
+    if not isinstance(variants, Sequence) or isinstance(variants, str):
+        _add(errors, "variants", "Give a list of variants.")
+        return errors
+    if len(variants) < MIN_VARIANTS:
+        _add(errors, "variants", f"An experiment needs at least {MIN_VARIANTS} variants.")
+    if len(variants) > MAX_VARIANTS:
+        _add(errors, "variants", f"At most {MAX_VARIANTS} variants.")
+    seen: set[str] = set()
+    controls = 0
+    for index, variant in enumerate(variants):
+        prefix = f"variants[{index}]"
+        if not isinstance(variant, Mapping):
+            _add(errors, prefix, "Each variant is an object.")
+            continue
+        key = variant.get("key")
+        if not isinstance(key, str) or not VARIANT_KEY_PATTERN.fullmatch(key):
+            _add(errors, f"{prefix}.key", "Use 1-100 letters, digits, '_' or '-'.")
+        elif key in seen:
+            _add(errors, "variants", f"Duplicate variant key '{key}'.")
+        else:
+            seen.add(key)
+        content = variant.get("content")
+        if not isinstance(content, str) or not content.strip():
+            _add(errors, f"{prefix}.content", "The prompt content is required.")
+        weight = variant.get("weight", 1)
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or weight <= 0
+            or weight > 1_000_000
+        ):
+            _add(errors, f"{prefix}.weight", "The weight must be a finite number above 0.")
+        name = variant.get("name", "")
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            _add(errors, f"{prefix}.name", "At most 200 characters.")
+        if variant.get("is_control") is True:
+            controls += 1
+        elif variant.get("is_control") not in (False, None):
+            _add(errors, f"{prefix}.is_control", "true or false.")
+    if controls != 1 and isinstance(variants, Sequence) and variants:
+        _add(errors, "variants", f"Exactly one variant must be the control ({controls} marked).")
+
+    if instance is not None and instance.pk and instance.status != ExperimentStatus.DRAFT and not errors:
+        current = [_variant_signature(v) for v in instance.variants.order_by("position", "id")]
+        proposed = [_variant_signature(v) for v in variants]
+        if current != proposed:
+            _add(
+                errors,
+                "variants",
+                f"Cannot change variants, their content or weights once the experiment has started "
+                f"({instance.status}): it would reshuffle users. Copy it as a new experiment instead.",
+            )
+    return errors
+
+
+def _variant_signature(variant) -> tuple:
+    get = variant.get if isinstance(variant, Mapping) else lambda name, default=None: getattr(variant, name, default)
+    return (get("key"), get("content"), float(get("weight", 1)), bool(get("is_control")))
+
+
+def experiment_validate(data: Mapping[str, Any], *, instance: Experiment | None = None) -> None:
+    """Raise ``ValidationFailed`` naming every broken rule (fields and variants together)."""
+    errors = validate_experiment_fields(data, instance=instance)
+    if instance is None or "variants" in data:
+        errors.update(validate_variants(data.get("variants"), instance=instance))
+    if errors:
+        raise ValidationFailed("The experiment is not valid.", details=errors)

@@ -1,0 +1,141 @@
+"""CSV and JSON downloads of job runs and reports (CSV cells neutralised against formulas)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse, StreamingHttpResponse
+
+from reports.models import JobRun, Report
+
+try:
+    from audit.exports import stream_csv
+except ImportError:  # until the audit app's shared CSV helpers land: the same contract, minimal
+    import csv
+
+    _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+    class _Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    def _csv_safe(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool | int | float):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+    def stream_csv(rows, header, *, filename="export.csv", row_to_cells=None):
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow([_csv_safe(name) for name in header])
+            iterable = rows.iterator(chunk_size=2000) if hasattr(rows, "iterator") else rows
+            for row in iterable:
+                yield writer.writerow([_csv_safe(cell) for cell in (row_to_cells(row) if row_to_cells else row)])
+
+        safe_name = "".join(ch for ch in filename if ch.isalnum() or ch in "._-") or "export.csv"
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+JOBRUN_HEADER = (
+    "id",
+    "job",
+    "period",
+    "scope",
+    "trigger",
+    "outcome",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "attempts",
+    "rows_affected",
+    "error_summary",
+    "request_id",
+    "task_id",
+)
+
+
+def _jobrun_cells(run: JobRun) -> tuple:
+    return (
+        run.pk,
+        run.job,
+        run.period,
+        run.scope,
+        run.trigger,
+        run.outcome,
+        run.started_at,
+        run.finished_at,
+        run.duration_seconds,
+        run.attempts,
+        run.rows_affected,
+        run.error_summary,
+        run.request_id,
+        run.task_id,
+    )
+
+
+def jobruns_csv_response(queryset) -> StreamingHttpResponse:
+    return stream_csv(
+        queryset.order_by("-started_at", "-id"), JOBRUN_HEADER, filename="job-runs.csv", row_to_cells=_jobrun_cells
+    )
+
+
+def _flatten(value, path: str) -> Iterator[tuple[str, object]]:
+    if isinstance(value, dict):
+        if not value:
+            yield path, ""
+        for key, item in value.items():
+            yield from _flatten(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        if not value:
+            yield path, ""
+        for index, item in enumerate(value):
+            yield from _flatten(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def report_rows(report: Report) -> Iterator[tuple[str, str, object]]:
+    """(section, metric path, value) for every leaf of the report's data, in document order."""
+    for section, body in report.data.get("sections", {}).items():
+        for path, value in _flatten(body, ""):
+            yield section, path, value
+
+
+def report_csv_response(report: Report) -> StreamingHttpResponse:
+    return stream_csv(
+        report_rows(report), ("section", "metric", "value"), filename=f"report-{report.kind}-{report.period}.csv"
+    )
+
+
+def report_json_document(report: Report) -> dict:
+    return {
+        "id": report.pk,
+        "kind": report.kind,
+        "period": report.period,
+        "period_start": report.period_start,
+        "period_end": report.period_end,
+        "created_at": report.created_at,
+        "updated_at": report.updated_at,
+        "file": report.file.name or None,
+        "data": report.data,
+    }
+
+
+def report_json_response(report: Report) -> HttpResponse:
+    safe_period = "".join(ch for ch in report.period if ch.isalnum() or ch in ".-_")
+    response = HttpResponse(
+        json.dumps(report_json_document(report), cls=DjangoJSONEncoder, indent=2),
+        content_type="application/json",
+    )
+    response["Content-Disposition"] = f'attachment; filename="report-{report.kind}-{safe_period}.json"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,95 @@
+"""The role-by-endpoint matrix: every API endpoint, the status each role gets.
+
+Add an endpoint with one line in ``MATRIX``::
+
+    Endpoint("POST", "/api/v1/experiments/", {"key": "x"}, expect(agent=403, analyst=403, operator=201, admin=201)),
+
+``expect`` defaults anonymous callers to 401 (every endpoint needs authentication unless it says
+otherwise). Callers are fresh users of each role, authenticated the way they are in production
+(Bearer JWT for people, Api-Key for agents), so the matrix tests the role table, the permission
+classes and both authentication paths at once. ``tests/accounts/test_matrix.py`` runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("anonymous", "agent", "analyst", "operator", "admin")
+MISSING = "no-such-experiment"  # a key that never exists: 404 once permission is granted
+
+
+def expect(*, anonymous: int = 401, agent: int, analyst: int, operator: int, admin: int) -> dict[str, int]:
+    return {"anonymous": anonymous, "agent": agent, "analyst": analyst, "operator": operator, "admin": admin}
+
+
+def everyone(status: int, *, anonymous: int = 401) -> dict[str, int]:
+    return expect(anonymous=anonymous, agent=status, analyst=status, operator=status, admin=status)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    url: str
+    payload: dict | None
+    expected: dict[str, int] = field(hash=False)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url}"
+
+
+MATRIX: list[Endpoint] = [
+    # accounts: credentials in the body, so any caller gets the same answer for bad ones.
+    Endpoint("POST", "/api/v1/auth/token", {"username": "nobody", "password": "wrong"}, everyone(401, anonymous=401)),
+    Endpoint("POST", "/api/v1/auth/token/refresh", {"refresh": "not-a-token"}, everyone(401, anonymous=401)),
+    Endpoint("POST", "/api/v1/auth/logout", {}, everyone(400)),
+    Endpoint("GET", "/api/v1/auth/me", None, everyone(200)),
+    # experiments (issues 6 and 7): a missing key is 404 for those allowed, 403 for the rest;
+    # an empty body is 400 for those allowed. Permission is decided before either.
+    Endpoint("POST", "/api/v1/prompts/resolve", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
+    Endpoint(
+        "GET", "/api/v1/experiments/growthbook-features", None, expect(agent=200, analyst=403, operator=403, admin=200)
+    ),
+    Endpoint("GET", "/api/v1/experiments/", None, expect(agent=403, analyst=200, operator=200, admin=200)),
+    Endpoint("POST", "/api/v1/experiments/", {}, expect(agent=403, analyst=403, operator=400, admin=400)),
+    Endpoint("GET", f"/api/v1/experiments/{MISSING}/", None, expect(agent=403, analyst=404, operator=404, admin=404)),
+    Endpoint("PATCH", f"/api/v1/experiments/{MISSING}/", {}, expect(agent=403, analyst=403, operator=404, admin=404)),
+    Endpoint(
+        "DELETE", f"/api/v1/experiments/{MISSING}/", None, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint(
+        "POST", f"/api/v1/experiments/{MISSING}/start", {}, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint(
+        "POST", f"/api/v1/experiments/{MISSING}/pause", {}, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint(
+        "POST", f"/api/v1/experiments/{MISSING}/stop", {}, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint(
+        "POST", f"/api/v1/experiments/{MISSING}/results", {}, expect(agent=400, analyst=403, operator=403, admin=400)
+    ),
+    Endpoint(
+        "GET", f"/api/v1/experiments/{MISSING}/stats", None, expect(agent=403, analyst=404, operator=404, admin=404)
+    ),
+    # audit (issue 5): agents write and read their own; people read; only agents and admins write.
+    Endpoint("POST", "/api/v1/audit/events", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
+    Endpoint("GET", "/api/v1/audit/events", None, everyone(200)),
+    Endpoint("GET", "/api/v1/audit/stats", None, everyone(200)),
+    # monitoring (issue 8): agents push; people read.
+    Endpoint("POST", "/api/v1/monitoring/operations", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
+    Endpoint("POST", "/api/v1/monitoring/agent-runs", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
+    Endpoint("GET", "/api/v1/monitoring/summary", None, expect(agent=403, analyst=200, operator=200, admin=200)),
+    # enrichment (issue 9): agents fetch context; everyone may search collected documents.
+    Endpoint("POST", "/api/v1/enrichment/context", {}, expect(agent=200, analyst=403, operator=403, admin=200)),
+    Endpoint("GET", "/api/v1/documents/search?q=matrix", None, everyone(200)),
+    # reports (issue 10): people read.
+    Endpoint("GET", "/api/v1/reports/", None, expect(agent=403, analyst=200, operator=200, admin=200)),
+    Endpoint("GET", "/api/v1/reports/999999999", None, expect(agent=403, analyst=404, operator=404, admin=404)),
+]
+
+
+def call(client, endpoint: Endpoint):
+    method = getattr(client, endpoint.method.lower())
+    if endpoint.payload is None:
+        return method(endpoint.url)
+    return method(endpoint.url, endpoint.payload, format="json")

@@ -1,0 +1,112 @@
+"""Declared permissions: 401 for anonymous, 403 (audited once) without the permission, roles via groups."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.roles import ROLE_PERMISSIONS, role_group_name
+from accounts.services import role_groups_sync
+
+pytestmark = pytest.mark.django_db
+
+PROBE = "/api/v1/test/probe"
+
+
+@pytest.mark.urls("tests.accounts.urls")
+def test_caller_without_the_permission_gets_403_envelope_audited_once(auth_client, audit_events):
+    client = auth_client("agent")
+    response = client.get(PROBE)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    (event,) = audit_events.of("auth.permission_denied")
+    assert event["actor"].pk == client.user.pk
+    assert event["details"]["required"] == ["Requires('accounts.view_user')"]
+
+
+@pytest.mark.urls("tests.accounts.urls")
+@pytest.mark.parametrize(("role", "status"), [("agent", 403), ("analyst", 200), ("operator", 200), ("admin", 200)])
+def test_probe_follows_the_role_table(auth_client, role, status):
+    assert auth_client(role).get(PROBE).status_code == status
+
+
+@pytest.mark.urls("tests.accounts.urls")
+def test_anonymous_caller_gets_401_not_403(audit_events):
+    response = APIClient().get(PROBE)
+    assert response.status_code == 401
+    assert not audit_events.of("auth.permission_denied")
+
+
+def test_every_role_has_its_group_with_the_tabled_permissions():
+    for role in Role:
+        group = Group.objects.get(name=role_group_name(role))
+        rows = group.permissions.values_list("content_type__app_label", "codename")
+        granted = {f"{app}.{codename}" for app, codename in rows}
+        if role == Role.ADMIN:
+            assert len(granted) == Permission.objects.count()
+        else:
+            assert ROLE_PERMISSIONS[role] <= granted
+
+
+def test_new_user_joins_the_group_of_its_role(user_factory):
+    user = user_factory(role="operator")
+    assert list(user.groups.values_list("name", flat=True)) == [role_group_name(Role.OPERATOR)]
+
+
+def test_role_change_moves_the_user_and_keeps_other_groups(user_factory, audit_events):
+    user = user_factory(role="analyst")
+    extra = Group.objects.create(name="on-call")
+    user.groups.add(extra)
+    user.role = Role.OPERATOR
+    user.save()
+    assert set(user.groups.values_list("name", flat=True)) == {role_group_name(Role.OPERATOR), "on-call"}
+    (event,) = audit_events.of("user.role_changed")
+    assert event["details"]["from"] == "analyst" and event["details"]["to"] == "operator"
+
+
+def test_role_change_reaches_an_agent_key_at_once(api_client, agent_key):
+    assert "accounts.view_user" not in api_client.get("/api/v1/auth/me", **agent_key).json()["permissions"]
+    agent_key.user.role = Role.ANALYST
+    agent_key.user.save()
+    assert "accounts.view_user" in api_client.get("/api/v1/auth/me", **agent_key).json()["permissions"]
+
+
+def test_group_sync_is_additive_so_admin_adjustments_survive():
+    group = Group.objects.get(name=role_group_name(Role.AGENT))
+    extra = Permission.objects.get(codename="view_user", content_type__app_label="accounts")
+    group.permissions.add(extra)
+    role_groups_sync()
+    assert group.permissions.filter(pk=extra.pk).exists()
+
+
+def test_role_change_in_the_admin_is_audited_with_the_admin_as_actor(user_factory, audit_events):
+    from django.test import Client
+
+    admin = user_factory(role="admin")
+    target = user_factory(role="analyst")
+    client = Client()
+    client.force_login(admin)
+    page = client.get(f"/admin/accounts/user/{target.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data.update(
+        {
+            "role": "operator",
+            "groups": [g.pk for g in target.groups.all()],
+            "user_permissions": [],
+            "date_joined_0": target.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": target.date_joined.strftime("%H:%M:%S"),
+            "api_keys-TOTAL_FORMS": "0",
+            "api_keys-INITIAL_FORMS": "0",
+        }
+    )
+    data.pop("date_joined", None)
+    data.pop("last_login", None)
+    response = client.post(f"/admin/accounts/user/{target.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    (event,) = audit_events.of("user.role_changed")
+    assert event["actor"] == admin
+    assert list(target.groups.values_list("name", flat=True)) == [role_group_name(Role.OPERATOR)]

@@ -1,0 +1,340 @@
+"""The audit API: batch writes, filters, pagination, statistics and who may read what."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Role
+from audit.models import AuditEvent, Severity
+
+pytestmark = pytest.mark.django_db
+EVENTS = "/api/v1/audit/events"
+STATS = "/api/v1/audit/stats"
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def post(client, events):
+    return client.post(EVENTS, {"events": events}, format="json")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def test_an_agent_writes_a_batch_and_is_recorded_as_the_actor(client_for):
+    client, agent = client_for(Role.AGENT, username="agent-7")
+    response = post(client, [{"action": "tool.called", "resource_type": "tool", "resource_id": 3}, {"action": "x.y"}])
+    assert response.status_code == 200
+    assert response.json() == {"stored": 2, "duplicates": [], "errors": []}
+    assert set(AuditEvent.objects.values_list("actor_id", "actor_label")) == {(agent.pk, "agent-7")}
+
+
+def test_the_actor_cannot_be_set_in_the_body(client_for):
+    client, agent = client_for(Role.AGENT)
+    response = post(client, [{"action": "tool.called", "actor": "admin"}, {"action": "tool.called"}])
+    assert response.status_code == 207
+    assert response.json()["errors"] == [
+        {"index": 0, "errors": {"actor": ["The actor is the authenticated caller; it cannot be set."]}}
+    ]
+    assert list(AuditEvent.objects.values_list("actor_label", flat=True)) == [agent.username]
+
+
+def test_a_repeated_event_id_is_stored_once_and_reported_as_a_duplicate(client_for):
+    client, _ = client_for(Role.AGENT)
+    event_id = str(uuid.uuid4())
+    first = post(client, [{"action": "tool.called", "event_id": event_id}])
+    again = post(
+        client, [{"action": "tool.called", "event_id": event_id}, {"action": "tool.called", "event_id": event_id}]
+    )
+    assert first.json()["stored"] == 1
+    assert again.status_code == 200
+    assert again.json() == {
+        "stored": 0,
+        "duplicates": [{"index": 0, "event_id": event_id}, {"index": 1, "event_id": event_id}],
+        "errors": [],
+    }
+    assert AuditEvent.objects.filter(event_id=event_id).count() == 1
+
+
+def test_invalid_rows_are_reported_by_index_and_the_valid_rows_stored(client_for):
+    client, _ = client_for(Role.AGENT)
+    future = (timezone.now() + timedelta(hours=1)).isoformat()
+    response = post(
+        client,
+        [
+            {"action": "tool.called"},
+            {"action": "Not An Action"},
+            {"action": "tool.called", "severity": "fatal", "event_id": "nope"},
+            {"action": "tool.called", "occurred_at": future},
+            "not an object",
+            {"action": "tool.called", "details": {"token": "secret-value"}, "severity": "warning"},
+        ],
+    )
+    assert response.status_code == 207
+    body = response.json()
+    assert body["stored"] == 2
+    assert [error["index"] for error in body["errors"]] == [1, 2, 3, 4]
+    assert set(body["errors"][1]["errors"]) == {"severity", "event_id"}
+    assert AuditEvent.objects.get(severity=Severity.WARNING).details == {"token": "***"}
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_a_batch_must_hold_1_to_1000_events(client_for, count):
+    client, _ = client_for(Role.AGENT)
+    response = post(client, [{"action": "tool.called"}] * count)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert AuditEvent.objects.count() == 0
+
+
+def test_a_batch_of_1000_is_accepted(client_for):
+    client, _ = client_for(Role.AGENT)
+    response = post(client, [{"action": "tool.called"}] * 1000)
+    assert response.json()["stored"] == 1000
+
+
+def test_analysts_cannot_write_events(client_for):
+    client, _ = client_for(Role.ANALYST)
+    assert post(client, [{"action": "tool.called"}]).status_code == 403
+
+
+def test_anonymous_callers_can_neither_write_nor_read(api_client):
+    assert post(api_client, [{"action": "tool.called"}]).status_code in (401, 403)
+    assert api_client.get(EVENTS).status_code in (401, 403)
+    assert api_client.get(STATS).status_code in (401, 403)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def history(store_events):
+    """A small log over two days: three actors, several actions and severities."""
+    specs = [
+        ("alice", "experiment.started", "info", True, DAY + timedelta(hours=1), "experiment", "e1"),
+        ("alice", "experiment.paused", "warning", True, DAY + timedelta(hours=2), "experiment", "e1"),
+        ("alice", "experiments_other.x", "info", True, DAY + timedelta(hours=3), "experiment", "e2"),
+        ("bob", "experiment.started", "error", False, DAY + timedelta(hours=4), "experiment", "e2"),
+        ("bob", "auth.login_failed", "warning", False, DAY + timedelta(hours=5), "user", "bob"),
+        ("carol", "auth.login_failed", "critical", False, DAY + timedelta(days=1, hours=1), "user", "carol"),
+        ("carol", "prompt.resolved", "debug", True, DAY + timedelta(days=1, hours=2), "prompt", "p1"),
+    ]
+    return store_events(
+        *(
+            {
+                "actor": label,
+                "action": action,
+                "severity": severity,
+                "success": success,
+                "occurred_at": at,
+                "resource_type": rtype,
+                "resource_id": rid,
+            }
+            for label, action, severity, success, at, rtype, rid in specs
+        )
+    )
+
+
+def listed(client, **params):
+    response = client.get(EVENTS, params)
+    assert response.status_code == 200, response.content
+    return [(e["actor"], e["action"]) for e in response.json()["results"]]
+
+
+def test_events_are_listed_newest_first(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert listed(client)[:2] == [("carol", "prompt.resolved"), ("carol", "auth.login_failed")]
+    assert len(listed(client)) == 7
+
+
+def test_filter_by_actor(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert {a for a, _ in listed(client, actor="bob")} == {"bob"}
+    assert len(listed(client, actor="bob")) == 2
+
+
+def test_filter_by_exact_action(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert listed(client, action="experiment.started") == [
+        ("bob", "experiment.started"),
+        ("alice", "experiment.started"),
+    ]
+
+
+def test_filter_by_action_prefix_matches_whole_segments_only(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    actions = [action for _, action in listed(client, action="experiment.*")]
+    assert sorted(actions) == ["experiment.paused", "experiment.started", "experiment.started"]
+
+
+def test_filter_by_minimum_severity(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert sorted(listed(client, severity="error")) == [("bob", "experiment.started"), ("carol", "auth.login_failed")]
+
+
+def test_filter_by_success(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert len(listed(client, success="false")) == 3
+    assert len(listed(client, success="true")) == 4
+
+
+def test_filter_by_resource(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    assert sorted(listed(client, resource_type="experiment", resource_id="e2")) == [
+        ("alice", "experiments_other.x"),
+        ("bob", "experiment.started"),
+    ]
+
+
+def test_filter_by_time_window_is_inclusive_then_exclusive(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    since, until = DAY + timedelta(hours=2), DAY + timedelta(hours=4)
+    assert listed(client, since=since.isoformat(), until=until.isoformat()) == [
+        ("alice", "experiments_other.x"),
+        ("alice", "experiment.paused"),
+    ]
+
+
+def test_filters_combine(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    rows = listed(
+        client, actor="alice", action="experiment.*", since=DAY.isoformat(), until=(DAY + timedelta(days=1)).isoformat()
+    )
+    assert rows == [("alice", "experiment.paused"), ("alice", "experiment.started")]
+
+
+def test_malformed_filters_are_refused(client_for):
+    client, _ = client_for(Role.ANALYST)
+    assert client.get(EVENTS, {"severity": "fatal"}).status_code == 400
+    assert client.get(EVENTS, {"action": "exp%"}).status_code == 400
+    assert client.get(EVENTS, {"cursor": "garbage!"}).status_code == 400
+
+
+def _all_pages(client, page_size, between_pages=None):
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"page_size": page_size, **({"cursor": cursor} if cursor else {})}
+        body = client.get(EVENTS, params).json()
+        seen.extend(e["event_id"] for e in body["results"])
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor:
+            return seen, pages
+        if between_pages:
+            between_pages(pages)
+
+
+def test_pagination_walks_every_event_once(client_for, store_events):
+    client, _ = client_for(Role.ANALYST)
+    events = store_events(
+        *({"action": "tool.called", "occurred_at": DAY + timedelta(minutes=i % 7)} for i in range(23))
+    )
+    seen, pages = _all_pages(client, 5)
+    assert pages == 5
+    assert sorted(seen) == sorted(str(e.event_id) for e in events)
+
+
+def test_pagination_is_stable_while_new_events_arrive(client_for, store_events):
+    client, _ = client_for(Role.ANALYST)
+    # Several events share a timestamp: the id breaks the tie, so none is skipped or repeated.
+    events = store_events(
+        *({"action": "tool.called", "occurred_at": DAY + timedelta(minutes=i // 3)} for i in range(20))
+    )
+
+    def concurrent_inserts(page):
+        store_events(
+            {"action": "tool.called"},  # now: above every page
+            {"action": "tool.called", "occurred_at": DAY + timedelta(minutes=2)},  # a timestamp already seen
+            {"action": "tool.called", "occurred_at": DAY - timedelta(days=1)},  # older than everything
+        )
+
+    seen, _ = _all_pages(client, 4, between_pages=concurrent_inserts)
+    assert len(seen) == len(set(seen))
+    assert {str(e.event_id) for e in events} <= set(seen)
+
+
+def test_page_size_is_capped(client_for, store_events, settings):
+    settings.AUDIT_MAX_PAGE_SIZE = 3
+    client, _ = client_for(Role.ANALYST)
+    store_events(*({"action": "tool.called"} for _ in range(5)))
+    body = client.get(EVENTS, {"page_size": 1000}).json()
+    assert len(body["results"]) == 3
+    assert body["next_cursor"]
+
+
+def test_an_event_carries_its_fields(client_for, store_events):
+    client, _ = client_for(Role.ANALYST)
+    store_events({"action": "tool.called", "severity": "error", "success": False, "details": {"a": 1}})
+    event = client.get(EVENTS).json()["results"][0]
+    assert (event["action"], event["severity"], event["success"], event["details"], event["sealed"]) == (
+        "tool.called",
+        "error",
+        False,
+        {"a": 1},
+        False,
+    )
+
+
+# --- who may read ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.ANALYST, Role.OPERATOR, Role.ADMIN])
+def test_people_who_read_see_every_event(client_for, history, role):
+    client, _ = client_for(role)
+    assert len(listed(client)) == 7
+
+
+def test_agents_read_only_their_own_events(client_for, history):
+    client, agent = client_for(Role.AGENT)
+    post(client, [{"action": "tool.called"}])
+    assert listed(client) == [(agent.username, "tool.called")]
+    assert listed(client, actor="alice") == []
+    assert client.get(STATS).json()["total"] == 1
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def test_stats_match_hand_computed_counts(client_for, history):
+    client, _ = client_for(Role.ANALYST)
+    body = client.get(STATS, {"since": DAY.isoformat(), "until": (DAY + timedelta(days=1)).isoformat()}).json()
+    # The first day holds the first five events of the fixture.
+    assert (body["total"], body["succeeded"], body["failed"]) == (5, 3, 2)
+    assert body["success_rate"] == pytest.approx(0.6)
+    assert body["by_severity"] == {"debug": 0, "info": 2, "warning": 2, "error": 1, "critical": 0}
+    assert body["by_action"] == [
+        {"value": "experiment.started", "count": 2},
+        {"value": "auth.login_failed", "count": 1},
+        {"value": "experiment.paused", "count": 1},
+        {"value": "experiments_other.x", "count": 1},
+    ]
+    assert body["by_actor"] == [{"value": "alice", "count": 3}, {"value": "bob", "count": 2}]
+
+
+def test_stats_of_an_empty_period_have_no_success_rate(client_for):
+    client, _ = client_for(Role.ANALYST)
+    body = client.get(STATS).json()
+    assert (body["total"], body["success_rate"]) == (0, None)
+
+
+def test_stats_refuse_a_period_that_ends_before_it_starts(client_for):
+    client, _ = client_for(Role.ANALYST)
+    response = client.get(STATS, {"since": (DAY + timedelta(days=1)).isoformat(), "until": DAY.isoformat()})
+    assert response.status_code == 400
+
+
+def test_stats_fold_the_tail_of_long_lists_into_other(client_for, store_events, monkeypatch):
+    from audit import selectors
+
+    monkeypatch.setattr(selectors, "STATS_TOP", 2)
+    client, _ = client_for(Role.ANALYST)
+    store_events(*({"action": f"thing{i % 4}.done"} for i in range(10)))
+    by_action = client.get(STATS).json()["by_action"]
+    assert by_action == [
+        {"value": "thing0.done", "count": 3},
+        {"value": "thing1.done", "count": 3},
+        {"value": "(other)", "count": 4},
+    ]

@@ -1,0 +1,305 @@
+"""audit_log: buffering, transaction semantics, durability, idempotency and what an event holds."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from agentplatform.errors import ValidationFailed
+from agentplatform.request_id import reset_request_id, set_request_id
+from audit import writer
+from audit.middleware import AuditBufferMiddleware
+from audit.models import AppendOnlyViolation, AuditEvent, Severity
+from audit.services import MASK, audit_buffer, audit_log
+from audit.writer import AuditWriteFailed, DurableWriteUnavailable
+
+pytestmark = pytest.mark.django_db
+POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+
+
+def test_audit_log_outside_any_scope_or_transaction_writes_at_once():
+    audit_log(actor=None, action="thing.happened")
+    assert actions() == ["thing.happened"]
+
+
+def test_audit_buffer_holds_events_until_the_block_ends_then_inserts_them_in_one_statement(
+    django_assert_num_queries,
+):
+    with audit_buffer():
+        with django_assert_num_queries(0):
+            for i in range(5):
+                audit_log(actor=None, action="thing.happened", resource_id=i)
+        assert actions() == []
+    assert len(actions()) == 5
+
+
+def test_buffered_flush_is_a_single_insert(django_assert_max_num_queries):
+    # savepoint, SET LOCAL synchronous_commit (PostgreSQL), INSERT ... RETURNING, release
+    with django_assert_max_num_queries(4), audit_buffer():
+        for _ in range(50):
+            audit_log(actor=None, action="thing.happened")
+    assert AuditEvent.objects.count() == 50
+
+
+def test_events_of_a_committed_transaction_are_written_on_commit(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        audit_log(actor=None, action="thing.committed")
+        assert actions() == []
+    assert actions() == ["thing.committed"]
+
+
+def test_events_of_a_rolled_back_transaction_are_dropped(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        audit_buffer(),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        audit_log(actor=None, action="thing.undone")
+        raise RuntimeError
+    assert actions() == []
+
+
+def test_durable_events_survive_the_rollback_of_their_transaction(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        audit_buffer(),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        audit_log(actor=None, action="auth.login_failed", durable=True, success=False)
+        audit_log(actor=None, action="thing.undone")
+        raise RuntimeError
+    assert actions() == ["auth.login_failed"]
+
+
+def test_durable_events_of_a_committed_transaction_are_written_once(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), audit_buffer(), transaction.atomic():
+        audit_log(actor=None, action="permission.denied", durable=True)
+    assert actions() == ["permission.denied"]
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_events(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), audit_buffer(), transaction.atomic():
+        audit_log(actor=None, action="outer.kept")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            audit_log(actor=None, action="inner.dropped")
+            raise RuntimeError
+    assert actions() == ["outer.kept"]
+
+
+def test_the_request_middleware_keeps_durable_events_of_a_failed_request_and_drops_the_rest():
+    def view(request):
+        try:
+            with transaction.atomic():
+                audit_log(actor=None, action="auth.login_failed", durable=True, request=request)
+                audit_log(actor=None, action="thing.undone", request=request)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        return HttpResponse(status=401)
+
+    request = RequestFactory().post("/x", REMOTE_ADDR="10.1.2.3", HTTP_USER_AGENT="pytest-agent")
+    response = AuditBufferMiddleware(view)(request)
+    assert response.status_code == 401
+    event = AuditEvent.objects.get()
+    assert (event.action, event.ip, event.user_agent) == ("auth.login_failed", "10.1.2.3", "pytest-agent")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="a second writing connection needs PostgreSQL (SQLite has one writer)")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit_durable"])
+def test_durable_event_outside_a_scope_is_written_on_a_second_connection_and_survives_rollback():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_log(actor=None, action="auth.login_failed", durable=True)
+        audit_log(actor=None, action="thing.undone")
+        raise RuntimeError
+    assert actions() == ["auth.login_failed"]
+
+
+@pytest.mark.skipif(POSTGRES, reason="SQLite only: no second writer connection exists")
+def test_durable_event_outside_a_scope_inside_a_transaction_raises_on_sqlite():
+    with pytest.raises(DurableWriteUnavailable), transaction.atomic():
+        audit_log(actor=None, action="auth.login_failed", durable=True)
+
+
+def test_a_repeated_event_id_is_stored_once():
+    event_id = uuid.uuid4()
+    audit_log(actor=None, action="thing.happened", event_id=str(event_id))
+    audit_log(actor=None, action="thing.happened", event_id=str(event_id))
+    assert AuditEvent.objects.filter(event_id=event_id).count() == 1
+
+
+def test_a_failing_insert_is_retried_then_succeeds(monkeypatch):
+    real_insert = writer._insert
+    failures = iter([OperationalError("connection lost"), OperationalError("connection lost")])
+
+    def flaky(events, using, **options):
+        error = next(failures, None)
+        if error:
+            raise error
+        return real_insert(events, using, **options)
+
+    monkeypatch.setattr(writer, "_insert", flaky)
+    stored = writer.insert_events([_event()])
+    assert len(stored) == 1
+
+
+def test_a_failing_insert_is_raised_after_its_retries_never_swallowed(monkeypatch):
+    calls = []
+
+    def broken(events, using, **options):
+        calls.append(1)
+        raise OperationalError("database is down")
+
+    monkeypatch.setattr(writer, "_insert", broken)
+    with pytest.raises(AuditWriteFailed):
+        writer.insert_events([_event()])
+    assert len(calls) == settings.AUDIT_WRITE_RETRIES + 1
+
+
+def test_a_failing_flush_at_the_end_of_a_scope_raises(monkeypatch):
+    def broken(events, using, **options):
+        raise OperationalError("database is down")
+
+    monkeypatch.setattr(writer, "_insert", broken)
+    with pytest.raises(AuditWriteFailed), audit_buffer():
+        audit_log(actor=None, action="thing.happened")
+
+
+def test_secrets_are_masked_by_key_name_at_any_depth():
+    audit_log(
+        actor=None,
+        action="thing.happened",
+        details={
+            "password": "hunter2",
+            "X-Api-Key": "k",
+            "nested": {"refresh_token": "t", "Authorization": "Bearer x", "client_secret": "s", "ok": 1},
+            "list": [{"db_password": "p"}],
+            "note": "fine",
+        },
+    )
+    details = AuditEvent.objects.get().details
+    assert details == {
+        "password": MASK,
+        "X-Api-Key": MASK,
+        "nested": {"refresh_token": MASK, "Authorization": MASK, "client_secret": MASK, "ok": 1},
+        "list": [{"db_password": MASK}],
+        "note": "fine",
+    }
+
+
+def test_details_over_the_size_cap_are_replaced_by_a_truncated_preview(settings):
+    settings.AUDIT_DETAILS_MAX_BYTES = 1024
+    audit_log(actor=None, action="thing.happened", details={"blob": "x" * 5000})
+    details = AuditEvent.objects.get().details
+    assert details["_truncated"] is True
+    assert details["_original_bytes"] > 5000
+    assert len(details["_preview"]) <= 512
+
+
+def test_actor_label_is_the_username_or_the_system_job(make_user):
+    user = make_user("operator", username="olivia")
+    audit_log(actor=user, action="experiment.started")
+    audit_log(actor="system:audit_seal", action="audit.sealed")
+    audit_log(actor=None, action="thing.happened")
+    rows = list(AuditEvent.objects.order_by("id").values_list("actor_id", "actor_label"))
+    assert rows == [(user.pk, "olivia"), (None, "system:audit_seal"), (None, "system")]
+
+
+def test_request_id_ip_and_user_agent_come_from_the_request():
+    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.7", HTTP_USER_AGENT="agent/1.0")
+    token = set_request_id("req-123")
+    try:
+        audit_log(actor=None, action="thing.happened", request=request)
+    finally:
+        reset_request_id(token)
+    event = AuditEvent.objects.get()
+    assert (event.request_id, event.ip, event.user_agent) == ("req-123", "192.0.2.7", "agent/1.0")
+
+
+def test_severity_is_stored_as_a_comparable_number():
+    audit_log(actor=None, action="thing.failed", severity="error", success=False)
+    assert AuditEvent.objects.get().severity == Severity.ERROR
+
+
+@pytest.mark.parametrize("action", ["NoDots", "experiment", "experiment.Started", "a.b c", "x." * 60])
+def test_malformed_actions_are_refused(action):
+    with pytest.raises(ValidationFailed):
+        audit_log(actor=None, action=action)
+
+
+def test_unknown_severity_is_refused():
+    with pytest.raises(ValidationFailed):
+        audit_log(actor=None, action="thing.happened", severity="fatal")
+
+
+def test_the_orm_refuses_updates_and_deletes():
+    audit_log(actor=None, action="thing.happened")
+    event = AuditEvent.objects.get()
+    with pytest.raises(AppendOnlyViolation):
+        AuditEvent.objects.update(action="thing.rewritten")
+    with pytest.raises(AppendOnlyViolation):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(AppendOnlyViolation):
+        event.delete()
+    event.action = "thing.rewritten"
+    with pytest.raises(AppendOnlyViolation):
+        event.save()
+    assert actions() == ["thing.happened"]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
+def test_the_database_trigger_refuses_an_update():
+    from django.db import DatabaseError
+
+    audit_log(actor=None, action="thing.happened")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET action = 'thing.rewritten'")
+    assert actions() == ["thing.happened"]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
+def test_the_database_trigger_refuses_a_delete_outside_retention():
+    from django.db import DatabaseError
+
+    audit_log(actor=None, action="thing.happened")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent")
+    assert actions() == ["thing.happened"]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
+def test_the_database_trigger_refuses_a_second_fill_of_chain_fields():
+    from django.db import DatabaseError
+
+    audit_log(actor=None, action="thing.happened")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET chain_index = 1, prev_hash = 'a', hash = 'b'")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute("UPDATE audit_auditevent SET chain_index = 2, prev_hash = 'c', hash = 'd'")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute("UPDATE audit_auditevent SET chain_index = NULL, prev_hash = '', hash = ''")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
+def test_the_database_trigger_refuses_a_chain_fill_that_also_changes_content():
+    from django.db import DatabaseError
+
+    audit_log(actor=None, action="thing.happened")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET chain_index = 1, prev_hash = 'a', hash = 'b', success = false")
+
+
+def _event():
+    from audit.services import build_event
+
+    return build_event(actor=None, action="thing.happened")

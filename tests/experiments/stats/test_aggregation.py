@@ -1,0 +1,190 @@
+"""SQL aggregation: raw and rollup sources give the per-user numbers scipy gets, and agree."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from scipy import stats
+
+from experiments.models import Variant
+from experiments.stats.models import ExperimentStatsState, ExperimentUserDay
+from experiments.stats.rollup import experiment_stats_catch_up, experiment_stats_rollup
+from experiments.stats.selectors import experiment_daily_series, experiment_stats
+
+from . import datasets
+from .conftest import DAY0, add_results, load_dataset
+
+pytestmark = pytest.mark.django_db
+
+AFTER_LOAD = DAY0 + timedelta(days=2)  # "now" for the rollup: after every result was recorded
+
+
+def _comparison(result, variant, metric):
+    return next(c for c in result["comparisons"] if c["variant"] == variant and c["metric"] == metric)
+
+
+def _assert_same_stats(a: dict, b: dict, tolerance: float = 1e-9) -> None:
+    assert a["srm"]["ok"] == b["srm"]["ok"]
+    assert a["decision"] == b["decision"]
+    for va, vb in zip(a["variants"], b["variants"], strict=True):
+        assert (va["key"], va["exposures"], va["results"]) == (vb["key"], vb["exposures"], vb["results"])
+        assert va["metrics"].keys() == vb["metrics"].keys()
+        for metric in va["metrics"]:
+            assert va["metrics"][metric]["n"] == vb["metrics"][metric]["n"]
+            assert va["metrics"][metric]["mean"] == pytest.approx(vb["metrics"][metric]["mean"], rel=tolerance)
+            assert va["metrics"][metric]["std"] == pytest.approx(vb["metrics"][metric]["std"], rel=1e-7)
+    for ca, cb in zip(a["comparisons"], b["comparisons"], strict=True):
+        for field in ("diff", "ci_low", "ci_high", "lift", "p_value", "chance_to_win"):
+            assert ca[field] == pytest.approx(cb[field], rel=1e-6, abs=1e-9), field
+
+
+@pytest.mark.parametrize(
+    "make",
+    [datasets.clear_win, datasets.lower_is_better, datasets.three_variants, datasets.many_calls_per_user],
+    ids=lambda f: f.__name__,
+)
+def test_raw_sql_matches_scipy_on_per_user_values(make):
+    data = make()
+    experiment = load_dataset(data)
+    result = experiment_stats(experiment=experiment, source="raw")
+    for comparison in result["comparisons"]:
+        control = data.per_user_values(data.control, comparison["metric"])
+        treatment = data.per_user_values(comparison["variant"], comparison["metric"])
+        expected = stats.ttest_ind(treatment, control, equal_var=False)
+        ci = expected.confidence_interval()
+        assert comparison["p_value"] == pytest.approx(expected.pvalue, abs=1e-6)
+        assert comparison["ci_low"] == pytest.approx(ci.low, abs=1e-6)
+        assert comparison["ci_high"] == pytest.approx(ci.high, abs=1e-6)
+    for variant in result["variants"]:
+        assert variant["results"] == sum(1 for c in data.calls if c["variant"] == variant["key"])
+        for metric, summary in variant["metrics"].items():
+            values = data.per_user_values(variant["key"], metric)
+            assert summary["n"] == len(values)
+            assert summary["mean"] == pytest.approx(values.mean(), abs=1e-6)
+            assert summary["std"] == pytest.approx(values.std(ddof=1), abs=1e-6)
+
+
+@pytest.mark.parametrize("make", [datasets.clear_win, datasets.three_variants], ids=lambda f: f.__name__)
+def test_rollup_and_raw_agree(make):
+    experiment = load_dataset(make())
+    experiment_stats_rollup(now=AFTER_LOAD)
+    _assert_same_stats(
+        experiment_stats(experiment=experiment, source="rollup", now=AFTER_LOAD),
+        experiment_stats(experiment=experiment, source="raw", now=AFTER_LOAD),
+    )
+
+
+def test_incremental_rollup_combines_day_sums_not_day_means():
+    """A user with 1 slow call on day 0 and 9 fast calls on day 1 has the mean of 10 calls."""
+    data = datasets.lower_is_better()
+    experiment = load_dataset(data, recorded_at=DAY0 + timedelta(hours=1))
+    variants = {v.key: v for v in Variant.objects.filter(experiment=experiment)}
+    experiment_stats_catch_up(experiment=experiment, now=DAY0 + timedelta(hours=2))
+    # Later batches: the same users call again, on another day, some late (an old occurred_at).
+    rows = [dict(c, day=1, response_time_ms=c["response_time_ms"] / 3) for c in data.calls[::3]]
+    add_results(experiment, variants, rows * 3, recorded_at=DAY0 + timedelta(hours=5))
+    late = [dict(c, day=0, hour=1) for c in data.calls[1::7]]
+    add_results(experiment, variants, late, recorded_at=DAY0 + timedelta(hours=8))
+    assert experiment_stats_catch_up(experiment=experiment, now=DAY0 + timedelta(hours=6)) == len(rows) * 3
+    assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == len(late)
+
+    rolled = experiment_stats(experiment=experiment, source="rollup", now=AFTER_LOAD)
+    raw = experiment_stats(experiment=experiment, source="raw", now=AFTER_LOAD)
+    _assert_same_stats(rolled, raw)
+    # The user-level mean is over all of a user's calls, whatever day they fell on.
+    all_calls = data.calls + rows * 3 + late
+    merged = datasets.DataSet("merged", data.primary_metric, [], data.weights, data.control, all_calls)
+    control = merged.per_user_values("control", "response_time_ms")
+    summary = next(v for v in rolled["variants"] if v["key"] == "control")["metrics"]["response_time_ms"]
+    assert summary["mean"] == pytest.approx(control.mean(), rel=1e-9)
+    assert summary["std"] == pytest.approx(control.std(ddof=1), rel=1e-7)
+
+
+def test_rollup_is_idempotent_for_the_same_watermark():
+    experiment = load_dataset(datasets.clear_win())
+    first = experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD)
+    assert first == len(datasets.clear_win().calls)
+    assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == 0
+    assert ExperimentStatsState.objects.get(experiment=experiment).rolled_through < AFTER_LOAD
+
+
+def test_results_recorded_within_the_lag_wait_for_the_next_run(settings):
+    settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 60
+    experiment = load_dataset(datasets.clear_win(), recorded_at=AFTER_LOAD - timedelta(seconds=30))
+    assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == 0
+    assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD + timedelta(seconds=31)) > 0
+
+
+def test_stats_from_rollup_report_the_watermark_as_data_through(settings):
+    settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 30
+    experiment = load_dataset(datasets.clear_win())
+    result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    assert result["data_through"] == AFTER_LOAD - timedelta(seconds=30)
+    assert result["computed_at"] == AFTER_LOAD
+
+
+def test_fresh_rollup_is_read_without_touching_raw_results(settings):
+    settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 600
+    experiment = load_dataset(datasets.clear_win())
+    experiment_stats_rollup(now=AFTER_LOAD)
+    with CaptureQueriesContext(connection) as queries:
+        experiment_stats(experiment=experiment, now=AFTER_LOAD + timedelta(seconds=60))
+    assert not any("experiments_result" in q["sql"] for q in queries.captured_queries)
+    assert len(queries.captured_queries) <= 4
+
+
+def test_stale_rollup_is_caught_up_on_demand(settings):
+    settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 60
+    experiment = load_dataset(datasets.clear_win())
+    result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    assert sum(v["results"] for v in result["variants"]) == len(datasets.clear_win().calls)
+
+
+def test_rollup_keeps_one_row_per_user_and_day():
+    data = datasets.many_calls_per_user()
+    experiment = load_dataset(data)
+    experiment_stats_rollup(now=AFTER_LOAD)
+    expected = {(c["variant"], c["user_id"], c["day"]) for c in data.calls}
+    assert ExperimentUserDay.objects.filter(experiment=experiment).count() == len(expected)
+
+
+def test_daily_series_is_the_cumulative_per_user_mean():
+    data = datasets.many_calls_per_user()
+    experiment = load_dataset(data)
+    experiment_stats_rollup(now=AFTER_LOAD)
+    series = experiment_daily_series(experiment=experiment, metric="success_rate")
+    # On the last day the cumulative value is the plain per-user mean over all days.
+    for key in ("control", "b"):
+        values = data.per_user_values(key, "success_rate")
+        _last_day, value, users = series[key][-1]
+        assert users == len(values)
+        assert value == pytest.approx(values.mean(), rel=1e-9)
+    # On day 0 only the calls of day 0 count.
+    day0 = [c for c in data.calls if c["day"] == 0]
+    first = datasets.DataSet("d0", "success_rate", [], data.weights, "control", day0)
+    assert series["b"][0][1] == pytest.approx(first.per_user_values("b", "success_rate").mean(), rel=1e-9)
+
+
+def test_rollup_skips_draft_experiments_without_results():
+    assert experiment_stats_rollup(now=AFTER_LOAD) == 0
+
+
+def test_rollup_finishes_a_completed_experiment_then_leaves_it_alone():
+    experiment = load_dataset(datasets.clear_win())
+    experiment.status = "completed"
+    experiment.stopped_at = DAY0 + timedelta(days=1, hours=1)
+    experiment.save(update_fields=["status", "stopped_at"])
+    assert experiment_stats_rollup(now=AFTER_LOAD) == len(datasets.clear_win().calls)
+    assert experiment_stats_rollup(now=AFTER_LOAD + timedelta(days=1)) == 0
+    assert ExperimentStatsState.objects.get(experiment=experiment).rolled_through < AFTER_LOAD
+
+
+def test_celery_task_runs_the_rollup_service():
+    from experiments.stats.tasks import stats_rollup
+
+    experiment = load_dataset(datasets.clear_win())
+    assert stats_rollup.apply().get() == len(datasets.clear_win().calls)
+    assert ExperimentStatsState.objects.filter(experiment=experiment).exists()
