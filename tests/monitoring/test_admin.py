@@ -39,7 +39,7 @@ def staff_client(client, django_user_model):
 @pytest.fixture
 def data(store_name):
     now = datetime.now(UTC)
-    for minutes_ago in range(1, 50, 7):
+    for minutes_ago in range(1, 180, 7):  # three hours: every window has several points
         at = now - timedelta(minutes=minutes_ago)
         for duration in (5.0, 50.0, 500.0):
             recorder.observe("rag.retrieve", duration, success=duration < 400, at=at.timestamp())
@@ -86,7 +86,8 @@ def test_dashboard_is_staff_only(client, django_user_model):
 
 
 def test_dashboard_needs_the_view_permission(client, django_user_model):
-    client.force_login(make_user(django_user_model, "bare-staff", is_staff=True))
+    # The agent role does not carry monitoring.view_metrics (analysts, operators and admins do).
+    client.force_login(make_user(django_user_model, "bare-staff", is_staff=True, role="agent"))
     assert client.get(reverse(DASHBOARD)).status_code == 403
 
 

@@ -95,3 +95,10 @@ def test_metrics_without_a_token_refuse_proxied_requests(client, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 403
+
+
+def test_metrics_answer_503_when_the_store_is_down(client, settings):
+    settings.MONITORING_STORE = "redis"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/metrics")
+    assert response.status_code == 503
