@@ -28,6 +28,9 @@ run: $(VENV)/.runtime  ## migrate SQLite, seed demo data, serve web + worker + b
 test: $(VENV)/.dev  ## the whole suite (PostgreSQL + Redis when reachable; CI=true requires them)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-browser: $(VENV)/.dev  ## only the headless-Chromium staff flows (make test runs them too)
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -5,7 +5,8 @@
 
 - ``<id>/stats/``: SRM flag, decision and reason on top, power, variants, comparisons, a forest
   plot of each treatment's lift per metric and the cumulative primary metric per day (SVG);
-- ``<id>/stats/export.csv`` and ``<id>/stats/export.json``;
+- ``<id>/stats/export.csv`` (streamed, formula cells neutralised by ``audit.exports``) and
+  ``<id>/stats/export.json``, both audited;
 - ``sample-size/``: users per variant from a baseline, a relative MDE, alpha and power.
 
 The change page links to the stats page from ``templates/admin/experiments/experiment/change_form.html``.
@@ -13,22 +14,23 @@ The change page links to the stats page from ``templates/admin/experiments/exper
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from agentplatform.errors import ValidationFailed
+from audit.exports import stream_csv
+from audit.services import audit_log
 from experiments.metrics import METRICS
 from experiments.models import Experiment
 
@@ -37,34 +39,6 @@ from .power import users_needed_for_mean, users_needed_for_rate
 from .selectors import SOURCES, experiment_daily_series, experiment_stats
 
 EXPORT_PERMISSION = "experiments.export_experiment"
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def csv_safe(value) -> str:
-    """Neutralises spreadsheet formulas (OWASP CSV injection); swap for ``audit.exports.csv_safe`` once it lands.
-
-    Numbers are written as they are (a negative difference must stay a number); text starting
-    with a formula character gets a leading apostrophe.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _stream_csv(rows: Iterable[Iterable]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow([csv_safe(v) for v in row])
 
 
 EXPORT_COLUMNS = [
@@ -75,8 +49,7 @@ EXPORT_COLUMNS = [
 
 
 def stats_export_rows(stats: dict) -> Iterator[list]:
-    """One CSV row per variant and metric summary, then one per comparison."""
-    yield EXPORT_COLUMNS
+    """One CSV row per variant and metric summary, then one per comparison, then the decision."""
     for variant in stats["variants"]:
         base = {"row": "variant", "variant": variant["key"], "is_control": variant["is_control"],
                 "exposures": variant["exposures"], "results": variant["results"]}  # fmt: skip
@@ -204,17 +177,28 @@ def _require_export(request) -> None:
         raise PermissionDenied
 
 
+def _audit_export(request, experiment: Experiment, export_format: str) -> None:
+    audit_log(
+        actor=request.user,
+        action="experiment.stats_exported",
+        resource_type="experiments.experiment",
+        resource_id=experiment.key,
+        details={"format": export_format},
+        request=request,
+    )
+
+
 def stats_export_csv(request, object_id: str, *, model_admin):
     _require_export(request)
     experiment, stats, _ = _stats_for(request, model_admin, object_id)
-    response = StreamingHttpResponse(_stream_csv(stats_export_rows(stats)), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-stats.csv"'
-    return response
+    _audit_export(request, experiment, "csv")
+    return stream_csv(stats_export_rows(stats), EXPORT_COLUMNS, filename=f"{experiment.key}-stats.csv")
 
 
 def stats_export_json(request, object_id: str, *, model_admin):
     _require_export(request)
     experiment, stats, _ = _stats_for(request, model_admin, object_id)
+    _audit_export(request, experiment, "json")
     response = HttpResponse(
         json.dumps(stats, cls=DjangoJSONEncoder, indent=2, allow_nan=False), content_type="application/json"
     )

@@ -100,12 +100,22 @@ def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: dat
         cursor.execute(f"ANALYZE {_BATCH}")
 
     sums = ", ".join(f"SUM(d.{c}) AS {c}" for c in columns)
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {_OLD} AS SELECT d.variant_id, d.user_id, {sums} FROM {user_day} d "  # noqa: S608 - identifiers from model metadata and the metric catalogue
-        f"WHERE d.experiment_id = %s AND EXISTS (SELECT 1 FROM {_BATCH} b "
-        "WHERE b.variant_id = d.variant_id AND b.user_id = d.user_id) GROUP BY d.variant_id, d.user_id",
-        [experiment_id],
-    )
+    touched = f"(SELECT DISTINCT variant_id, user_id FROM {_BATCH}) b"  # noqa: S608 - a temporary table name
+    if connection.vendor == "postgresql":
+        # LATERAL makes it one unique-index range lookup per touched user whatever the planner's
+        # statistics say (a freshly filled rollup table is not analysed yet and looks tiny).
+        old_sql = (
+            f"SELECT b.variant_id, b.user_id, {', '.join(f'o.{c}' for c in columns)} FROM {touched} "  # noqa: S608 - identifiers from model metadata
+            f"CROSS JOIN LATERAL (SELECT {sums} FROM {user_day} d WHERE d.experiment_id = %s "
+            "AND d.variant_id = b.variant_id AND d.user_id = b.user_id) o WHERE o.results IS NOT NULL"
+        )
+    else:
+        old_sql = (
+            f"SELECT d.variant_id, d.user_id, {sums} FROM {touched} JOIN {user_day} d "  # noqa: S608 - identifiers from model metadata
+            "ON d.experiment_id = %s AND d.variant_id = b.variant_id AND d.user_id = b.user_id "
+            "GROUP BY d.variant_id, d.user_id"
+        )
+    cursor.execute(f"CREATE TEMPORARY TABLE {_OLD} AS {old_sql}", [experiment_id])
 
     listed = ", ".join(columns)
     increments = ", ".join(f"{c} = {user_day}.{c} + excluded.{c}" for c in columns)

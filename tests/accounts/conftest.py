@@ -43,3 +43,23 @@ def locmem_cache(settings):
 @pytest.fixture
 def person(user_factory):
     return user_factory(role="analyst")
+
+
+class UnreachableCache:
+    """Stands in for the accounts app's cache only (rate limits keep theirs): every call fails."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("connection refused")
+
+        return fail
+
+
+@pytest.fixture
+def accounts_cache_down(monkeypatch):
+    """Every cache call of the accounts app fails, as when Redis is unreachable."""
+    from accounts import cache as accounts_cache
+
+    monkeypatch.setattr(accounts_cache, "cache", UnreachableCache())

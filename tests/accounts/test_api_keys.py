@@ -152,24 +152,10 @@ def test_keys_cannot_be_issued_already_expired_or_to_inactive_users(user_factory
         api_key_create(user=agent)
 
 
-@pytest.fixture
-def cache_down(monkeypatch):
-    """Every cache call of the accounts app fails as it does when Redis is unreachable."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from accounts import cache as accounts_cache
-
-    def fail(*args, **kwargs):
-        raise RedisConnectionError("connection refused")
-
-    for name in ("get", "set", "add", "delete_many"):
-        monkeypatch.setattr(accounts_cache.cache, name, fail)
-
-
-def test_keys_still_authenticate_from_the_database_when_the_cache_is_down(api_client, agent_key, cache_down):
+def test_keys_still_authenticate_from_the_database_when_the_cache_is_down(api_client, agent_key, accounts_cache_down):
     assert api_client.get(ME_URL, **agent_key).status_code == 200
 
 
-def test_revocation_holds_when_the_cache_is_down(api_client, agent_key, cache_down):
+def test_revocation_holds_when_the_cache_is_down(api_client, agent_key, accounts_cache_down):
     api_key_revoke(api_key=agent_key.api_key, actor=None)
     assert api_client.get(ME_URL, **agent_key).status_code == 401

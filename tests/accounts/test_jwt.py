@@ -226,16 +226,7 @@ def test_revoked_access_rows_expire_with_the_token(api_client, pair):
     assert int(row.expires_at.timestamp()) == exp
 
 
-def test_logout_holds_when_the_cache_is_down(api_client, pair, monkeypatch):
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from accounts import cache as accounts_cache
-
+def test_logout_holds_when_the_cache_is_down(api_client, pair, request):
     api_client.post(LOGOUT_URL, {"refresh": pair["refresh"]}, format="json", **bearer(pair["access"]))
-
-    def fail(*args, **kwargs):
-        raise RedisConnectionError("connection refused")
-
-    for name in ("get", "set", "add", "delete_many"):
-        monkeypatch.setattr(accounts_cache.cache, name, fail)
+    request.getfixturevalue("accounts_cache_down")
     assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401

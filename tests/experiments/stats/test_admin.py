@@ -12,7 +12,6 @@ from django.urls import reverse
 
 from accounts.models import Role
 from experiments.models import Exposure, Variant
-from experiments.stats.admin_views import csv_safe
 from experiments.stats.power import users_needed_for_mean, users_needed_for_rate
 
 from ..conftest import make_user, strip_permission
@@ -97,11 +96,13 @@ def test_exports_need_the_export_permission(client, experiment):
     assert response.status_code == 403
 
 
-def test_text_cells_starting_with_a_formula_character_are_neutralised():
-    assert csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert csv_safe("@sum") == "'@sum"
-    assert csv_safe(-0.25) == "-0.25"
-    assert csv_safe(None) == ""
+def test_exports_are_audited(staff_client, experiment):
+    from audit.models import AuditEvent
+
+    staff_client.get(reverse("admin:experiments_experiment_stats_json", args=[experiment.pk]))
+    event = AuditEvent.objects.get(action="experiment.stats_exported")
+    assert event.resource_id == "tone"
+    assert event.details == {"format": "json"}
 
 
 def test_sample_size_calculator_for_a_mean(staff_client):
