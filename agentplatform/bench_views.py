@@ -26,3 +26,9 @@ class AuthenticatedNoopView(NoopView):
     """The same no-op behind authentication: the baseline for endpoints agents call with a key."""
 
     permission_classes = [IsAuthenticated]
+
+
+class RateLimitedNoopView(NoopView):
+    """The no-op counted against a rate-limit group (by client IP): the throttle's cost."""
+
+    ratelimit_group = "bench.noop"

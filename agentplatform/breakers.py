@@ -441,9 +441,11 @@ class Breaker:
                 raise CircuitOpen(self.name, retry_after=self._retry_after())
             self._cb.half_open()
 
+    # After the call, the state object read by _before_call judges the outcome (as pybreaker's own
+    # call does): re-reading the shared state would cost a Redis round trip per call.
     def _after_success(self) -> None:
         with self._cb._lock:
-            self._cb.state._handle_success()
+            self._cb._state._handle_success()
 
     def _after_failure(self, exc: BaseException) -> None:
         if isinstance(exc, _NEUTRAL) or not isinstance(exc, Exception):
@@ -454,7 +456,7 @@ class Breaker:
             try:
                 # Counts the failure and opens the breaker when due (pybreaker's own rules). With
                 # throw_new_error_on_trip=False, a trip re-raises ``exc``, which the caller raises anyway.
-                self._cb.state._handle_error(exc, reraise=False)
+                self._cb._state._handle_error(exc, reraise=False)
             except BaseException as raised:
                 if raised is not exc:
                     raise

@@ -2,8 +2,8 @@
 restored in the worker for the task's duration (logs, audit rows, outbound calls all see it).
 
 Connected from ``AgentPlatformConfig.ready`` so every Django process (web publishing, worker
-consuming) has the handlers. A task published outside any request (beat, a shell) gets a fresh id
-in the worker, so its log lines can still be told apart.
+consuming) has the handlers. A task published outside any request (beat, a shell) runs with its
+own task id as request id, so its log lines and rows can be told apart and found by task id.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def _restore_request_id(sender=None, task=None, **kwargs) -> None:
         # Run inline by the caller (CELERY_TASK_ALWAYS_EAGER, .apply()): the caller's id is current.
         value = get_request_id() or accept_or_generate(None)
     else:
-        # Headers come from whoever can publish to the broker: validate like an HTTP header.
-        value = accept_or_generate(getattr(request, HEADER, None) or (request.headers or {}).get(HEADER))
+        # Headers come from whoever can publish to the broker: validate like an HTTP header. A task
+        # published outside any request (beat, a shell) is correlated by its own task id.
+        published = getattr(request, HEADER, None) or (request.headers or {}).get(HEADER)
+        value = accept_or_generate(published or request.id)
     setattr(request, _CONTEXT_RESET_ATTRIBUTE, set_request_id(value))
 
 

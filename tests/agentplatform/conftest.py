@@ -87,29 +87,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[str]:
-    """A redis-server of the test's own on a free loopback port (never the shared one), as a URL."""
+def start_redis_server(port: int) -> subprocess.Popen:
+    """Starts a redis-server of the test's own on ``port`` (loopback, no persistence) and waits for it."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("private redis-server did not start")
+            time.sleep(0.02)  # waiting for a child process to listen, not for correctness
+
+
+def stop_redis_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[str]:
+    """A redis-server of the test's own on a free loopback port (never the shared one), as a URL."""
+    port = free_port()
+    process = start_redis_server(port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("private redis-server did not start")
-                time.sleep(0.02)  # waiting for a child process to listen, not for correctness
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_redis_server(process)

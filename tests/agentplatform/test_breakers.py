@@ -1,7 +1,6 @@
 import asyncio
 import datetime as dt
 import json
-import socket
 import threading
 
 import httpx
@@ -13,6 +12,7 @@ from django.test import override_settings
 from agentplatform import counters
 from agentplatform.breakers import (
     CircuitOpen,
+    breakers_info,
     flush_transitions,
     get_breaker,
     parse_retry_after,
@@ -20,6 +20,7 @@ from agentplatform.breakers import (
 from agentplatform.errors import DependencyUnavailable, ValidationFailed
 from agentplatform.http import build_async_client, build_client
 from agentplatform.models import BreakerTransition
+from tests.agentplatform.conftest import free_port, start_redis_server, stop_redis_server
 from tests.conftest import run_python
 
 pytestmark = pytest.mark.usefixtures("fresh_breakers")
@@ -247,13 +248,7 @@ def test_slow_upstream_does_not_stall_other_threads_calls(upstream):
         client.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@override_settings(CIRCUIT_BREAKERS=BREAKERS, CIRCUIT_BREAKER_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0")
+@override_settings(CIRCUIT_BREAKERS=BREAKERS, CIRCUIT_BREAKER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
 def test_with_redis_unreachable_the_breaker_still_opens_locally(client):
     before = counters.value("breaker_storage_fallback_total", breaker="search")
     breaker = get_breaker("search")
@@ -331,3 +326,31 @@ def test_parse_retry_after_seconds(header, expected):
 def test_parse_retry_after_http_date():
     now = dt.datetime(2026, 3, 2, 12, 0, 0, tzinfo=dt.UTC).timestamp()
     assert parse_retry_after("Mon, 02 Mar 2026 12:01:30 GMT", now=now) == 90.0
+
+
+@override_settings(CIRCUIT_BREAKERS={**BREAKERS, "configured-one": {"fail_max": 1}})
+def test_breakers_info_lists_configured_and_used_breakers_for_readyz(client):
+    _fail(get_breaker("used-one"), client, 3)
+    info = breakers_info()
+    assert info["used-one"]["state"] == "open"
+    assert info["configured-one"]["state"] == "closed"
+    assert "default" not in info
+
+
+def test_breaker_falls_back_while_redis_is_down_and_shares_again_once_it_is_back(client, settings):
+    port = free_port()
+    server = start_redis_server(port)
+    settings.CIRCUIT_BREAKERS = BREAKERS
+    settings.CIRCUIT_BREAKER_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    settings.CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = 0
+    try:
+        breaker = get_breaker("flaky-redis")
+        assert (breaker.state, breaker.storage_mode) == ("closed", "shared")
+        stop_redis_server(server)
+        _fail(breaker, client, 3)
+        assert (breaker.state, breaker.storage_mode) == ("open", "local")
+        server = start_redis_server(port)
+        assert breaker.state == "closed"  # the shared state (this Redis restarted empty) rules again
+        assert breaker.storage_mode == "shared"
+    finally:
+        stop_redis_server(server)

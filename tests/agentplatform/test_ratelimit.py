@@ -1,5 +1,4 @@
 import datetime as dt
-import socket
 import threading
 
 import pytest
@@ -12,6 +11,7 @@ from django_ratelimit.core import _get_window, get_usage
 from agentplatform import counters, ratelimit
 from agentplatform.errors import RateLimited
 from agentplatform.ratelimit import enforce, identity_key, username_key
+from tests.agentplatform.conftest import free_port
 
 URLS = "tests.agentplatform.urls_cross"
 RATES = {**settings.RATE_LIMITS, "test.tiny": "2/m", "test.twenty": "20/m", "auth.test": "2/m"}
@@ -167,19 +167,13 @@ def test_identity_prefers_the_api_key_then_the_user_then_the_ip():
     assert identity_key(request) == "ip:198.51.100.9"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def unreachable_cache(settings):
     settings.CACHES = {
         **settings.CACHES,
         "unreachable": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         },
     }
@@ -224,3 +218,13 @@ def test_undeclared_groups_fail_the_system_checks(settings):
     errors = [message for message in run_checks() if message.id == "agentplatform.E003"]
     assert errors
     assert all("'test.tiny'" in error.msg for error in errors)
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_forwarded_address(client, clock):
+    def get(forwarded):
+        return client.get("/api/v1/test/tiny", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+    assert [get("203.0.113.1") for _ in range(3)] == [200, 200, 429]
+    assert get("203.0.113.2") == 200
+    assert get("1.2.3.4, 203.0.113.1") == 429  # a prepended entry changes nothing

@@ -1,0 +1,90 @@
+"""Cross-cutting: what rate limiting and circuit breakers cost per request.
+
+1. Throttle: the no-op view with and without a rate-limit group (``/api/v1/bench/noop-limited``
+   counts every request in Redis with one MULTI/EXEC), measured alternately three times each; the
+   ratio of the medians is what the throttle leaves of the no-op's throughput.
+2. In-process, against the bench Redis: the time of one ``enforce()`` and of one
+   ``get_breaker(...).call(noop)`` (its shared-state reads and writes), median of 5 rounds of
+   ``2000 x scale`` calls, next to a direct call.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def _throttle_ratio(bench) -> None:
+    limited, plain = [], []
+    for _ in range(3):
+        plain.append(bench.load("/api/v1/bench/noop").requests_per_s)
+        limited.append(bench.load("/api/v1/bench/noop-limited").requests_per_s)
+    limited_rps, plain_rps = statistics.median(limited), statistics.median(plain)
+    bench.record(
+        "noop req/s with rate limit / without",
+        limited_rps,
+        "req/s",
+        baseline=plain_rps,
+        baseline_name="same no-op, no ratelimit_group",
+        target=">= 0.9",
+        note=f"median of 3 alternating runs; limited {sorted(round(x) for x in limited)}, "
+        f"plain {sorted(round(x) for x in plain)}; one IP, so one hot Redis key",
+    )
+
+
+def _per_call_us(function, calls: int) -> float:
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            function()
+        rounds.append((time.perf_counter() - started) / calls * 1_000_000)
+    return statistics.median(rounds)
+
+
+def _in_process(bench) -> None:
+    bench.setup_django()
+    from django.core.cache import cache
+
+    from agentplatform.breakers import get_breaker
+    from agentplatform.ratelimit import enforce
+
+    calls = max(200, int(2000 * bench.scale))
+    cache.set("bench:warm", 1)
+    redis_client = cache._cache.get_client("bench:warm", write=True)
+    ping = _per_call_us(redis_client.ping, calls)
+    bench.record("Redis PING round trip", ping, "us", note=f"in-process, median of 5 x {calls}")
+
+    def noop() -> None:
+        return None
+
+    direct = _per_call_us(noop, calls)
+    breaker = get_breaker("bench-noop")
+    breaker.reset()
+    through_breaker = _per_call_us(lambda: breaker.call(noop), calls)
+    bench.record(
+        "circuit breaker overhead per call",
+        through_breaker - direct,
+        "us",
+        baseline=ping,
+        baseline_name="Redis PING round trip",
+        target="~2 round trips (read state, reset failure count)",
+        note=f"get_breaker().call(noop) with state in Redis ({breaker.storage_mode}), minus a direct call; "
+        f"median of 5 x {calls}",
+    )
+    counter = iter(range(10**9))
+    per_enforce = _per_call_us(lambda: enforce("bench.noop", f"bench:{next(counter) % 100}"), calls)
+    bench.record(
+        "rate limit enforce() per call",
+        per_enforce,
+        "us",
+        baseline=ping,
+        baseline_name="Redis PING round trip",
+        target="1 round trip",
+        note=f"one MULTI/EXEC (SET NX EX + INCR) on the bench Redis; 100 keys; median of 5 x {calls}",
+    )
+
+
+def run(bench) -> None:
+    _throttle_ratio(bench)
+    _in_process(bench)
