@@ -43,8 +43,9 @@ def agent_http(live_server, transactional_db):
 
 def results_post(http: httpx.Client) -> int:
     """What an agent does for each creator: resolve its prompt, then report how the turn went."""
-    from experiments.exposures import exposures_flush
+    from experiments.exposures import exposures_flush, exposures_forget_seen
 
+    exposures_forget_seen()  # this process may remember (experiment id, user) pairs of earlier tests
     posted = 0
     for index, user_id in enumerate(USERS):
         resolved = http.post("/api/v1/prompts/resolve", json={"user_id": user_id, "prompt_type": "welcome"})
