@@ -639,6 +639,9 @@ ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS
 ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
 # Count: items kept from one feed or JSON source per run.
 ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
+# The web provider fetches arbitrary sites: a handful of slow ones is normal and must not stop
+# every page fetch, so its breaker opens only after a long run of failures, and retries sooner.
+CIRCUIT_BREAKERS.setdefault("enrichment.web", {"fail_max": 20, "reset_timeout": 15.0})
 
 
 # --- jobs and reports (issue 10) ----------------------------------------------------------------

@@ -10,12 +10,12 @@ from rest_framework.views import APIView
 from agentplatform.permissions import Requires
 from audit.selectors import audit_event_page, audit_stats
 from audit.serializers import (
-    EventBatchInSerializer,
-    EventBatchOutSerializer,
-    EventPageSerializer,
-    EventQuerySerializer,
-    StatsQuerySerializer,
-    StatsSerializer,
+    AuditEventBatchInSerializer,
+    AuditEventBatchOutSerializer,
+    AuditEventPageSerializer,
+    AuditEventQuerySerializer,
+    AuditStatsQuerySerializer,
+    AuditStatsSerializer,
     event_to_dict,
     parse_event_rows,
 )
@@ -33,15 +33,14 @@ class AuditEventsView(APIView):
             return [Requires("audit.add_auditevent")]
         return [Requires("audit.view_own_auditevent")]
 
-    def get_throttles(self):
-        self.ratelimit_group = "audit.write" if self.request.method == "POST" else "audit.read"
-        return super().get_throttles()
+    def get_ratelimit_group(self, request) -> str:
+        return "audit.write" if request.method == "POST" else "audit.read"
 
     @extend_schema(
-        request=EventBatchInSerializer,
+        request=AuditEventBatchInSerializer,
         responses={
-            200: EventBatchOutSerializer,
-            207: OpenApiResponse(EventBatchOutSerializer, description="Some rows were rejected; the rest stored."),
+            200: AuditEventBatchOutSerializer,
+            207: OpenApiResponse(AuditEventBatchOutSerializer, description="Some rows were rejected; the rest stored."),
         },
         summary="Write audit events (the actor is the caller)",
     )
@@ -52,10 +51,12 @@ class AuditEventsView(APIView):
         return Response(body, status=status.HTTP_207_MULTI_STATUS if rejected else status.HTTP_200_OK)
 
     @extend_schema(
-        parameters=[EventQuerySerializer], responses=EventPageSerializer, summary="List audit events, newest first"
+        parameters=[AuditEventQuerySerializer],
+        responses=AuditEventPageSerializer,
+        summary="List audit events, newest first",
     )
     def get(self, request):
-        query = EventQuerySerializer(data=request.query_params)
+        query = AuditEventQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         events, next_cursor = audit_event_page(
             user=request.user,
@@ -72,8 +73,8 @@ class AuditStatsView(APIView):
     permission_classes = [Requires("audit.view_own_auditevent")]
     ratelimit_group = "audit.read"
 
-    @extend_schema(parameters=[StatsQuerySerializer], responses=StatsSerializer, summary="Audit statistics")
+    @extend_schema(parameters=[AuditStatsQuerySerializer], responses=AuditStatsSerializer, summary="Audit statistics")
     def get(self, request):
-        query = StatsQuerySerializer(data=request.query_params)
+        query = AuditStatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(audit_stats(user=request.user, **query.validated_data))

@@ -33,23 +33,30 @@ DEFAULT_CHUNK_SIZE = 2000
 _PIECE_CHARS = 64 * 1024
 
 
+_FORMULA_START = frozenset(FORMULA_PREFIXES)
+
+
 def csv_safe(value: Any) -> str:
     """``value`` as a CSV cell that no spreadsheet will evaluate as a formula."""
-    if value is None:
+    # Called once per cell of million-row exports: the common types are tested first, by identity.
+    kind = type(value)
+    if kind is str:
+        text = value
+    elif value is None:
         return ""
-    if isinstance(value, bool):
+    elif kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (int, float, decimal.Decimal)):
+    elif kind is int or kind is float or isinstance(value, decimal.Decimal):
         return str(value)
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+    elif isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    elif isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, (dict, list, tuple)):
+    elif isinstance(value, (dict, list, tuple)):
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     else:
         text = str(value)
-    if text.startswith(FORMULA_PREFIXES):
+    if text and text[0] in _FORMULA_START:
         return "'" + text
     return text
 

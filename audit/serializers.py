@@ -125,7 +125,7 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
 # --- Schema and query-string serializers ---------------------------------------------------------
 
 
-class EventInSerializer(serializers.Serializer):
+class AuditEventInSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(required=False, help_text="Idempotency key: a repeated id is stored once.")
     action = serializers.RegexField(ACTION_RE.pattern, max_length=100)
     resource_type = serializers.CharField(required=False, max_length=64, allow_blank=True)
@@ -136,27 +136,27 @@ class EventInSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField(required=False)
 
 
-class EventBatchInSerializer(serializers.Serializer):
-    events = EventInSerializer(many=True, min_length=1, max_length=MAX_BATCH_EVENTS)
+class AuditEventBatchInSerializer(serializers.Serializer):
+    events = AuditEventInSerializer(many=True, min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
-class RowErrorSerializer(serializers.Serializer):
+class AuditRowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
-class DuplicateSerializer(serializers.Serializer):
+class AuditDuplicateSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     event_id = serializers.UUIDField()
 
 
-class EventBatchOutSerializer(serializers.Serializer):
+class AuditEventBatchOutSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
-    duplicates = DuplicateSerializer(many=True)
-    errors = RowErrorSerializer(many=True)
+    duplicates = AuditDuplicateSerializer(many=True)
+    errors = AuditRowErrorSerializer(many=True)
 
 
-class EventOutSerializer(serializers.Serializer):
+class AuditEventOutSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     event_id = serializers.UUIDField()
     occurred_at = serializers.DateTimeField()
@@ -174,12 +174,12 @@ class EventOutSerializer(serializers.Serializer):
     sealed = serializers.BooleanField()
 
 
-class EventPageSerializer(serializers.Serializer):
-    results = EventOutSerializer(many=True)
+class AuditEventPageSerializer(serializers.Serializer):
+    results = AuditEventOutSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class EventQuerySerializer(serializers.Serializer):
+class AuditEventQuerySerializer(serializers.Serializer):
     actor = serializers.CharField(required=False, max_length=150)
     action = serializers.RegexField(
         r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$",
@@ -214,7 +214,7 @@ class EventQuerySerializer(serializers.Serializer):
         return min(self.validated_data.get("page_size") or settings.AUDIT_PAGE_SIZE, settings.AUDIT_MAX_PAGE_SIZE)
 
 
-class StatsQuerySerializer(serializers.Serializer):
+class AuditStatsQuerySerializer(serializers.Serializer):
     since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
     until = serializers.DateTimeField(required=False, help_text="Default: now.")
 
@@ -226,18 +226,18 @@ class StatsQuerySerializer(serializers.Serializer):
         return {"since": since, "until": until}
 
 
-class CountSerializer(serializers.Serializer):
+class AuditCountSerializer(serializers.Serializer):
     value = serializers.CharField()
     count = serializers.IntegerField()
 
 
-class StatsSerializer(serializers.Serializer):
+class AuditStatsSerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     total = serializers.IntegerField()
     succeeded = serializers.IntegerField()
     failed = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True)
-    by_action = CountSerializer(many=True)
+    by_action = AuditCountSerializer(many=True)
     by_severity = serializers.DictField(child=serializers.IntegerField())
-    by_actor = CountSerializer(many=True)
+    by_actor = AuditCountSerializer(many=True)

@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import traceback
@@ -86,6 +87,10 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen:
+    # Something already answering on the port would be measured instead of this checkout: refuse.
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+            raise SystemExit(f"bench: 127.0.0.1:{PORT} is already in use; stop that server or set BENCH_PORT")
     log = open(WORK / "gunicorn.log", "w")  # noqa: SIM115 (lives as long as the server)
     server = subprocess.Popen(
         [

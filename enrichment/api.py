@@ -8,7 +8,12 @@ from rest_framework.views import APIView
 
 from agentplatform.permissions import Requires
 from enrichment.selectors import documents_search
-from enrichment.serializers import ContextRequestSerializer, DocumentSearchQuerySerializer, DocumentSerializer
+from enrichment.serializers import (
+    ContextRequestSerializer,
+    ContextResponseSerializer,
+    DocumentSearchQuerySerializer,
+    DocumentSerializer,
+)
 from enrichment.services import context_enrich
 
 
@@ -18,7 +23,7 @@ class ContextView(APIView):
     permission_classes = [Requires("enrichment.fetch_context")]
     ratelimit_group = "enrichment.context"
 
-    @extend_schema(request=ContextRequestSerializer, responses={200: dict})
+    @extend_schema(request=ContextRequestSerializer, responses={200: ContextResponseSerializer})
     def post(self, request):
         serializer = ContextRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -9,6 +9,7 @@ and failure times live in the shared cache so every process reports the same one
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -42,6 +43,7 @@ _lock = threading.Lock()
 _samples: dict[str, deque[CallOutcome]] = {}
 
 
+@functools.cache  # a failed import is not cached by Python: look once, not on every call
 def _monitoring_recorder():
     """The monitoring app's per-minute recorder (the engine behind ``monitoring.track``), if installed."""
     try:

@@ -86,3 +86,81 @@ class DocumentSerializer(serializers.Serializer):
     snippet = serializers.CharField()
     fetched_at = serializers.DateTimeField()
     rank = serializers.FloatField(allow_null=True)
+
+
+# --- response shapes (documentation: the service builds plain dicts) ------------------------------
+
+
+class _Marks(serializers.Serializer):
+    provider = serializers.CharField(help_text="Which provider served it (e.g. search.fallback).")
+    cached = serializers.BooleanField(help_text="Served from the shared cache.")
+
+
+class EnrichmentSnippetSerializer(_Marks):
+    source = serializers.ChoiceField(choices=["web", "search"])
+    url = serializers.CharField()
+    title = serializers.CharField()
+    text = serializers.CharField()
+    query = serializers.CharField(required=False, help_text="For search results: the normalised query.")
+
+
+class EnrichmentInsightSerializer(_Marks):
+    video = serializers.CharField()
+    lang = serializers.CharField()
+    text = serializers.CharField()
+
+
+class EnrichmentPageSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    title = serializers.CharField()
+    text = serializers.CharField()
+
+
+class EnrichmentScrapeSerializer(EnrichmentPageSerializer, _Marks):
+    pass
+
+
+class EnrichmentMapSerializer(_Marks):
+    url = serializers.CharField()
+    urls = serializers.ListField(child=serializers.CharField())
+
+
+class EnrichmentCrawlSerializer(_Marks):
+    url = serializers.CharField()
+    job_id = serializers.CharField()
+    status = serializers.CharField()
+    pages = EnrichmentPageSerializer(many=True)
+    truncated = serializers.BooleanField()
+
+
+class EnrichmentSupadataSerializer(serializers.Serializer):
+    scrape = EnrichmentScrapeSerializer(many=True)
+    map = EnrichmentMapSerializer(many=True)
+    crawl = EnrichmentCrawlSerializer(many=True)
+
+
+class EnrichmentMcpResultSerializer(_Marks):
+    server = serializers.CharField()
+    tool = serializers.CharField()
+    content = serializers.ListField(child=serializers.DictField())
+    structured_content = serializers.DictField(allow_null=True)
+    is_error = serializers.BooleanField()
+
+
+class EnrichmentErrorSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    target = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    transient = serializers.BooleanField()
+    retry_after = serializers.FloatField(required=False)
+
+
+class ContextResponseSerializer(serializers.Serializer):
+    external_snippets = EnrichmentSnippetSerializer(many=True)
+    youtube_insights = EnrichmentInsightSerializer(many=True)
+    supadata = EnrichmentSupadataSerializer()
+    mcp = EnrichmentMcpResultSerializer(many=True)
+    errors = EnrichmentErrorSerializer(many=True)
+    partial = serializers.BooleanField()
+    elapsed_ms = serializers.FloatField()

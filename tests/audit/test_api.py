@@ -338,3 +338,11 @@ def test_stats_fold_the_tail_of_long_lists_into_other(client_for, store_events, 
         {"value": "thing1.done", "count": 3},
         {"value": "(other)", "count": 4},
     ]
+
+
+def test_writes_and_reads_count_against_their_own_rate_groups(client_for, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "audit.write": "1/m", "audit.read": "1000/m"}
+    client, _ = client_for(Role.AGENT)
+    assert post(client, [{"action": "tool.called"}]).status_code == 200
+    assert post(client, [{"action": "tool.called"}]).status_code == 429
+    assert client.get(EVENTS).status_code == 200  # reading has its own budget

@@ -303,3 +303,22 @@ def _event():
     from audit.services import build_event
 
     return build_event(actor=None, action="thing.happened")
+
+
+def test_the_demo_seed_is_idempotent_and_masks_secrets():
+    import io
+
+    from audit import demo
+
+    demo.seed(stdout=io.StringIO())
+    demo.seed(stdout=io.StringIO())
+    assert AuditEvent.objects.filter(resource_type="demo").count() == len(demo._EVENTS)
+    assert AuditEvent.objects.get(action="auth.login_failed").details["password"] == MASK
+
+
+def test_the_chain_status_reports_what_awaits_sealing():
+    from audit.selectors import audit_chain_status
+
+    audit_log(actor=None, action="thing.happened")
+    status = audit_chain_status()
+    assert (status["awaiting_seal"], status["last_sealed_at"], status["last_verification"]) == (1, None, None)

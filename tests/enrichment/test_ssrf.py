@@ -4,6 +4,7 @@ these tests start (allow-listed)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import httpx
 import pytest
@@ -14,6 +15,13 @@ from enrichment.ssrf import AllowList, ForbiddenTarget, InvalidTarget, UrlGuard,
 from tests.enrichment.conftest import Reply
 
 PUBLIC = "93.184.216.34"  # never contacted: decisions only
+
+
+def run(coro):
+    """Run a coroutine on a fresh loop in a worker thread: immune to a loop another test (a
+    session-scoped sync Playwright) leaves running in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def stub_resolver(table: dict[str, list[str]]):
@@ -31,7 +39,7 @@ def stub_resolver(table: dict[str, list[str]]):
 
 def check(url: str, *, resolver=None, allow: list[str] | None = None):
     guard = UrlGuard(allow=AllowList.parse(allow or []), resolver=resolver or stub_resolver({}))
-    return asyncio.run(guard.check(url))
+    return run(guard.check(url))
 
 
 @pytest.mark.parametrize(
@@ -183,7 +191,7 @@ def test_transport_connects_to_the_checked_address_and_keeps_the_host_header(ups
         allow=AllowList.parse([f"pages.test:{upstream.port}"]),
         resolver=stub_resolver({"pages.test": ["127.0.0.1"]}),
     )
-    document = asyncio.run(_get(f"http://pages.test:{upstream.port}/", guard))
+    document = run(_get(f"http://pages.test:{upstream.port}/", guard))
     assert document.text == "hello"
     assert upstream.received[0].headers["host"] == f"pages.test:{upstream.port}"
     assert document.url == f"http://pages.test:{upstream.port}/"
@@ -193,7 +201,7 @@ def test_loopback_server_is_refused_without_an_allow_list_entry(upstream):
     upstream.route("/", Reply(body="hello"))
     guard = UrlGuard(resolver=stub_resolver({}))
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/", guard))
+        run(_get(upstream.url + "/", guard))
     assert raised.value.code == "forbidden_target"
     assert upstream.received == []
 
@@ -202,7 +210,7 @@ def test_redirect_to_metadata_address_is_refused_without_contacting_it(upstream)
     upstream.route("/", Reply(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}))
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]), resolver=stub_resolver({}))
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/", guard))
+        run(_get(upstream.url + "/", guard))
     assert raised.value.code == "forbidden_target"
 
 
@@ -211,7 +219,7 @@ def test_redirect_to_a_name_resolving_privately_is_refused(upstream):
     resolver = stub_resolver({"internal.example": ["10.0.0.5"]})
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]), resolver=resolver)
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/", guard))
+        run(_get(upstream.url + "/", guard))
     assert raised.value.code == "forbidden_target"
     assert resolver.calls == ["internal.example"]
 
@@ -222,9 +230,9 @@ def test_redirects_are_followed_within_the_bound(upstream):
     upstream.route("/c", Reply(body="arrived", content_type="text/plain"))
     upstream.route("/loop", Reply(302, headers={"Location": "/loop"}))
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]))
-    assert asyncio.run(_get(upstream.url + "/a", guard)).text == "arrived"
+    assert run(_get(upstream.url + "/a", guard)).text == "arrived"
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/loop", guard, max_redirects=3))
+        run(_get(upstream.url + "/loop", guard, max_redirects=3))
     assert raised.value.code == "too_many_redirects"
     assert upstream.hits("/loop") == 4
 
@@ -236,14 +244,14 @@ def test_ipv6_loopback_server_is_reachable_when_allow_listed(make_upstream):
         pytest.skip("IPv6 loopback is not available here")
     upstream.route("/", Reply(body="v6", content_type="text/plain"))
     guard = UrlGuard(allow=AllowList.parse([f"[::1]:{upstream.port}"]))
-    assert asyncio.run(_get(f"http://[::1]:{upstream.port}/", guard)).text == "v6"
+    assert run(_get(f"http://[::1]:{upstream.port}/", guard)).text == "v6"
 
 
 def test_oversized_documents_are_refused(upstream):
     upstream.route("/big", Reply(body="x" * 5000, content_type="text/plain"))
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]))
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/big", guard, max_bytes=1000))
+        run(_get(upstream.url + "/big", guard, max_bytes=1000))
     assert raised.value.code == "too_large"
 
 
@@ -251,7 +259,7 @@ def test_unsupported_content_types_are_refused(upstream):
     upstream.route("/bin", Reply(body=b"\x00\x01", content_type="application/octet-stream"))
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]))
     with pytest.raises(ProviderError) as raised:
-        asyncio.run(_get(upstream.url + "/bin", guard))
+        run(_get(upstream.url + "/bin", guard))
     assert raised.value.code == "unsupported_content"
 
 
@@ -261,5 +269,5 @@ def test_charset_is_taken_from_the_header_or_the_meta_tag(upstream):
     meta = korean.replace("<head>", '<head><meta charset="euc-kr">')
     upstream.route("/meta", Reply(body=meta.encode("euc-kr"), content_type="text/html"))
     guard = UrlGuard(allow=AllowList.parse([upstream.allow_entry]))
-    assert "평생교육" in asyncio.run(_get(upstream.url + "/header", guard)).text
-    assert "평생교육" in asyncio.run(_get(upstream.url + "/meta", guard)).text
+    assert "평생교육" in run(_get(upstream.url + "/header", guard)).text
+    assert "평생교육" in run(_get(upstream.url + "/meta", guard)).text
