@@ -172,10 +172,12 @@ def wait_for_daily_report(day: str, timeout: float = 60.0):
 def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fake_sources, user_factory):
     from accounts.services import api_key_create
     from experiments.exposures import exposures_flush, exposures_forget_seen
+    from monitoring.recorder import recorder
     from reports.models import JobOutcome
     from reports.tasks import JOB_TASKS
 
     exposures_forget_seen()
+    recorder._pending.clear()  # request timings earlier tests left unflushed in this process
     operator = user_factory(role="operator")
     experiment_seed(actor=operator, key="onboarding-tone", prompt_type="onboarding")
     experiment_seed(actor=operator, key="mission-tone", prompt_type="mission")
@@ -248,6 +250,7 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
         mission_agent.call("retry-timing", "POST", "/api/v1/monitoring/operations", json={"operations": [timing]})
 
     exposures_flush()  # the beat task that moves buffered first exposures into the database
+    recorder.flush()  # the web process's background flush of request timings (off under tests)
 
     # 3. The analyst's view.
     analyst = user_factory(role="analyst")
@@ -285,6 +288,10 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
     assert counts["agent.onboarding.context"] == 1
     assert counts["agent.mission.llm"] == 2  # its own timing and the retried one, counted once
     assert counts["agent.mission.context"] == 1
+    # The server timed the agents' requests themselves (route names, one per call).
+    assert counts["http POST experiments:experiment-results"] == 4
+    assert counts["http POST experiments:prompt-resolve"] == 3
+    assert counts["http POST enrichment:context"] == 2
 
     today = datetime.now(UTC).date().isoformat()
     JOB_TASKS["daily_report"].delay(date=today)
@@ -301,6 +308,8 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
     assert audited["mission.completed"] == 1
     assert audited["mission.retried"] == 1
     assert audited["enrichment.context_fetched"] == 2
+    # The report lists the busiest operations; its totals and counts are the summary's.
+    assert sections["monitoring"]["operations_count"] == sum(counts.values())
     reported = {op["operation"]: op["count"] for op in sections["monitoring"]["operations"]}
-    assert reported["agent.mission.llm"] == 2
-    assert reported["agent.onboarding.llm"] == 1
+    assert reported == {operation: counts[operation] for operation in reported}
+    assert reported["http POST experiments:experiment-results"] == 4
