@@ -9,7 +9,7 @@ from rest_framework import serializers
 from monitoring.models import AgentRun
 
 
-class OperationSerializer(serializers.Serializer):
+class MetricsOperationSerializer(serializers.Serializer):
     operation = serializers.CharField(max_length=200)
     duration_ms = serializers.FloatField(min_value=0)
     success = serializers.BooleanField()
@@ -17,11 +17,11 @@ class OperationSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=100, required=False)
 
 
-class OperationBatchSerializer(serializers.Serializer):
-    operations = OperationSerializer(many=True, min_length=1, max_length=5000)
+class MetricsOperationBatchSerializer(serializers.Serializer):
+    operations = MetricsOperationSerializer(many=True, min_length=1, max_length=5000)
 
 
-class AgentRunSerializer(serializers.Serializer):
+class MetricsAgentRunSerializer(serializers.Serializer):
     run_id = serializers.CharField(max_length=100)
     agent = serializers.CharField(max_length=100)
     workflow = serializers.CharField(max_length=100)
@@ -35,24 +35,24 @@ class AgentRunSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField()
 
 
-class AgentRunBatchSerializer(serializers.Serializer):
-    runs = AgentRunSerializer(many=True, min_length=1, max_length=1000)
+class MetricsAgentRunBatchSerializer(serializers.Serializer):
+    runs = MetricsAgentRunSerializer(many=True, min_length=1, max_length=1000)
 
 
-class RowErrorSerializer(serializers.Serializer):
+class MetricsRowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField()
     message = serializers.CharField()
 
 
-class IngestResultSerializer(serializers.Serializer):
+class MetricsIngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = RowErrorSerializer(many=True)
+    errors = MetricsRowErrorSerializer(many=True)
 
 
-class OperationSummarySerializer(serializers.Serializer):
+class MetricsOperationSummarySerializer(serializers.Serializer):
     operation = serializers.CharField()
     count = serializers.IntegerField()
     errors = serializers.IntegerField()
@@ -66,10 +66,10 @@ class OperationSummarySerializer(serializers.Serializer):
     until = serializers.DateTimeField(required=False)
 
 
-class SummarySerializer(OperationSummarySerializer):
+class MetricsSummarySerializer(MetricsOperationSummarySerializer):
     """One operation's summary, or (operation omitted) ``{since, until, relative_error, operations}``."""
 
-    operations = OperationSummarySerializer(many=True, required=False)
+    operations = MetricsOperationSummarySerializer(many=True, required=False)
 
 
 def summary_json(summary: dict) -> dict:
