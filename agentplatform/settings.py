@@ -142,7 +142,8 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", "0.5", minimum=0.01)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, reusing one client per pool (agentplatform/cache.py).
+            "BACKEND": "agentplatform.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "ap"),
             "OPTIONS": {
@@ -395,7 +396,7 @@ RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5"
 # django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
 # with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
 # for its local-memory cache).
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+if CACHES["default"]["BACKEND"] == "agentplatform.cache.RedisCache":
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
 elif TESTING:
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]

@@ -26,7 +26,15 @@ from experiments import exports, namespaces, selectors, services
 from experiments.metrics import METRIC_CHOICES
 from experiments.models import Experiment, ExperimentStatus, Exposure, Result, Variant
 from experiments.snapshot import snapshot_invalidate
-from experiments.validation import ASSIGNMENT_FIELDS, PLAN_FIELDS, validate_experiment_fields, validate_variants
+from experiments.validation import (
+    ASSIGNMENT_FIELDS,
+    CONTENT_REQUIRED,
+    PLAN_FIELDS,
+    VARIANT_KEY_INVALID,
+    WEIGHT_INVALID,
+    validate_experiment_fields,
+    validate_variants,
+)
 
 # transition name -> (service, label, statuses it applies to)
 TRANSITIONS = {
@@ -68,13 +76,40 @@ class ExperimentAdminForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         instance = self.instance if self.instance.pk else None
-        data = {name: value for name, value in cleaned.items() if name in self.fields}
+        data = {}
+        for name in self.fields:
+            if name in cleaned:
+                data[name] = cleaned[name]
+            elif name != "target_mde":
+                # A field that failed its own parsing is judged on what was typed, so the message
+                # is the shared rule's, as in the API ("Unknown metric 'revenue'", not "Select ...").
+                raw = self.data.getlist(self.add_prefix(name)) if name == "guardrail_metrics" else None
+                data[name] = raw if raw is not None else self.data.get(self.add_prefix(name))
         if "target_mde" in data and data["target_mde"] is None:
             data.pop("target_mde")
         for field, field_errors in validate_experiment_fields(data, instance=instance).items():
             for message in field_errors:
                 self.add_error(field if field in self.fields else None, message)
         return cleaned
+
+
+class VariantAdminForm(forms.ModelForm):
+    """Per-field errors in the words of ``experiments.validation`` (the admin checks fields first)."""
+
+    class Meta:
+        model = Variant
+        fields = ("key", "name", "content", "weight", "is_control")
+        error_messages = {
+            "key": {"required": VARIANT_KEY_INVALID, "invalid": VARIANT_KEY_INVALID},
+            "content": {"required": CONTENT_REQUIRED},
+            "weight": {"required": WEIGHT_INVALID, "invalid": WEIGHT_INVALID},
+        }
+
+    def clean_weight(self):
+        weight = self.cleaned_data.get("weight")
+        if weight is None or not weight > 0 or weight > 1_000_000:
+            raise ValidationError(WEIGHT_INVALID)
+        return weight
 
 
 class VariantFormSet(BaseInlineFormSet):
@@ -106,6 +141,7 @@ class VariantFormSet(BaseInlineFormSet):
 
 class VariantInline(admin.TabularInline):
     model = Variant
+    form = VariantAdminForm
     formset = VariantFormSet
     fields = ("key", "name", "content", "weight", "share", "is_control")
     readonly_fields = ("share",)

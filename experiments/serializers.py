@@ -49,7 +49,9 @@ class ExperimentSerializer(serializers.Serializer):
     hypothesis = serializers.CharField(required=False, allow_blank=True)
     target_prompt_type = serializers.CharField()
     primary_metric = serializers.ChoiceField(choices=list(METRICS))
-    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(METRICS)), required=False)
+    guardrail_metrics = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text=f"Metric names, any of: {', '.join(METRICS)}."
+    )
     user_percentage = serializers.FloatField(help_text="Percent of the prompt type's users: 0 < p <= 100.")
     sequential = serializers.BooleanField(required=False)
     target_mde = serializers.FloatField(required=False, help_text="Relative (0.05 = 5%).")

@@ -99,7 +99,11 @@ def get_snapshot() -> Snapshot:
     snapshot = _state.snapshot
     if snapshot is not None and now - _state.checked_at < settings.EXPERIMENTS_SNAPSHOT_CHECK_SECONDS:
         return snapshot
-    with _state.lock:
+    # One thread re-checks; the others keep answering from the current snapshot meanwhile instead
+    # of queueing behind a Redis round trip (only a process with no snapshot yet waits).
+    if not _state.lock.acquire(blocking=snapshot is None):
+        return snapshot
+    try:
         snapshot = _state.snapshot
         if snapshot is not None and now - _state.checked_at < settings.EXPERIMENTS_SNAPSHOT_CHECK_SECONDS:
             return snapshot
@@ -120,6 +124,8 @@ def get_snapshot() -> Snapshot:
         # database query per resolve. The "local-" label differs from any shared version.
         _state.checked_at = now
         return snapshot
+    finally:
+        _state.lock.release()
 
 
 def snapshot_invalidate() -> None:

@@ -32,6 +32,11 @@ PLAN_FIELDS = ("primary_metric", "sequential")
 
 Errors = dict[str, list[str]]
 
+# Messages the admin's per-field form validation reuses, so both surfaces say the same thing.
+CONTENT_REQUIRED = "The prompt content is required."
+WEIGHT_INVALID = "The weight must be a finite number above 0."
+VARIANT_KEY_INVALID = "Use 1-100 letters, digits, '_' or '-'."
+
 
 def _add(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
@@ -158,14 +163,14 @@ def validate_variants(variants: Any, *, instance: Experiment | None = None) -> E
             continue
         key = variant.get("key")
         if not isinstance(key, str) or not VARIANT_KEY_PATTERN.fullmatch(key):
-            _add(errors, f"{prefix}.key", "Use 1-100 letters, digits, '_' or '-'.")
+            _add(errors, f"{prefix}.key", VARIANT_KEY_INVALID)
         elif key in seen:
             _add(errors, "variants", f"Duplicate variant key '{key}'.")
         else:
             seen.add(key)
         content = variant.get("content")
         if not isinstance(content, str) or not content.strip():
-            _add(errors, f"{prefix}.content", "The prompt content is required.")
+            _add(errors, f"{prefix}.content", CONTENT_REQUIRED)
         weight = variant.get("weight", 1)
         if (
             isinstance(weight, bool)
@@ -174,7 +179,7 @@ def validate_variants(variants: Any, *, instance: Experiment | None = None) -> E
             or weight <= 0
             or weight > 1_000_000
         ):
-            _add(errors, f"{prefix}.weight", "The weight must be a finite number above 0.")
+            _add(errors, f"{prefix}.weight", WEIGHT_INVALID)
         name = variant.get("name", "")
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             _add(errors, f"{prefix}.name", "At most 200 characters.")

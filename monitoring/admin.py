@@ -7,8 +7,8 @@ from functools import partial
 from django.contrib import admin
 from django.urls import path
 
+from audit.exports import stream_csv
 from monitoring.dashboard import dashboard_view
-from monitoring.exports import stream_csv_response
 from monitoring.models import AgentRun, OperationHour, OperationMinute, ProcessHeartbeat, SystemSnapshot
 from monitoring.sketch import quantiles
 
@@ -77,7 +77,7 @@ class HistogramAdmin(ReadOnlyAdmin):
                     mean,
                 ]
 
-        return stream_csv_response(filename=f"operations-per-{period}.csv", header=header, rows=rows())
+        return stream_csv(rows(), header, filename=f"operations-per-{period}.csv")
 
 
 @admin.register(OperationMinute)
@@ -136,11 +136,7 @@ class AgentRunAdmin(ReadOnlyAdmin):
             "started_at",
             "finished_at",
         ]
-        rows = (
-            [value.isoformat() if hasattr(value, "isoformat") else value for value in row]
-            for row in queryset.order_by("finished_at").values_list(*fields).iterator(chunk_size=2000)
-        )
-        return stream_csv_response(filename="agent-runs.csv", header=fields, rows=rows)
+        return stream_csv(queryset.order_by("finished_at").values_list(*fields), fields, filename="agent-runs.csv")
 
 
 @admin.register(SystemSnapshot)
@@ -170,11 +166,7 @@ class SystemSnapshotAdmin(ReadOnlyAdmin):
             "net_bytes_recv",
             "process_count",
         ]
-        rows = (
-            [value.isoformat() if hasattr(value, "isoformat") else value for value in row]
-            for row in queryset.order_by("taken_at").values_list(*fields).iterator(chunk_size=2000)
-        )
-        return stream_csv_response(filename="system-snapshots.csv", header=fields, rows=rows)
+        return stream_csv(queryset.order_by("taken_at").values_list(*fields), fields, filename="system-snapshots.csv")
 
 
 @admin.register(ProcessHeartbeat)

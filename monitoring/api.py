@@ -38,8 +38,8 @@ class OperationsIngestView(APIView):
     ratelimit_group = "monitoring.write"
 
     @extend_schema(
-        request=serializers.OperationBatchSerializer,
-        responses={200: serializers.IngestResultSerializer, 207: serializers.IngestResultSerializer},
+        request=serializers.MetricsOperationBatchSerializer,
+        responses={200: serializers.MetricsIngestResultSerializer, 207: serializers.MetricsIngestResultSerializer},
         summary="Push a batch of timed operations (1-5,000; a repeated event_id counts once)",
     )
     def post(self, request):
@@ -55,8 +55,8 @@ class AgentRunsIngestView(APIView):
     ratelimit_group = "monitoring.write"
 
     @extend_schema(
-        request=serializers.AgentRunBatchSerializer,
-        responses={200: serializers.IngestResultSerializer, 207: serializers.IngestResultSerializer},
+        request=serializers.MetricsAgentRunBatchSerializer,
+        responses={200: serializers.MetricsIngestResultSerializer, 207: serializers.MetricsIngestResultSerializer},
         summary="Push a batch of agent workflow runs (run_id idempotent)",
     )
     def post(self, request):

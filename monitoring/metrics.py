@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from agentplatform.errors import DependencyUnavailable
 from monitoring.models import ProcessHeartbeat
 from monitoring.recorder import HTTP_COUNTERS_KEY, HTTP_LATENCY_BUCKETS, PLATFORM_COUNTERS_KEY
 from monitoring.selectors import latest_snapshot
@@ -83,7 +84,7 @@ def _http_families(store) -> Iterable:
 
 
 def _counter_families(store) -> Iterable:
-    families: dict[str, CounterMetricFamily] = {}
+    families: dict[str, tuple[list[str], CounterMetricFamily]] = {}
     for field, value in sorted(store.read(PLATFORM_COUNTERS_KEY).items()):
         try:
             name, labels = json.loads(field)
@@ -91,13 +92,14 @@ def _counter_families(store) -> Iterable:
             continue
         name = metric_name(name.removesuffix("_total"))
         label_names = [label for label, _ in labels]
-        family = families.get(name)
-        if family is None:
-            family = families[name] = CounterMetricFamily(name, f"Platform counter {name}.", labels=label_names)
-        if [n for n in family._labelnames] != label_names:  # same counter, another label set
+        if name not in families:
+            families[name] = (label_names, CounterMetricFamily(name, f"Platform counter {name}.", labels=label_names))
+        known_labels, family = families[name]
+        if known_labels != label_names:  # one counter incremented with two label sets: keep the first
+            logger.warning("metrics: counter %s has inconsistent labels %s", name, label_names)
             continue
-        family.add_metric([value for _, value in labels], value)
-    yield from families.values()
+        family.add_metric([label_value for _, label_value in labels], value)
+    yield from (family for _, family in families.values())
 
 
 def _breaker_families() -> Iterable:
@@ -222,4 +224,9 @@ def metrics_view(request):
             response.status_code = 401
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+    try:
+        body = render_metrics()
+    except DependencyUnavailable as exc:
+        # Prometheus records the failed scrape (up == 0); a partial page would hide the outage.
+        return HttpResponse(f"{exc.message}\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -12,14 +12,13 @@ import atexit
 import bisect
 import logging
 import os
-import socket
 import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from monitoring.sketch import MAX_INDEX, MIN_INDEX, bucket_index
 from monitoring.store import get_store, minute_key
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HTTP_COUNTERS_KEY = "c|http"
 PLATFORM_COUNTERS_KEY = "c|counters"
-# Interned field names: the hot path formats no strings for the common buckets.
+# Field names made once: the hot path formats no strings (bucket_index is clamped to this range).
 _BUCKET_NAMES = {index: str(index) for index in range(MIN_INDEX, MAX_INDEX + 1)}
 _LE_NAMES = [f"b{position}" for position in range(len(HTTP_LATENCY_BUCKETS) + 1)]
 
@@ -44,7 +43,7 @@ class Recorder:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._pending: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
-        # Field names of the current minute's requests, built once per (route, method, status class).
+        # Field names of the current minute's requests, built once per (method, route, status).
         self._names_minute = 0
         self._names: dict[tuple[str, str, int], tuple[str, str, str, str]] = {}
         self._thread: threading.Thread | None = None
@@ -57,7 +56,7 @@ class Recorder:
         """Counts one timed operation into its open minute."""
         at = time.time() if at is None else at
         key = minute_key(int(at // 60) * 60, operation)
-        bucket = _BUCKET_NAMES.get(bucket_index(duration_ms)) or str(bucket_index(duration_ms))
+        bucket = _BUCKET_NAMES[bucket_index(duration_ms)]
         duration_us = round(duration_ms * 1000)
         with self._lock:
             fields = self._pending[key]
@@ -70,8 +69,7 @@ class Recorder:
     def observe_request(self, *, method: str, route: str, status: int, duration_ms: float) -> None:
         """Counts one HTTP request: its minute histogram plus the cumulative Prometheus counters."""
         minute = int(time.time() // 60) * 60
-        index = bucket_index(duration_ms)
-        bucket = _BUCKET_NAMES.get(index) or str(index)
+        bucket = _BUCKET_NAMES[bucket_index(duration_ms)]
         le = _LE_NAMES[bisect.bisect_left(HTTP_LATENCY_BUCKETS, duration_ms / 1000.0)]
         duration_us = round(duration_ms * 1000)
         with self._lock:
@@ -139,7 +137,6 @@ class Recorder:
                     logger.warning("monitoring: heartbeat failed", exc_info=True)
                 finally:
                     # This thread owns a connection of its own: never leave it open between beats.
-                    close_old_connections()
                     connection.close()
 
     def heartbeat(self) -> None:
@@ -158,5 +155,3 @@ class Recorder:
 recorder = Recorder()
 os.register_at_fork(after_in_child=recorder._after_fork)
 atexit.register(recorder.flush)
-
-HOSTNAME = socket.gethostname()

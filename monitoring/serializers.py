@@ -10,7 +10,7 @@ from rest_framework import serializers
 from monitoring.models import AgentRun
 
 
-class OperationSerializer(serializers.Serializer):
+class MetricsOperationSerializer(serializers.Serializer):
     operation = serializers.CharField(max_length=200)
     duration_ms = serializers.FloatField(min_value=0)
     success = serializers.BooleanField()
@@ -18,11 +18,11 @@ class OperationSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=100, required=False)
 
 
-class OperationBatchSerializer(serializers.Serializer):
-    operations = OperationSerializer(many=True, min_length=1, max_length=5000)
+class MetricsOperationBatchSerializer(serializers.Serializer):
+    operations = MetricsOperationSerializer(many=True, min_length=1, max_length=5000)
 
 
-class AgentRunSerializer(serializers.Serializer):
+class MetricsAgentRunSerializer(serializers.Serializer):
     run_id = serializers.CharField(max_length=100)
     agent = serializers.CharField(max_length=100)
     workflow = serializers.CharField(max_length=100)
@@ -36,24 +36,24 @@ class AgentRunSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField()
 
 
-class AgentRunBatchSerializer(serializers.Serializer):
-    runs = AgentRunSerializer(many=True, min_length=1, max_length=1000)
+class MetricsAgentRunBatchSerializer(serializers.Serializer):
+    runs = MetricsAgentRunSerializer(many=True, min_length=1, max_length=1000)
 
 
-class IngestRowErrorSerializer(serializers.Serializer):
+class MetricsRowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField()
     message = serializers.CharField()
 
 
-class IngestResultSerializer(serializers.Serializer):
+class MetricsIngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = IngestRowErrorSerializer(many=True)
+    errors = MetricsRowErrorSerializer(many=True)
 
 
-class OperationSummarySerializer(serializers.Serializer):
+class MetricsOperationSummarySerializer(serializers.Serializer):
     operation = serializers.CharField()
     count = serializers.IntegerField()
     errors = serializers.IntegerField()
@@ -67,25 +67,25 @@ class OperationSummarySerializer(serializers.Serializer):
     until = serializers.DateTimeField(required=False)
 
 
-class SummarySerializer(OperationSummarySerializer):
+class MetricsSummarySerializer(MetricsOperationSummarySerializer):
     """One operation's summary, or (operation omitted) ``{since, until, relative_error, operations}``."""
 
-    operations = OperationSummarySerializer(many=True, required=False)
+    operations = MetricsOperationSummarySerializer(many=True, required=False)
 
 
-class AllOperationsSummarySerializer(serializers.Serializer):
+class MetricsAllOperationsSummarySerializer(serializers.Serializer):
     """The summary of every operation in the window (``operation`` omitted)."""
 
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     relative_error = serializers.FloatField(help_text="Bound on the relative error of p50/p95/p99.")
-    operations = OperationSummarySerializer(many=True)
+    operations = MetricsOperationSummarySerializer(many=True)
 
 
 # What GET /summary answers: one of the two shapes above, told apart by ``operations``.
 SUMMARY_RESPONSE = PolymorphicProxySerializer(
-    component_name="MonitoringSummary",
-    serializers=[OperationSummarySerializer, AllOperationsSummarySerializer],
+    component_name="MetricsSummaryResponse",
+    serializers=[MetricsOperationSummarySerializer, MetricsAllOperationsSummarySerializer],
     resource_type_field_name=None,
 )
 

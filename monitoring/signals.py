@@ -24,8 +24,24 @@ def _worker_stopping(**kwargs) -> None:
     recorder.flush()
 
 
+def _audit_unsealed_events() -> int:
+    from audit.models import AuditEvent
+
+    # The audit app's backlog: rows written (each request's buffer is flushed when it ends) but not
+    # yet sealed into the hash chain. Counted through its partial index on unsealed rows.
+    return AuditEvent.objects.filter(chain_index__isnull=True).count()
+
+
 def connect() -> None:
+    from django.apps import apps
+
+    from monitoring.metrics import register_gauge
+
     counters.add_sink(_count_platform_counter)
+    if apps.is_installed("audit"):
+        register_gauge(
+            "audit_unsealed_events", "Audit events written but not yet sealed into the chain.", _audit_unsealed_events
+        )
     # worker_ready: the main process (solo/threads pools run tasks there); worker_process_init: each
     # prefork child.
     worker_ready.connect(_worker_started, weak=False)

@@ -19,6 +19,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
+from agentplatform.errors import DependencyUnavailable
 from monitoring.models import CounterCell, SeenEvent
 
 REDIS_PREFIX = "mon:"
@@ -194,7 +196,17 @@ return claimed
 """
 
 
+@contextmanager
+def _redis_unavailable_as_dependency_error():
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise DependencyUnavailable("The metrics store (Redis) is unavailable; retry later.", retry_after=5) from exc
+
+
 class RedisStore:
+    """Open minutes in Redis. Connection failures surface as ``DependencyUnavailable`` (503)."""
+
     name = "redis"
 
     def __init__(self, client: redis.Redis):
@@ -202,6 +214,7 @@ class RedisStore:
         self._add_events = client.register_script(_ADD_EVENTS_LUA)
         self._claim = client.register_script(_CLAIM_LUA)
 
+    @_redis_unavailable_as_dependency_error()
     def add(self, increments: Increments) -> None:
         if not increments:
             return
@@ -216,6 +229,7 @@ class RedisStore:
                 pipe.expire(hash_key, OPEN_MINUTE_TTL_SECONDS)
         pipe.execute()
 
+    @_redis_unavailable_as_dependency_error()
     def add_events(self, rows: list[EventRow], *, id_ttl_seconds: int) -> list[bool]:
         """Counts rows whose event id was not seen in the last ``id_ttl_seconds`` (at most twice that)."""
         if not rows:
@@ -242,9 +256,11 @@ class RedisStore:
             args += (key, bucket, "1" if error else "0")
         return [bool(flag) for flag in self._add_events(args=args)]
 
+    @_redis_unavailable_as_dependency_error()
     def read(self, key: str) -> dict[str, int]:
         return {field.decode(): int(value) for field, value in self.client.hgetall(REDIS_PREFIX + key).items()}
 
+    @_redis_unavailable_as_dependency_error()
     def open_minutes(self, *, since_epoch: int, until_epoch: int, operation: str | None = None) -> list[OpenMinute]:
         members = [m.decode() for m in self.client.zrangebyscore(INDEX, since_epoch, f"({until_epoch}")]
         if operation is not None:

@@ -79,7 +79,8 @@ class Report(models.Model):
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     data = models.JSONField(default=dict)
-    file = models.FileField(upload_to="reports/%Y/%m/", blank=True, default="")
+    # Relative to MEDIA_ROOT; long enough for the audit export's timestamped names.
+    file = models.FileField(upload_to="reports/%Y/%m/", max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -39,6 +39,9 @@ class Job:
     crontab: dict[str, str] = field(default_factory=dict)
     # A wrapper's real dependency: alternative dotted paths, one of which must import.
     requires: tuple[str, ...] = ()
+    # One run at a time whatever the period: a slow run must not overlap the next tick's (two
+    # sealing runs racing on the chain, two collections fetching the same due source).
+    single_flight: bool = False
     # Seconds. None = the task defaults (JOBS_SOFT_TIME_LIMIT / JOBS_TIME_LIMIT).
     soft_time_limit: int | None = None
     time_limit: int | None = None
@@ -116,6 +119,7 @@ JOBS: dict[str, Job] = {
     for job in (
         Job(
             name="audit_seal",
+            single_flight=True,
             service=("audit.services.audit_seal_pending", "audit.integrity.audit_seal_pending"),
             description="Extends the audit hash chain over events written since the last seal.",
             period=periods.MINUTE,
@@ -123,6 +127,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="audit_retention",
+            single_flight=True,
             service=("audit.services.audit_retention_run", "audit.retention.audit_retention_run"),
             description="Archives and deletes audit events older than the retention period.",
             period=periods.DAY,
@@ -144,6 +149,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="metrics_rollup",
+            single_flight=True,
             service="monitoring.services.metrics_rollup",
             description="Rolls per-minute metric histograms up from Redis into the database.",
             period=periods.MINUTE,
@@ -151,6 +157,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="metrics_prune",
+            single_flight=True,
             service="monitoring.services.metrics_prune",
             description="Deletes metric rows older than their retention.",
             period=periods.DAY,
@@ -165,6 +172,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="experiment_stats_rollup",
+            single_flight=True,
             service=(
                 "experiments.services.experiment_stats_rollup",
                 "experiments.stats.rollup.experiment_stats_rollup",
@@ -175,6 +183,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="token_cleanup",
+            single_flight=True,
             service=("accounts.services.token_cleanup", "accounts.tokens.token_cleanup"),
             description="Deletes expired refresh tokens and denylist entries.",
             period=periods.DAY,
@@ -182,10 +191,12 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="collect_sources",
+            single_flight=True,
             service=("enrichment.services.collect_sources", "enrichment.collection.collect_sources"),
-            description="Collects every active data source that is due (or one, with --source).",
-            period=periods.QUARTER_HOUR,
-            every_seconds=15 * 60,
+            description="Collects every active data source whose own schedule is due (or one, with --source).",
+            # Every minute: each source's crontab decides whether it is due, to the minute.
+            period=periods.MINUTE,
+            every_seconds=60,
             soft_time_limit=840,
             time_limit=900,
         ),

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from agentplatform.errors import DependencyUnavailable, NotFound
 from agentplatform.request_id import get_request_id, new_request_id, reset_request_id, set_request_id
+from reports.jobs import periods
 from reports.jobs.locks import JobLock
 from reports.jobs.registry import Job, JobUnavailable, job_get
 from reports.models import JobOutcome, JobRun, JobTrigger
@@ -216,11 +217,16 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
         job = job_get(request.job)
     except NotFound as exc:
         unknown = exc
-    period = job.period_for(day=request.day, now=now) if job else None
-
-    if run_id is not None:
-        run = JobRun.objects.get(pk=run_id)
+    run = JobRun.objects.get(pk=run_id) if run_id is not None else None
+    if job is None:
+        period = None
+    elif run is not None and run.period_start is not None:
+        # A retry continues its row's period, even when the backoff carried it past that period.
+        period = periods.period_containing(job.period, run.period_start)
     else:
+        period = job.period_for(day=request.day, now=now)
+
+    if run is None:
         run = JobRun(
             job=request.job[:64],
             period=period.key if period else "",
@@ -246,13 +252,14 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
 
     lock = JobLock(
         job=job.name,
-        period=period.key,
+        period="*" if job.single_flight else period.key,
         scope=scope,
         ttl_seconds=job.time_limit or settings.JOBS_TIME_LIMIT,
     )
     if not lock.acquire():
         logger.info("job %s %s%s: skipped, another run holds the lock", job.name, period.key, scope)
-        return _finish(run, JobOutcome.SKIPPED, error="Another run of this job and period is in progress (locked).")
+        what = "this job" if job.single_flight else "this job and period"
+        return _finish(run, JobOutcome.SKIPPED, error=f"Another run of {what} is in progress (locked).")
     try:
         earlier = (
             JobRun.objects.filter(job=job.name, period=period.key, scope=scope, outcome=JobOutcome.SUCCESS)

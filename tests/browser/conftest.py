@@ -33,8 +33,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    # Function scope on purpose: Playwright's sync API keeps an asyncio loop running in the main
+    # thread while it is open, which would break every async test that runs after a longer-lived one.
     # Playwright's sync API runs an event loop in this thread; the live server's ORM calls happen in
     # its own thread, but fixtures here touch the ORM too, which Django forbids next to a running loop.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -262,3 +262,11 @@ def test_resolve_is_rate_limited_per_caller(agent_client, make_experiment, setti
         for i in range(5)
     ]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+
+
+def test_a_recheck_in_progress_does_not_block_other_threads(make_experiment):
+    make_experiment(start=True, user_percentage=100)
+    current = get_snapshot()
+    snapshot._state.checked_at = float("-inf")  # due for a re-check
+    with snapshot._state.lock:  # another thread is re-checking right now
+        assert get_snapshot() is current

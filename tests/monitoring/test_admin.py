@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,7 +39,7 @@ def staff_client(client, django_user_model):
 @pytest.fixture
 def data(store_name):
     now = datetime.now(UTC)
-    for minutes_ago in range(1, 50, 7):
+    for minutes_ago in range(1, 180, 7):  # three hours: every window has several points
         at = now - timedelta(minutes=minutes_ago)
         for duration in (5.0, 50.0, 500.0):
             recorder.observe("rag.retrieve", duration, success=duration < 400, at=at.timestamp())
@@ -92,7 +93,7 @@ def test_dashboard_needs_the_view_permission(client, django_user_model):
 
 
 def test_dashboard_escapes_operation_names(staff_client, store_name):
-    recorder.observe("<script>alert(1)</script>", 5.0)
+    recorder.observe("<script>alert(1)</script>", 5.0, at=time.time() - 120)
     recorder.flush()
     html = staff_client.get(reverse(DASHBOARD)).content.decode()
     assert "<script>alert(1)" not in html

@@ -20,7 +20,13 @@ def _now_iso(delta: timedelta = timedelta()) -> str:
 
 
 def _operation(**overrides) -> dict:
-    row = {"operation": "rag.retrieve", "duration_ms": 12.5, "success": True, "occurred_at": _now_iso()}
+    # Two minutes ago: inside the default summary window even if the clock steps back a little.
+    row = {
+        "operation": "rag.retrieve",
+        "duration_ms": 12.5,
+        "success": True,
+        "occurred_at": _now_iso(-timedelta(minutes=2)),
+    }
     row.update(overrides)
     return row
 
@@ -213,3 +219,11 @@ def test_critic_score_may_be_omitted(agent_client):
     del row["critic_score"]
     assert agent_client.post(RUNS_URL, {"runs": [row]}, format="json").json()["accepted"] == 1
     assert AgentRun.objects.get().critic_score is None
+
+
+def test_ingestion_answers_503_when_redis_is_down(agent_client, settings):
+    settings.MONITORING_STORE = "redis"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation()]}, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dependency_unavailable"

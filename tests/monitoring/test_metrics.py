@@ -57,13 +57,14 @@ def test_metrics_expose_queue_lengths_and_process_memory(store_name, client):
 
 
 def test_registered_gauges_are_exported(client):
-    metrics.register_gauge("audit_buffer_depth", "Audit events waiting to be written.", lambda: 42)
+    metrics.register_gauge("test_depth", "A depth.", lambda: 42)
     metrics.register_gauge("test_labelled", "Labelled gauge.", lambda: [({"shard": "a"}, 1.0), ({"shard": "b"}, 2.0)])
     try:
         families = _scrape(client)
     finally:
-        metrics._gauges.clear()
-    assert families["agentplatform_audit_buffer_depth"].samples[0].value == 42
+        metrics._gauges.pop("agentplatform_test_depth")
+        metrics._gauges.pop("agentplatform_test_labelled")
+    assert families["agentplatform_test_depth"].samples[0].value == 42
     assert {s.labels["shard"]: s.value for s in families["agentplatform_test_labelled"].samples} == {"a": 1.0, "b": 2.0}
 
 
@@ -72,7 +73,7 @@ def test_a_failing_gauge_does_not_break_the_scrape(client):
     try:
         families = _scrape(client)
     finally:
-        metrics._gauges.clear()
+        metrics._gauges.pop("agentplatform_broken")
     assert "agentplatform_broken" not in families
 
 
@@ -95,3 +96,23 @@ def test_metrics_without_a_token_refuse_proxied_requests(client, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 403
+
+
+def test_metrics_answer_503_when_the_store_is_down(client, settings):
+    settings.MONITORING_STORE = "redis"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/metrics")
+    assert response.status_code == 503
+
+
+def test_the_audit_backlog_of_unsealed_events_is_exported(client):
+    from audit.services import audit_log
+    from audit.writer import audit_buffer
+
+    def unsealed() -> float:
+        return _scrape(client)["agentplatform_audit_unsealed_events"].samples[0].value
+
+    before = unsealed()
+    with audit_buffer():
+        audit_log(actor=None, action="test.happened", durable=True)
+    assert unsealed() == before + 1

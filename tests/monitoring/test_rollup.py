@@ -207,3 +207,18 @@ def test_a_window_of_several_days_counts_each_observation_once(store_name):
         operation="db.query", since=NOW - timedelta(days=3, hours=1), until=NOW + timedelta(minutes=1), now=NOW
     )
     assert summary["count"] == 5
+
+
+def test_a_day_without_its_day_row_is_read_from_its_hours(store_name):
+    """Hours rolled before day rows existed (or written by hand) still count in long windows."""
+    day = datetime(2026, 3, 8, tzinfo=UTC)
+    OperationHour.objects.create(
+        operation="db.query", hour=day + timedelta(hours=5), count=4, errors=1, buckets={"100": 4}
+    )
+    OperationHour.objects.create(
+        operation="db.query", hour=day + timedelta(hours=9), count=6, errors=0, buckets={"120": 6}
+    )
+    summary = operation_summary(
+        operation="db.query", since=day - timedelta(days=1), until=day + timedelta(days=2), now=NOW
+    )
+    assert (summary["count"], summary["errors"]) == (10, 1)

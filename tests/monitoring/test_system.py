@@ -62,3 +62,16 @@ def test_the_tasks_call_their_services(store_name):
     assert SystemSnapshot.objects.count() == 1
     assert tasks.rollup() == 0
     assert tasks.prune() >= 0
+
+
+def test_demo_seed_is_idempotent(store_name):
+    import io
+
+    from monitoring import demo
+    from monitoring.models import AgentRun, OperationMinute
+
+    demo.seed(stdout=io.StringIO())
+    counts = (AgentRun.objects.count(), OperationMinute.objects.count(), SystemSnapshot.objects.count())
+    demo.seed(stdout=io.StringIO())
+    assert counts[0] == 300 and counts[1] > 0 and counts[2] == 1
+    assert (AgentRun.objects.count(), OperationMinute.objects.count(), SystemSnapshot.objects.count()) == counts

@@ -14,6 +14,13 @@ FAKE_JOBS = {
     "fake_ok": Job(
         name="fake_ok", service="tests.reports.fake_services.succeed", description="ok", period=periods.MINUTE
     ),
+    "fake_single": Job(
+        name="fake_single",
+        service="tests.reports.fake_services.succeed",
+        description="one at a time",
+        period=periods.MINUTE,
+        single_flight=True,
+    ),
     "fake_daily": Job(
         name="fake_daily",
         service="tests.reports.fake_services.per_day",
@@ -26,6 +33,12 @@ FAKE_JOBS = {
     ),
     "fake_flaky": Job(
         name="fake_flaky", service="tests.reports.fake_services.flaky", description="flaky", period=periods.MINUTE
+    ),
+    "fake_blocking": Job(
+        name="fake_blocking",
+        service="tests.reports.fake_services.blocking",
+        description="blocks",
+        period=periods.DAY,
     ),
     "fake_missing": Job(
         name="fake_missing", service="nowhere.services.missing", description="missing", period=periods.MINUTE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.core.cache import cache
 from django.db import OperationalError
 
@@ -37,3 +39,14 @@ def flaky(*, now):
     if _count_call() == 1:
         raise OperationalError("server closed the connection unexpectedly")
     return 7
+
+
+# Set by the test once it has seen the run in progress; bounded so a broken test cannot hang.
+release = threading.Event()
+
+
+def blocking(*, now):
+    """Holds its run open (and its lock taken) until the test releases it."""
+    _count_call()
+    release.wait(timeout=20)
+    return 1

@@ -71,3 +71,16 @@ def test_run_again_action_replaces_a_daily_period(client, make_user, fake_jobs, 
     client.post(reverse("admin:reports_jobrun_changelist"), {"action": "run_again", "_selected_action": [first.pk]})
     again = JobRun.objects.exclude(pk=first.pk).get()
     assert (again.period, again.outcome) == ("2026-11-01", JobOutcome.SUCCESS)
+
+
+def test_run_now_page_lists_every_job_with_its_availability(client, make_user):
+    from reports.jobs.registry import JOBS
+
+    client.force_login(make_user("operator"))
+    response = client.get(reverse("admin:reports_jobrun_run"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    for name in JOBS:
+        assert f'value="{name}"' in page
+    changelist = client.get(reverse("admin:reports_jobrun_changelist")).content.decode()
+    assert reverse("admin:reports_jobrun_run") in changelist

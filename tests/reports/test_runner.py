@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -72,6 +72,15 @@ def test_lock_held_by_another_run_skips_without_calling_the_service(fake_jobs):
     assert fake_services.calls() == 0
     other.release()
     assert job_run(request=JobRequest(job="fake_ok")).outcome == JobOutcome.SUCCESS
+
+
+def test_single_flight_job_is_refused_while_a_run_of_another_period_holds_its_lock(fake_jobs):
+    earlier_minute = JobLock(job="fake_single", period="*", scope="", ttl_seconds=60)
+    assert earlier_minute.acquire()
+    run = job_run(request=JobRequest(job="fake_single"))
+    assert (run.outcome, fake_services.calls()) == (JobOutcome.SKIPPED, 0)
+    earlier_minute.release()
+    assert job_run(request=JobRequest(job="fake_single")).outcome == JobOutcome.SUCCESS
 
 
 def test_lock_is_released_after_a_failure(fake_jobs):
@@ -155,3 +164,46 @@ def test_recent_running_run_is_left_alone(fake_jobs):
         job_run(request=JobRequest(job="fake_ok"))
     live.refresh_from_db()
     assert live.outcome == JobOutcome.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        ("django.db.OperationalError", True),
+        ("django.db.InterfaceError", True),
+        ("redis.exceptions.ConnectionError", True),
+        ("redis.exceptions.TimeoutError", True),
+        ("agentplatform.errors.DependencyUnavailable", True),
+        ("builtins.ConnectionRefusedError", True),
+        ("builtins.ValueError", False),
+        ("django.db.IntegrityError", False),
+        ("agentplatform.errors.ValidationFailed", False),
+        ("celery.exceptions.SoftTimeLimitExceeded", False),
+    ],
+)
+def test_only_connection_and_dependency_errors_are_transient(error, transient):
+    from django.utils.module_loading import import_string
+
+    from reports.jobs.runner import is_transient
+
+    assert is_transient(import_string(error)("x")) is transient
+
+
+def test_soft_time_limit_fails_the_run_without_retry(fake_jobs, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(*, now):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(fake_services, "succeed", too_slow)
+    run = job_run(request=JobRequest(job="fake_ok"), retryable=True)
+    assert run.outcome == JobOutcome.FAILED
+    assert run.error_summary.startswith("SoftTimeLimitExceeded")
+
+
+def test_retry_after_the_period_ended_continues_the_original_period(fake_jobs):
+    with time_machine.travel(NOW, tick=False), pytest.raises(TransientJobFailure) as caught:
+        job_run(request=JobRequest(job="fake_flaky"), retryable=True)
+    with time_machine.travel(NOW + timedelta(minutes=2), tick=False):
+        retried = job_run(request=JobRequest(job="fake_flaky"), run_id=caught.value.run_id, retryable=True)
+    assert (retried.outcome, retried.period) == (JobOutcome.SUCCESS, "2026-11-27T14:05")

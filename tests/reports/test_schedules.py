@@ -40,6 +40,7 @@ def test_each_job_task_carries_the_job_time_limits(settings):
         ("metrics_rollup", ("interval", 60)),
         ("system_snapshot", ("interval", 60)),
         ("experiment_stats_rollup", ("interval", 900)),
+        ("collect_sources", ("interval", 60)),
         ("daily_report", ("crontab", "30 0 * * *")),
         ("creator_analytics", ("crontab", "0 1 * * 1")),
         ("audit_export", ("crontab", "0 2 1 * *")),

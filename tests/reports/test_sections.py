@@ -196,24 +196,20 @@ def test_creators_section_keeps_the_most_active_within_the_limit():
 
 
 def test_monitoring_section_reports_counts_error_rates_and_p95():
-    hour_model = require("monitoring.OperationHour")
+    # A whole UTC day is read from the rollup's day rows (monitoring.selectors.window_plan).
+    day_model = require("monitoring.OperationDay")
     from monitoring.sketch import bucket_index
 
     fast, slow = str(bucket_index(20.0)), str(bucket_index(200.0))
-    hour_model.objects.create(
-        operation="prompts.resolve", hour=START, count=100, errors=5, duration_sum_ms=3800, buckets={fast: 90, slow: 10}
-    )
-    hour_model.objects.create(
-        operation="audit.write",
-        hour=START + timedelta(hours=3),
-        count=10,
-        errors=0,
-        duration_sum_ms=200,
-        buckets={fast: 10},
-    )
-    hour_model.objects.create(
-        operation="audit.write", hour=END, count=999, errors=999, duration_sum_ms=1, buckets={slow: 999}
-    )
+    rows = [
+        ("prompts.resolve", START, 100, 5, {fast: 90, slow: 10}),
+        ("audit.write", START, 10, 0, {fast: 10}),
+        ("audit.write", END, 999, 999, {slow: 999}),  # the next day
+    ]
+    for operation, day, count, errors, buckets in rows:
+        day_model.objects.create(
+            operation=operation, day=day, count=count, errors=errors, duration_sum_ms=count * 20.0, buckets=buckets
+        )
     with time_machine.travel(END + timedelta(hours=2), tick=False):
         section = sections.section_monitoring(start=START, end=END)
     assert (section["operations_count"], section["errors"]) == (110, 5)

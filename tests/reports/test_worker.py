@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from reports.jobs.runner import JobRequest, job_enqueue
+from reports.jobs.runner import JobRequest, job_enqueue, job_run
 from reports.models import JobOutcome, JobRun, JobTrigger
 from reports.tasks import run_job_task
 
@@ -25,11 +25,17 @@ def wait_for_run(*, job: str, outcome: str, timeout: float = 20.0) -> JobRun:
 
 
 def test_worker_runs_a_queued_job_and_records_success(fake_jobs, celery_worker):
-    run_job_task.delay(job="fake_ok")
+    from agentplatform.request_id import reset_request_id, set_request_id
+
+    token = set_request_id("enqueued-by-req-42")
+    try:
+        run_job_task.delay(job="fake_ok")
+    finally:
+        reset_request_id(token)
     run = wait_for_run(job="fake_ok", outcome=JobOutcome.SUCCESS)
     assert run.rows_affected == 3
-    assert run.task_id  # the Celery task id, also the run's request id
-    assert run.request_id == run.task_id
+    assert run.task_id
+    assert run.request_id == "enqueued-by-req-42"  # carried from the enqueuing request
 
 
 def test_worker_records_a_failure_with_its_error(fake_jobs, celery_worker):
@@ -73,3 +79,21 @@ def test_repeated_period_on_the_worker_is_skipped(fake_jobs, celery_worker):
     skipped = wait_for_run(job="fake_daily", outcome=JobOutcome.SKIPPED)
     assert skipped.period == "2026-11-01"
     assert JobRun.objects.filter(job="fake_daily", outcome=JobOutcome.SUCCESS).count() == 1
+
+
+def test_lock_refuses_a_concurrent_run_of_the_same_job_and_period(fake_jobs, celery_worker):
+    from tests.reports import fake_services
+
+    fake_services.release.clear()
+    try:
+        run_job_task.delay(job="fake_blocking")
+        in_progress = wait_for_run(job="fake_blocking", outcome=JobOutcome.RUNNING)
+        # A second run of the same job and day, while the worker's run holds the lock.
+        duplicate = job_run(request=JobRequest(job="fake_blocking"), trigger=JobTrigger.COMMAND)
+        assert duplicate.outcome == JobOutcome.SKIPPED
+        assert "locked" in duplicate.error_summary
+    finally:
+        fake_services.release.set()
+    finished = wait_for_run(job="fake_blocking", outcome=JobOutcome.SUCCESS)
+    assert finished.pk == in_progress.pk
+    assert fake_services.calls() == 1
