@@ -24,8 +24,10 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . /app
 # collectstatic needs settings but no database: give it throwaway values for this one command.
-RUN DJANGO_ENV=production SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost \
-    DATABASE_URL=sqlite:////tmp/collectstatic.db REDIS_URL=redis://localhost:6379/0 JWT_SIGNING_KEY=collectstatic-only \
+RUN DJANGO_ENV=production ALLOWED_HOSTS=localhost TRUSTED_PROXY_COUNT=0 \
+    SECRET_KEY=collectstatic-only-secret-key-not-used-at-runtime-0000000000 \
+    JWT_SIGNING_KEY=collectstatic-only-jwt-key-not-used-at-runtime-1111111111 \
+    DATABASE_URL=sqlite:////tmp/collectstatic.db REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var/media && chown -R app:app /app/var /app/staticfiles
 USER app
