@@ -17,14 +17,22 @@ LOCK_MARGIN_SECONDS = 60
 
 
 class JobLock:
-    def __init__(self, *, job: str, period: str, scope: str, ttl_seconds: int):
+    """``owner`` is the Celery task id when there is one: a message redelivered after its worker was
+    killed (acks_late + reject_on_worker_lost) carries the same task id, so it takes over the lock
+    its dead first delivery left behind instead of being skipped until the lock expires."""
+
+    def __init__(self, *, job: str, period: str, scope: str, ttl_seconds: int, owner: str = ""):
         self.key = f"jobs:lock:{job}:{period}:{scope}"
         self.ttl_seconds = ttl_seconds + LOCK_MARGIN_SECONDS
-        self.token = uuid.uuid4().hex
+        self.token = owner or uuid.uuid4().hex
         self.acquired = False
 
     def acquire(self) -> bool:
         self.acquired = bool(cache.add(self.key, self.token, self.ttl_seconds))
+        if not self.acquired and cache.get(self.key) == self.token:
+            # Our own task id holds it: an earlier delivery of this very message died mid-run.
+            cache.set(self.key, self.token, self.ttl_seconds)
+            self.acquired = True
         return self.acquired
 
     def holder(self) -> str | None:

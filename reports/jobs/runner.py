@@ -255,6 +255,7 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
         period="*" if job.single_flight else period.key,
         scope=scope,
         ttl_seconds=job.time_limit or settings.JOBS_TIME_LIMIT,
+        owner=task_id,
     )
     if not lock.acquire():
         logger.info("job %s %s%s: skipped, another run holds the lock", job.name, period.key, scope)

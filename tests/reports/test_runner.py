@@ -74,6 +74,24 @@ def test_lock_held_by_another_run_skips_without_calling_the_service(fake_jobs):
     assert job_run(request=JobRequest(job="fake_ok")).outcome == JobOutcome.SUCCESS
 
 
+@time_machine.travel(NOW, tick=False)
+def test_a_redelivered_task_takes_over_the_lock_its_killed_first_delivery_left(fake_jobs):
+    # The first delivery of task "t-1" took the lock and its worker was killed (no release).
+    dead_delivery = JobLock(job="fake_ok", period="2026-11-27T14:05", scope="", ttl_seconds=60, owner="t-1")
+    assert dead_delivery.acquire()
+    run = job_run(request=JobRequest(job="fake_ok"), task_id="t-1")
+    assert run.outcome == JobOutcome.SUCCESS
+    assert fake_services.calls() == 1
+
+
+@time_machine.travel(NOW, tick=False)
+def test_another_task_is_still_refused_by_a_held_lock(fake_jobs):
+    holder = JobLock(job="fake_ok", period="2026-11-27T14:05", scope="", ttl_seconds=60, owner="t-1")
+    assert holder.acquire()
+    run = job_run(request=JobRequest(job="fake_ok"), task_id="t-2")
+    assert (run.outcome, fake_services.calls()) == (JobOutcome.SKIPPED, 0)
+
+
 def test_single_flight_job_is_refused_while_a_run_of_another_period_holds_its_lock(fake_jobs):
     earlier_minute = JobLock(job="fake_single", period="*", scope="", ttl_seconds=60)
     assert earlier_minute.acquire()
