@@ -25,6 +25,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import RateLimited, envelope
 from audit import services as audit_services
 
@@ -38,12 +39,7 @@ class LoginLocked(RateLimited):
 
 def client_ip(request) -> str:
     """``AXES_CLIENT_IP_CALLABLE``: the client address as the trusted-proxy resolver sees it."""
-    request = getattr(request, "_request", request)
-    try:
-        from agentplatform.client_ip import get_client_ip  # the cross-cutting resolver (issue 3)
-    except ImportError:  # until issue 3 lands: the socket peer, never X-Forwarded-For
-        return request.META.get("REMOTE_ADDR") or "0.0.0.0"  # noqa: S104  (a label, never bound)
-    return get_client_ip(request)
+    return get_client_ip(getattr(request, "_request", request))
 
 
 def _attempts_of(request, credentials: dict | None):

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import ValidationFailed
 from agentplatform.request_id import get_request_id
 from audit.models import Severity
@@ -131,13 +132,7 @@ def actor_label_for(actor) -> str:
 
 def _client_ip(request) -> str | None:
     try:
-        from agentplatform.client_ip import get_client_ip
-    except ImportError:  # the cross-cutting helper's module not merged yet: the socket peer
-        candidate = request.META.get("REMOTE_ADDR")
-    else:
-        candidate = get_client_ip(request)
-    try:
-        address = ipaddress.ip_address((candidate or "").strip())
+        address = ipaddress.ip_address(get_client_ip(request))
     except ValueError:
         return None
     return None if address.is_unspecified else str(address)

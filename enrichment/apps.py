@@ -12,10 +12,7 @@ class EnrichmentConfig(AppConfig):
 
         # Informational: a provider being down never makes the platform "not ready".
         register_info("enrichment_providers", provider_health)
-        try:
-            from monitoring.metrics import register_gauge
-        except ImportError:  # the monitoring app's /metrics has not landed yet
-            return
         from enrichment.health import register_gauges
+        from monitoring.metrics import register_gauge
 
         register_gauges(register_gauge)

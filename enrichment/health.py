@@ -9,7 +9,6 @@ and failure times live in the shared cache so every process reports the same one
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
@@ -43,16 +42,6 @@ _lock = threading.Lock()
 _samples: dict[str, deque[CallOutcome]] = {}
 
 
-@functools.cache  # a failed import is not cached by Python: look once, not on every call
-def _monitoring_recorder():
-    """The monitoring app's per-minute recorder (the engine behind ``monitoring.track``), if installed."""
-    try:
-        from monitoring.recorder import recorder
-    except ImportError:  # the monitoring app has not landed: counters only
-        return None
-    return recorder
-
-
 def track(outcome: CallOutcome) -> None:
     """The timing hook: each provider call is one ``enrichment.<provider>`` operation in monitoring.
 
@@ -61,9 +50,8 @@ def track(outcome: CallOutcome) -> None:
     call in ``monitoring.track``. Permanent refusals count as successes: the provider worked.
     """
     counters.increment("enrichment_provider_calls_total", provider=outcome.provider, outcome=outcome.outcome)
-    recorder = _monitoring_recorder()
-    if recorder is None:
-        return
+    from monitoring.recorder import recorder  # imported late: monitoring's app registry must be ready
+
     try:
         recorder.observe(
             f"enrichment.{outcome.provider}",

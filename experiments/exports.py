@@ -1,63 +1,14 @@
 """CSV exports of an experiment's exposures and results, streamed with formula cells neutralised.
 
-Uses the platform's ``audit.exports`` helpers when present; the small fallback below has the same
-signature (``stream_csv(rows, header, *, filename)``) until that module lands.
+Uses the platform's shared ``audit.exports.stream_csv``.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
-
 from django.http import StreamingHttpResponse
 
+from audit.exports import stream_csv
 from experiments.models import Experiment, Exposure, Result
-
-try:  # pragma: no cover - which branch runs depends on whether the audit app has landed
-    from audit.exports import csv_safe, stream_csv
-except ImportError:  # pragma: no cover
-    FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-    def csv_safe(value: Any) -> str:
-        """``value`` as a cell no spreadsheet evaluates (OWASP CSV injection); numbers stay as they are."""
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return str(value)
-        if hasattr(value, "isoformat"):
-            return value.isoformat()
-        text = str(value)
-        return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-    class _Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    def _lines(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> Iterator[str]:
-        writer = csv.writer(_Echo())
-        yield writer.writerow([csv_safe(cell) for cell in header])
-        piece: list[str] = []
-        size = 0
-        for row in rows:
-            line = writer.writerow([csv_safe(cell) for cell in row])
-            piece.append(line)
-            size += len(line)
-            if size >= 64 * 1024:
-                yield "".join(piece)
-                piece, size = [], 0
-        if piece:
-            yield "".join(piece)
-
-    def stream_csv(rows_iterable, header, *, filename: str = "export.csv", **_ignored) -> StreamingHttpResponse:
-        safe_name = "".join(ch for ch in filename if ch.isalnum() or ch in "._-") or "export.csv"
-        response = StreamingHttpResponse(_lines(rows_iterable, header), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{safe_name}"'
-        response["Cache-Control"] = "no-store"
-        return response
-
 
 CHUNK_ROWS = 2000
 EXPOSURE_HEADER = ("experiment", "variant", "user_id", "first_seen_at")

@@ -27,11 +27,9 @@ TOP_OPERATIONS = 5
 
 
 def _breakers(now) -> dict:
-    try:
-        from agentplatform import breakers
-        from agentplatform.models import BreakerTransition
-    except ImportError:  # the cross-cutting layer is not installed
-        return {"available": False}
+    from agentplatform import breakers
+    from agentplatform.models import BreakerTransition
+
     recent = list(BreakerTransition.objects.order_by("-at", "-id")[:20])
     names = set(getattr(settings, "CIRCUIT_BREAKERS", {})) - {"default"}
     names.update(t.breaker for t in recent)

@@ -103,11 +103,9 @@ def _counter_families(store) -> Iterable:
 
 
 def _breaker_families() -> Iterable:
-    try:
-        from agentplatform import breakers
-        from agentplatform.models import BreakerTransition
-    except ImportError:  # the cross-cutting layer is not installed
-        return
+    from agentplatform import breakers
+    from agentplatform.models import BreakerTransition
+
     names = set(getattr(settings, "CIRCUIT_BREAKERS", {})) - {"default"}
     since = timezone.now() - timedelta(days=settings.MONITORING_HOUR_RETENTION_DAYS)
     names.update(BreakerTransition.objects.filter(at__gte=since).values_list("breaker", flat=True).distinct())

@@ -8,42 +8,8 @@ from collections.abc import Iterator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, StreamingHttpResponse
 
+from audit.exports import stream_csv
 from reports.models import JobRun, Report
-
-try:
-    from audit.exports import stream_csv
-except ImportError:  # until the audit app's shared CSV helpers land: the same contract, minimal
-    import csv
-
-    _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-    class _Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    def _csv_safe(value) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool | int | float):
-            return str(value).lower() if isinstance(value, bool) else str(value)
-        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-        return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
-
-    def stream_csv(rows, header, *, filename="export.csv", row_to_cells=None):
-        writer = csv.writer(_Echo())
-
-        def lines():
-            yield writer.writerow([_csv_safe(name) for name in header])
-            iterable = rows.iterator(chunk_size=2000) if hasattr(rows, "iterator") else rows
-            for row in iterable:
-                yield writer.writerow([_csv_safe(cell) for cell in (row_to_cells(row) if row_to_cells else row)])
-
-        safe_name = "".join(ch for ch in filename if ch.isalnum() or ch in "._-") or "export.csv"
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{safe_name}"'
-        response["Cache-Control"] = "no-store"
-        return response
-
 
 JOBRUN_HEADER = (
     "id",

@@ -27,9 +27,9 @@ class JobUnavailable(PlatformError):
 @dataclass(frozen=True)
 class Job:
     name: str
-    # Dotted path of the service, or alternatives tried in order (the first that imports wins),
-    # so a service moving between an app's modules does not break its job.
-    service: str | tuple[str, ...]
+    # Dotted path of the service, imported lazily (a missing app makes the job unavailable, not
+    # the worker unable to start).
+    service: str
     description: str
     # The period one run covers; scheduled runs of reporting jobs cover the last *complete* one.
     period: str
@@ -37,8 +37,6 @@ class Job:
     # Beat schedule: every N seconds, or a crontab (UTC) dict.
     every_seconds: int | None = None
     crontab: dict[str, str] = field(default_factory=dict)
-    # A wrapper's real dependency: alternative dotted paths, one of which must import.
-    requires: tuple[str, ...] = ()
     # One run at a time whatever the period: a slow run must not overlap the next tick's (two
     # sealing runs racing on the chain, two collections fetching the same due source).
     single_flight: bool = False
@@ -52,15 +50,9 @@ class Job:
         current = periods.period_containing(self.period, now)
         return current.previous() if self.completed_period else current
 
-    @property
-    def service_paths(self) -> tuple[str, ...]:
-        return (self.service,) if isinstance(self.service, str) else self.service
-
     def resolve(self) -> Callable:
         """The service callable; raises ``JobUnavailable`` naming what is missing."""
-        if self.requires:
-            _import_first(self.requires)
-        return _import_first(self.service_paths)
+        return _import_dotted(self.service)
 
     @property
     def available(self) -> bool:
@@ -89,17 +81,6 @@ class Job:
         return {name: value for name, value in offered.items() if name in parameters}
 
 
-def _import_first(paths: tuple[str, ...]):
-    for path in paths:
-        try:
-            return _import_dotted(path)
-        except JobUnavailable as exc:
-            missing = exc
-    raise JobUnavailable(
-        f"{' or '.join(paths)} is not installed.", details={"service": list(paths), "error": missing.message}
-    )
-
-
 def _import_dotted(path: str):
     module_path, _, attribute = path.rpartition(".")
     try:
@@ -120,7 +101,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_seal",
             single_flight=True,
-            service=("audit.services.audit_seal_pending", "audit.integrity.audit_seal_pending"),
+            service="audit.services.audit_seal_pending",
             description="Extends the audit hash chain over events written since the last seal.",
             period=periods.MINUTE,
             every_seconds=60,
@@ -128,7 +109,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_retention",
             single_flight=True,
-            service=("audit.services.audit_retention_run", "audit.retention.audit_retention_run"),
+            service="audit.services.audit_retention_run",
             description="Archives and deletes audit events older than the retention period.",
             period=periods.DAY,
             crontab={"minute": "10", "hour": "3"},
@@ -139,7 +120,6 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_export",
             service="reports.services.audit_export_report",
-            requires=("audit.services.audit_export_period", "audit.retention.audit_export_period"),
             description="Exports last month's audit events to a file, listed as an audit_export report.",
             period=periods.MONTH,
             completed_period=True,
@@ -173,10 +153,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="experiment_stats_rollup",
             single_flight=True,
-            service=(
-                "experiments.services.experiment_stats_rollup",
-                "experiments.stats.rollup.experiment_stats_rollup",
-            ),
+            service="experiments.stats.rollup.experiment_stats_rollup",
             description="Recomputes per-variant daily aggregates of running experiments.",
             period=periods.QUARTER_HOUR,
             every_seconds=15 * 60,
@@ -184,7 +161,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="token_cleanup",
             single_flight=True,
-            service=("accounts.services.token_cleanup", "accounts.tokens.token_cleanup"),
+            service="accounts.tokens.token_cleanup",
             description="Deletes expired refresh tokens and denylist entries.",
             period=periods.DAY,
             crontab={"minute": "30", "hour": "3"},
@@ -192,7 +169,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="collect_sources",
             single_flight=True,
-            service=("enrichment.services.collect_sources", "enrichment.collection.collect_sources"),
+            service="enrichment.services.collect_sources",
             description="Collects every active data source whose own schedule is due (or one, with --source).",
             # Every minute: each source's crontab decides whether it is due, to the minute.
             period=periods.MINUTE,

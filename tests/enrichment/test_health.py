@@ -73,7 +73,7 @@ def test_provider_calls_are_timed_through_the_monitoring_hook(agent_client, upst
 
     from unittest import mock
 
-    with mock.patch("enrichment.health._monitoring_recorder", return_value=Recorder()):
+    with mock.patch("monitoring.recorder.recorder", Recorder()):
         agent_client.post("/api/v1/enrichment/context", {"web": {"queries": ["a"]}}, format="json")
     assert observed == [("enrichment.search.primary", True)]
 
