@@ -29,11 +29,6 @@ def _model(label: str):
         return None
 
 
-def _field(model, *candidates: str) -> str | None:
-    names = {f.name for f in model._meta.get_fields()}
-    return next((name for name in candidates if name in names), None)
-
-
 def _unavailable(note: str) -> dict:
     return {"available": False, "note": note}
 
@@ -71,8 +66,7 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
     event = _model("audit.AuditEvent")
     if event is None:
         return _unavailable("audit events are not installed (audit.AuditEvent)")
-    time_field = _field(event, "occurred_at", "created_at", "timestamp")
-    actor_field = _field(event, "actor_label", "actor_name", "actor")
+    time_field, actor_field = "occurred_at", "actor_label"
     events = event.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
     totals = events.aggregate(events=Count("pk"), succeeded=Count("pk", filter=Q(success=True)))
     by_action = (
@@ -98,11 +92,8 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
 
 def _experiment_decision(experiment) -> dict | None:
     """The stats app's decision for one experiment, when its selector is installed."""
-    selector = _callable("experiments.stats.selectors.experiment_stats") or _callable(
-        "experiments.selectors.experiment_stats"
-    )
-    if selector is None:
-        return None
+    from experiments.stats.selectors import experiment_stats as selector
+
     try:
         stats = selector(experiment=experiment)
     except Exception as exc:  # a statistics error must not lose the rest of the report
@@ -246,7 +237,7 @@ def section_monitoring(*, start: datetime, end: datetime) -> dict:
 
 def section_enrichment(*, start: datetime, end: datetime) -> dict:
     """Provider health (as of the report), breaker openings in the period and data sources."""
-    health = _callable("enrichment.health.provider_health") or _callable("enrichment.selectors.provider_health")
+    health = _callable("enrichment.health.provider_health")
     source_model = _model("enrichment.DataSource")
     if health is None and source_model is None:
         return _unavailable("enrichment is not installed (enrichment.health.provider_health)")
@@ -415,11 +406,9 @@ def section_agents(*, start: datetime, end: datetime) -> dict:
     event = _model("audit.AuditEvent")
     if event is None:
         return _unavailable("audit events are not installed (audit.AuditEvent)")
-    time_field = _field(event, "occurred_at", "created_at", "timestamp")
-    actor_field = _field(event, "actor_label", "actor_name", "actor")
+    time_field, actor_field = "occurred_at", "actor_label"
     events = event.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-    if _field(event, "actor") and actor_field != "actor":
-        events = events.filter(actor__role="agent")
+    events = events.filter(actor__role="agent")
     rows = (
         events.values(actor_field, "action")
         .annotate(events=Count("pk"), succeeded=Count("pk", filter=Q(success=True)))
