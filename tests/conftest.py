@@ -11,6 +11,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from agentplatform import ratelimit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,10 +24,15 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Each test starts with an empty shared cache (the test Redis database or local memory)."""
+    """Each test starts with an empty shared cache (the test Redis database or local memory).
+
+    Rate-limit leases are counts this process reserved in that cache, so they go with it.
+    """
     cache.clear()
+    ratelimit.reset_fallback_state()
     yield
     cache.clear()
+    ratelimit.reset_fallback_state()
 
 
 @pytest.fixture

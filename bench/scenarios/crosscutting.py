@@ -1,9 +1,11 @@
 """Cross-cutting: what rate limiting and circuit breakers cost per request.
 
 1. Throttle: the no-op view with and without a rate-limit group (``/api/v1/bench/noop-limited``
-   counts every request in Redis with one MULTI/EXEC), measured alternately three times each; the
-   ratio of the medians is what the throttle leaves of the no-op's throughput.
-2. In-process, against the bench Redis: the time of one ``enforce()`` and of one
+   counts every request against one hot key, so it runs on leases after its first few requests),
+   measured alternately three times each; the ratio of the medians is what the throttle leaves of
+   the no-op's throughput.
+2. In-process, against the bench Redis: the time of one ``enforce()`` (with leases, and with
+   ``RATE_LIMIT_LEASE_SHARE = 0`` so every call is a round trip) and of one
    ``get_breaker(...).call(noop)`` (its shared-state reads and writes), median of 5 rounds of
    ``2000 x scale`` calls, next to a direct call.
 """
@@ -72,16 +74,32 @@ def _in_process(bench) -> None:
         note=f"get_breaker().call(noop) with state in Redis ({breaker.storage_mode}), minus a direct call; "
         f"median of 5 x {calls}",
     )
+    from django.conf import settings
+
     counter = iter(range(10**9))
-    per_enforce = _per_call_us(lambda: enforce("bench.noop", f"bench:{next(counter) % 100}"), calls)
+    share = settings.RATE_LIMIT_LEASE_SHARE
+    try:
+        settings.RATE_LIMIT_LEASE_SHARE = 0
+        per_round_trip = _per_call_us(lambda: enforce("bench.noop", f"bench:{next(counter) % 100}"), calls)
+    finally:
+        settings.RATE_LIMIT_LEASE_SHARE = share
     bench.record(
-        "rate limit enforce() per call",
-        per_enforce,
+        "rate limit enforce() per call, no leases",
+        per_round_trip,
         "us",
         baseline=ping,
         baseline_name="Redis PING round trip",
         target="1 round trip",
-        note=f"one MULTI/EXEC (SET NX EX + INCR) on the bench Redis; 100 keys; median of 5 x {calls}",
+        note=f"RATE_LIMIT_LEASE_SHARE=0: one EVALSHA (SET NX EX + INCRBY) per call; 100 keys; median of 5 x {calls}",
+    )
+    per_enforce = _per_call_us(lambda: enforce("bench.noop", f"bench:{next(counter) % 100}"), calls)
+    bench.record(
+        "rate limit enforce() per call, leases",
+        per_enforce,
+        "us",
+        baseline=per_round_trip,
+        baseline_name="same calls without leases",
+        note=f"RATE_LIMIT_LEASE_SHARE={share}: 100 busy keys; median of 5 x {calls}",
     )
 
 

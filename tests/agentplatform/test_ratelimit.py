@@ -228,3 +228,104 @@ def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_forwarded_address(
     assert [get("203.0.113.1") for _ in range(3)] == [200, 200, 429]
     assert get("203.0.113.2") == 200
     assert get("1.2.3.4, 203.0.113.1") == 429  # a prepended entry changes nothing
+
+
+# --- leases (Redis only: each process reserves counts in batches) -------------------------------------
+
+needs_redis = pytest.mark.skipif(
+    "redis" not in settings.CACHES["default"]["BACKEND"].lower(), reason="leases apply to the Redis counter"
+)
+
+
+@pytest.fixture
+def reservations(monkeypatch):
+    """Records the size of every reservation the limiter makes in Redis (each still goes to Redis)."""
+    sizes: list[int] = []
+    real = ratelimit._reserve_redis
+
+    def counting(cache, key, amount, ttl):
+        sizes.append(amount)
+        return real(cache, key, amount, ttl)
+
+    monkeypatch.setattr(ratelimit, "_reserve_redis", counting)
+    return sizes
+
+
+def _allowed(group: str, key: str, calls: int) -> int:
+    passed = 0
+    for _ in range(calls):
+        try:
+            enforce(group, key)
+        except RateLimited:
+            continue
+        passed += 1
+    return passed
+
+
+@needs_redis
+def test_a_busy_caller_reserves_counts_in_growing_leases_and_exactly_the_limit_passes(settings, clock, reservations):
+    settings.RATE_LIMITS = {**RATES, "test.thousand": "1000/m"}
+    settings.RATE_LIMIT_LEASE_SHARE = 0.05  # leases of up to 50
+
+    assert _allowed("test.thousand", "apikey:busy", 1200) == 1000
+    assert reservations[:7] == [1, 2, 4, 8, 16, 32, 50]
+    assert len(reservations) < 1000 / 10
+    # Near the limit the leases shrink back to single counts, so none is left half-used, and once
+    # the counter has passed the limit the refusals need no round trip.
+    assert reservations[-1] == 1
+    assert sum(reservations) == 1001
+    request = RequestFactory().get("/")
+    seen = get_usage(request, group="test.thousand", key=lambda g, r: "apikey:busy", rate="1000/m")
+    assert seen["count"] == 1001
+
+
+@needs_redis
+def test_two_processes_leasing_one_key_never_hand_out_a_count_twice(settings, clock):
+    from django.core.cache import cache
+
+    settings.RATE_LIMIT_LEASE_SHARE = 0.05
+    tables = [ratelimit.LeaseTable(), ratelimit.LeaseTable()]  # what two worker processes hold
+    start = threading.Barrier(8)
+    counts: list[int] = []
+    lock = threading.Lock()
+
+    def worker(table):
+        start.wait()
+        mine = [table.take(cache, "rl:shared", limit=1000, ttl=60, window=0) for _ in range(300)]
+        with lock:
+            counts.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(tables[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(counts) == 2400
+    allowed = [count for count in counts if count <= 1000]
+    assert len(allowed) == len(set(allowed))  # no count under the limit was handed out twice,
+    assert 1000 - 2 * 50 <= len(allowed) <= 1000  # so at most the limit passed, at most a lease each early
+
+
+@needs_redis
+def test_small_limits_never_lease(clock, reservations):
+    assert _allowed("test.twenty", "apikey:exact", 25) == 20
+    assert reservations == [1] * 21
+
+
+@needs_redis
+def test_a_lease_share_of_zero_counts_every_request_in_redis(settings, clock, reservations):
+    settings.RATE_LIMITS = {**RATES, "test.thousand": "1000/m"}
+    settings.RATE_LIMIT_LEASE_SHARE = 0
+    assert _allowed("test.thousand", "apikey:plain", 30) == 30
+    assert reservations == [1] * 30
+
+
+@needs_redis
+def test_a_new_window_starts_with_a_single_count_lease(settings, clock, reservations):
+    settings.RATE_LIMITS = {**RATES, "test.thousand": "1000/m"}
+    settings.RATE_LIMIT_LEASE_SHARE = 0.05
+    _allowed("test.thousand", "apikey:w", 10)
+    reservations.clear()
+    clock.shift(_seconds_to_window_end("apikey:w"))
+    _allowed("test.thousand", "apikey:w", 3)
+    assert reservations == [1, 2]
