@@ -1,19 +1,27 @@
 """The sections a report is built from, one per app, each a plain JSON-ready dict.
 
-Every section aggregates in SQL over ``[start, end)`` and tolerates its app not being installed
-(yet): it then returns ``{"available": False, "note": ...}`` and the report says so, instead of
-failing. Sections never load raw rows into Python beyond bounded top-N lists.
+Every section aggregates in SQL over ``[start, end)`` and never loads raw rows into Python beyond
+bounded top-N lists. Each carries ``"available": True`` (reports stored before every app was
+installed may hold ``{"available": False, "note": ...}``; the templates still show those).
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 import logging
 from datetime import datetime
 
-from django.apps import apps
 from django.db.models import Avg, Count, Q
 
+from agentplatform.models import BreakerTransition
+from audit.models import AuditEvent
+from enrichment.health import provider_health
+from enrichment.models import CollectedDocument, DataSource
+from experiments.models import Experiment, Exposure, Result
+from experiments.stats.selectors import experiment_stats
+from monitoring.recorder import PLATFORM_COUNTERS_KEY
+from monitoring.selectors import operations_summary
+from monitoring.store import get_store
 from reports.models import JobOutcome, JobRun
 
 logger = logging.getLogger(__name__)
@@ -22,52 +30,22 @@ logger = logging.getLogger(__name__)
 TOP_N = 25
 
 
-def _model(label: str):
-    try:
-        return apps.get_model(label)
-    except LookupError:
-        return None
-
-
-def _unavailable(note: str) -> dict:
-    return {"available": False, "note": note}
-
-
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _callable_module(path: str):
-    try:
-        return importlib.import_module(path)
-    except ImportError:
-        return None
-
-
-def _callable(path: str):
-    module_path, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_path), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 # --- audit ----------------------------------------------------------------------------------
 
 
-def _severity_label(event_model, value) -> str:
+def _severity_label(value) -> str:
     """Severity stored as a number (10 debug ... 50 critical) is reported by its name."""
-    choices = dict(event_model._meta.get_field("severity").choices or ())
+    choices = dict(AuditEvent._meta.get_field("severity").choices or ())
     return str(choices.get(value, value))
 
 
 def section_audit(*, start: datetime, end: datetime) -> dict:
     """Audit events of the period: totals, success rate, by action, severity and actor."""
-    event = _model("audit.AuditEvent")
-    if event is None:
-        return _unavailable("audit events are not installed (audit.AuditEvent)")
-    time_field, actor_field = "occurred_at", "actor_label"
-    events = event.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+    events = AuditEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
     totals = events.aggregate(events=Count("pk"), succeeded=Count("pk", filter=Q(success=True)))
     by_action = (
         events.values("action")
@@ -75,15 +53,15 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
         .order_by("-events", "action")[:TOP_N]
     )
     by_severity = events.values("severity").annotate(events=Count("pk")).order_by("-events", "severity")
-    by_actor = events.values(actor_field).annotate(events=Count("pk")).order_by("-events", actor_field)[:TOP_N]
+    by_actor = events.values("actor_label").annotate(events=Count("pk")).order_by("-events", "actor_label")[:TOP_N]
     return {
         "available": True,
         "events": totals["events"],
         "succeeded": totals["succeeded"],
         "success_rate": _rate(totals["succeeded"], totals["events"]),
         "by_action": [dict(row) for row in by_action],
-        "by_severity": {_severity_label(event, row["severity"]): row["events"] for row in by_severity},
-        "by_actor": [{"actor": str(row[actor_field]), "events": row["events"]} for row in by_actor],
+        "by_severity": {_severity_label(row["severity"]): row["events"] for row in by_severity},
+        "by_actor": [{"actor": row["actor_label"], "events": row["events"]} for row in by_actor],
     }
 
 
@@ -91,11 +69,9 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
 
 
 def _experiment_decision(experiment) -> dict | None:
-    """The stats app's decision for one experiment, when its selector is installed."""
-    from experiments.stats.selectors import experiment_stats as selector
-
+    """The stats app's decision for one experiment (an error instead of it if the analysis fails)."""
     try:
-        stats = selector(experiment=experiment)
+        stats = experiment_stats(experiment=experiment)
     except Exception as exc:  # a statistics error must not lose the rest of the report
         logger.warning("daily report: no decision for %s: %s", experiment.key, exc)
         return {"error": exc.__class__.__name__}
@@ -109,25 +85,20 @@ def _experiment_decision(experiment) -> dict | None:
 
 def section_experiments(*, start: datetime, end: datetime) -> dict:
     """Experiments by status, and per running experiment its exposures, results and decision."""
-    experiment_model = _model("experiments.Experiment")
-    exposure_model = _model("experiments.Exposure")
-    result_model = _model("experiments.Result")
-    if experiment_model is None or exposure_model is None or result_model is None:
-        return _unavailable("experiments are not installed (experiments.Experiment/Exposure/Result)")
     by_status = {
         row["status"]: row["experiments"]
-        for row in experiment_model.objects.values("status").annotate(experiments=Count("pk")).order_by("status")
+        for row in Experiment.objects.values("status").annotate(experiments=Count("pk")).order_by("status")
     }
-    running = list(experiment_model.objects.filter(status="running").order_by("key")[:100])
+    running = list(Experiment.objects.filter(status="running").order_by("key")[:100])
     ids = [experiment.pk for experiment in running]
     in_period = Q(first_seen_at__gte=start, first_seen_at__lt=end)
     exposures = (
-        exposure_model.objects.filter(experiment_id__in=ids)
+        Exposure.objects.filter(experiment_id__in=ids)
         .values("experiment_id", "variant__key")
         .annotate(total=Count("pk"), new=Count("pk", filter=in_period))
     )
     results = (
-        result_model.objects.filter(experiment_id__in=ids, occurred_at__gte=start, occurred_at__lt=end)
+        Result.objects.filter(experiment_id__in=ids, occurred_at__gte=start, occurred_at__lt=end)
         .values("experiment_id", "variant__key")
         .annotate(
             results=Count("pk"),
@@ -170,27 +141,18 @@ def section_experiments(*, start: datetime, end: datetime) -> dict:
 TOP_OPERATIONS = 10
 
 
-def _breaker_openings(*, start: datetime, end: datetime, prefix: str = "") -> dict[str, int] | None:
-    transition = _model("agentplatform.BreakerTransition")
-    if transition is None:
-        return None
-    openings = transition.objects.filter(at__gte=start, at__lt=end, to_state="open")
+def _breaker_openings(*, start: datetime, end: datetime, prefix: str = "") -> dict[str, int]:
+    openings = BreakerTransition.objects.filter(at__gte=start, at__lt=end, to_state="open")
     if prefix:
         openings = openings.filter(breaker__startswith=prefix)
     rows = openings.values("breaker").annotate(openings=Count("pk")).order_by("-openings", "breaker")
     return {row["breaker"]: row["openings"] for row in rows}
 
 
-def _platform_counter_total(name: str) -> dict[str, int] | None:
+def _platform_counter_total(name: str) -> dict[str, int]:
     """A cumulative platform counter (e.g. ``ratelimit_fallback_total``) by label set, from the shared store."""
-    get_store = _callable("monitoring.store.get_store")
-    key = getattr(_callable_module("monitoring.recorder"), "PLATFORM_COUNTERS_KEY", None)
-    if get_store is None or key is None:
-        return None
-    import json
-
     totals: dict[str, int] = {}
-    for field, value in get_store().read(key).items():
+    for field, value in get_store().read(PLATFORM_COUNTERS_KEY).items():
         try:
             counter, labels = json.loads(field)
         except ValueError:
@@ -203,10 +165,7 @@ def _platform_counter_total(name: str) -> dict[str, int] | None:
 
 def section_monitoring(*, start: datetime, end: datetime) -> dict:
     """Busiest operations (count, error rate, p95), breaker openings and rate-limit fallbacks."""
-    summary = _callable("monitoring.selectors.operations_summary")
-    if summary is None:
-        return _unavailable("monitoring is not installed (monitoring.selectors.operations_summary)")
-    operations = summary(since=start, until=end)["operations"]
+    operations = operations_summary(since=start, until=end)["operations"]
     total = sum(op["count"] for op in operations)
     errors = sum(op["errors"] for op in operations)
     fallbacks = _platform_counter_total("ratelimit_fallback_total")
@@ -237,55 +196,44 @@ def section_monitoring(*, start: datetime, end: datetime) -> dict:
 
 def section_enrichment(*, start: datetime, end: datetime) -> dict:
     """Provider health (as of the report), breaker openings in the period and data sources."""
-    health = _callable("enrichment.health.provider_health")
-    source_model = _model("enrichment.DataSource")
-    if health is None and source_model is None:
-        return _unavailable("enrichment is not installed (enrichment.health.provider_health)")
     section: dict = {"available": True}
-    if health is not None:
-        section["providers"] = {
-            name: {
-                key: value
-                for key, value in provider.items()
-                if key
-                in (
-                    "kind",
-                    "configured",
-                    "breaker",
-                    "last_success",
-                    "last_failure",
-                    "last_error",
-                    "calls_last_hour",
-                    "error_rate_last_hour",
-                    "p95_ms_last_hour",
-                )
-            }
-            for name, provider in health().items()
+    section["providers"] = {
+        name: {
+            key: value
+            for key, value in provider.items()
+            if key
+            in (
+                "kind",
+                "configured",
+                "breaker",
+                "last_success",
+                "last_failure",
+                "last_error",
+                "calls_last_hour",
+                "error_rate_last_hour",
+                "p95_ms_last_hour",
+            )
         }
+        for name, provider in provider_health().items()
+    }
     section["breaker_openings"] = _breaker_openings(start=start, end=end)
-    document_model = _model("enrichment.CollectedDocument")
-    if source_model is not None:
-        documents = (
-            {
-                row["source_id"]: row["documents"]
-                for row in document_model.objects.filter(fetched_at__gte=start, fetched_at__lt=end)
-                .values("source_id")
-                .annotate(documents=Count("pk"))
-            }
-            if document_model
-            else {}
-        )
-        section["sources"] = [
-            {
-                "name": source.name,
-                "active": source.active,
-                "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
-                "consecutive_failures": source.consecutive_failures,
-                "last_error": source.last_error,
-                "documents_collected": documents.get(source.pk, 0),
-            }
-            for source in source_model.objects.order_by("name")[:TOP_N]
-        ]
+    documents = {
+        row["source_id"]: row["documents"]
+        for row in CollectedDocument.objects.filter(fetched_at__gte=start, fetched_at__lt=end)
+        .values("source_id")
+        .annotate(documents=Count("pk"))
+    }
+    section["sources"] = [
+        {
+            "name": source.name,
+            "active": source.active,
+            "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
+            "consecutive_failures": source.consecutive_failures,
+            "last_error": source.last_error,
+            "documents_collected": documents.get(source.pk, 0),
+        }
+        for source in DataSource.objects.order_by("name")[:TOP_N]
+    ]
     return section
 
 
@@ -336,12 +284,8 @@ def section_creators(*, start: datetime, end: datetime, limit: int) -> dict:
 
     The most active ``limit`` creators by results in the period, then those only exposed.
     """
-    exposure_model = _model("experiments.Exposure")
-    result_model = _model("experiments.Result")
-    if exposure_model is None or result_model is None:
-        return _unavailable("experiments are not installed (experiments.Exposure/Result)")
     results = (
-        result_model.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+        Result.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
         .values("user_id")
         .annotate(
             results=Count("pk"),
@@ -364,7 +308,7 @@ def section_creators(*, start: datetime, end: datetime, limit: int) -> dict:
             "variants": [],
         }
     # Exposed in the period or reporting results in it: both count as "seen".
-    seen = exposure_model.objects.filter(
+    seen = Exposure.objects.filter(
         Q(first_seen_at__gte=start, first_seen_at__lt=end) | Q(user_id__in=list(creators))
     ).filter(first_seen_at__lt=end)
     exposed_only = seen.exclude(user_id__in=list(creators)).values("user_id").distinct().order_by("user_id")
@@ -403,20 +347,15 @@ ENRICHMENT_CALL_ACTION = "enrichment.context_fetched"
 
 def section_agents(*, start: datetime, end: datetime) -> dict:
     """Per agent: audit events by action and success rate, and enrichment calls."""
-    event = _model("audit.AuditEvent")
-    if event is None:
-        return _unavailable("audit events are not installed (audit.AuditEvent)")
-    time_field, actor_field = "occurred_at", "actor_label"
-    events = event.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-    events = events.filter(actor__role="agent")
+    events = AuditEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end, actor__role="agent")
     rows = (
-        events.values(actor_field, "action")
+        events.values("actor_label", "action")
         .annotate(events=Count("pk"), succeeded=Count("pk", filter=Q(success=True)))
-        .order_by(actor_field, "action")
+        .order_by("actor_label", "action")
     )
     agents: dict[str, dict] = {}
     for row in rows:
-        agent = agents.setdefault(str(row[actor_field]), {"events": 0, "succeeded": 0, "by_action": {}})
+        agent = agents.setdefault(row["actor_label"], {"events": 0, "succeeded": 0, "by_action": {}})
         agent["events"] += row["events"]
         agent["succeeded"] += row["succeeded"]
         agent["by_action"][row["action"]] = row["events"]

@@ -51,16 +51,6 @@ def test_daily_report_is_stored_once_per_day_and_replaced_on_rerun():
     assert second.data["sections"]["jobs"]["runs"] == 5
 
 
-def test_daily_report_notes_sections_whose_app_is_not_installed(monkeypatch):
-    monkeypatch.setattr(sections, "_model", lambda label: None)
-    monkeypatch.setattr(sections, "_callable", lambda path: None)
-    data = daily_report(day=DAY).data["sections"]
-    for name in ("audit", "experiments", "monitoring", "enrichment"):
-        assert data[name]["available"] is False
-        assert "not installed" in data[name]["note"]
-    assert data["jobs"]["available"] is True
-
-
 def test_creator_analytics_is_one_report_per_week():
     start = datetime(2026, 11, 16, tzinfo=UTC)
     report = creator_analytics(start=start, end=start + timedelta(days=7))
