@@ -34,9 +34,11 @@ class RowError:
     index: int
     field: str
     message: str
+    # The reason as a code, as experiments' results name theirs: required, invalid, out_of_range.
+    code: str = "invalid"
 
     def as_dict(self) -> dict:
-        return {"index": self.index, "field": self.field, "message": self.message}
+        return {"index": self.index, "field": self.field, "code": self.code, "message": self.message}
 
 
 class OperationRow(NamedTuple):
@@ -62,10 +64,17 @@ class AgentRunRow:
     finished_at: datetime
 
 
+# Rejection codes.
+REQUIRED = "required"
+INVALID = "invalid"
+OUT_OF_RANGE = "out_of_range"
+
+
 class _Reject(Exception):
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, code: str = INVALID):
         self.field = field
         self.message = message
+        self.code = code
 
 
 def batch_items(payload, *, key: str, maximum: int) -> list:
@@ -87,32 +96,32 @@ def _number(item: dict, name: str, *, maximum: float, required: bool = True) -> 
     value = item.get(name)
     if value is None:
         if required:
-            raise _Reject(name, "This field is required.")
+            raise _Reject(name, "This field is required.", REQUIRED)
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(name, "Must be a number.")
     if not math.isfinite(value) or value < 0:
-        raise _Reject(name, "Must be a finite, non-negative number.")
+        raise _Reject(name, "Must be a finite, non-negative number.", OUT_OF_RANGE)
     if value > maximum:
-        raise _Reject(name, f"Must be at most {maximum:g}.")
+        raise _Reject(name, f"Must be at most {maximum:g}.", OUT_OF_RANGE)
     return value
 
 
 def _integer(item: dict, name: str, *, maximum: int) -> int:
     value = item.get(name)
     if value is None:
-        raise _Reject(name, "This field is required.")
+        raise _Reject(name, "This field is required.", REQUIRED)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Reject(name, "Must be an integer.")
     if value < 0 or value > maximum:
-        raise _Reject(name, f"Must be between 0 and {maximum}.")
+        raise _Reject(name, f"Must be between 0 and {maximum}.", OUT_OF_RANGE)
     return value
 
 
 def _datetime(item: dict, name: str) -> datetime:
     value = item.get(name)
     if not isinstance(value, str) or len(value) > 40:
-        raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.")
+        raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.", _missing_or_invalid(value))
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -125,8 +134,12 @@ def _datetime(item: dict, name: str) -> datetime:
 def _string(item: dict, name: str, pattern: re.Pattern, description: str) -> str:
     value = item.get(name)
     if not isinstance(value, str) or not pattern.match(value):
-        raise _Reject(name, description)
+        raise _Reject(name, description, _missing_or_invalid(value))
     return value
+
+
+def _missing_or_invalid(value) -> str:
+    return REQUIRED if value is None else INVALID
 
 
 def parse_operations(items: list, *, oldest: float, now: float | None = None) -> tuple[list[OperationRow], list]:
@@ -177,7 +190,7 @@ def parse_operations(items: list, *, oldest: float, now: float | None = None) ->
         try:
             rows.append(_operation_row(item, oldest=oldest, newest=newest))
         except _Reject as reject:
-            errors.append(RowError(index, reject.field, reject.message))
+            errors.append(RowError(index, reject.field, reject.message, reject.code))
     return rows, errors
 
 
@@ -189,10 +202,10 @@ def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
     duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
     success = item.get("success")
     if not isinstance(success, bool):
-        raise _Reject("success", "Must be true or false.")
+        raise _Reject("success", "Must be true or false.", _missing_or_invalid(success))
     occurred_at = _datetime(item, "occurred_at").timestamp()
     if not oldest <= occurred_at <= newest:
-        raise _Reject("occurred_at", "Must be within the minute retention and not in the future.")
+        raise _Reject("occurred_at", "Must be within the minute retention and not in the future.", OUT_OF_RANGE)
     event_id = item.get("event_id")
     if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
         raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
@@ -217,15 +230,15 @@ def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[l
             tokens = _integer(item, "tokens", maximum=MAX_TOKENS)
             outcome = item.get("outcome")
             if not isinstance(outcome, str) or outcome not in OUTCOMES:
-                raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.")
+                raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.", _missing_or_invalid(outcome))
             started_at = _datetime(item, "started_at")
             finished_at = _datetime(item, "finished_at")
             if finished_at < started_at:
-                raise _Reject("finished_at", "Must not be before started_at.")
+                raise _Reject("finished_at", "Must not be before started_at.", OUT_OF_RANGE)
             if not oldest <= finished_at <= newest:
-                raise _Reject("finished_at", "Must be within the retention and not in the future.")
+                raise _Reject("finished_at", "Must be within the retention and not in the future.", OUT_OF_RANGE)
         except _Reject as reject:
-            errors.append(RowError(index, reject.field, reject.message))
+            errors.append(RowError(index, reject.field, reject.message, reject.code))
             continue
         rows.append(
             AgentRunRow(

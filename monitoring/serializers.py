@@ -43,6 +43,7 @@ class MetricsAgentRunBatchSerializer(serializers.Serializer):
 class MetricsRowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField()
+    code = serializers.ChoiceField(choices=["required", "invalid", "out_of_range"])
     message = serializers.CharField()
 
 

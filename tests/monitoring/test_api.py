@@ -81,31 +81,33 @@ def test_a_repeated_event_id_within_one_batch_is_counted_once(store_name, agent_
 
 
 @pytest.mark.parametrize(
-    ("row", "field"),
+    ("row", "field", "code"),
     [
-        (_operation(duration_ms=-1), "duration_ms"),
-        (_operation(duration_ms="12"), "duration_ms"),
-        (_operation(duration_ms=True), "duration_ms"),
-        (_operation(duration_ms=10**12), "duration_ms"),
-        (_operation(operation=""), "operation"),
-        (_operation(operation="x" * 201), "operation"),
-        (_operation(operation="a|b"), "operation"),
-        (_operation(success="yes"), "success"),
-        (_operation(occurred_at="yesterday"), "occurred_at"),
-        (_operation(occurred_at="2026-01-01T00:00:00"), "occurred_at"),
-        (_operation(occurred_at=_now_iso(timedelta(days=30))), "occurred_at"),
-        (_operation(occurred_at=_now_iso(-timedelta(days=30))), "occurred_at"),
-        (_operation(event_id="has space"), "event_id"),
-        ("not an object", ""),
+        (_operation(duration_ms=-1), "duration_ms", "out_of_range"),
+        (_operation(duration_ms="12"), "duration_ms", "invalid"),
+        (_operation(duration_ms=True), "duration_ms", "invalid"),
+        (_operation(duration_ms=10**12), "duration_ms", "out_of_range"),
+        (_operation(duration_ms=None), "duration_ms", "required"),
+        (_operation(operation=""), "operation", "invalid"),
+        (_operation(operation=None), "operation", "required"),
+        (_operation(operation="x" * 201), "operation", "invalid"),
+        (_operation(operation="a|b"), "operation", "invalid"),
+        (_operation(success="yes"), "success", "invalid"),
+        (_operation(occurred_at="yesterday"), "occurred_at", "invalid"),
+        (_operation(occurred_at="2026-01-01T00:00:00"), "occurred_at", "invalid"),
+        (_operation(occurred_at=_now_iso(timedelta(days=30))), "occurred_at", "out_of_range"),
+        (_operation(occurred_at=_now_iso(-timedelta(days=30))), "occurred_at", "out_of_range"),
+        (_operation(event_id="has space"), "event_id", "invalid"),
+        ("not an object", "", "invalid"),
     ],
 )
-def test_invalid_operation_rows_are_rejected_by_index_and_field(agent_client, row, field):
+def test_invalid_operation_rows_are_rejected_by_index_field_and_code(agent_client, row, field, code):
     response = agent_client.post(OPERATIONS_URL, {"operations": [_operation(), row]}, format="json")
     assert response.status_code == 207
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
     assert body["errors"][0]["index"] == 1
-    assert body["errors"][0]["field"] == field
+    assert (body["errors"][0]["field"], body["errors"][0]["code"]) == (field, code)
 
 
 def test_nan_in_the_body_is_refused_as_malformed_json(agent_client):
@@ -191,25 +193,26 @@ def test_agent_runs_are_stored_once_per_run_id(agent_client, agent):
 
 
 @pytest.mark.parametrize(
-    ("row", "field"),
+    ("row", "field", "code"),
     [
-        (_run(outcome="crashed"), "outcome"),
-        (_run(steps=-1), "steps"),
-        (_run(steps=1.5), "steps"),
-        (_run(retry_count=None), "retry_count"),
-        (_run(critic_score=-0.1), "critic_score"),
-        (_run(tokens="many"), "tokens"),
-        (_run(agent="x" * 101), "agent"),
-        (_run(workflow=""), "workflow"),
-        (_run(run_id="bad id"), "run_id"),
-        (_run(started_at=_now_iso(), finished_at=_now_iso(-timedelta(hours=1))), "finished_at"),
+        (_run(outcome="crashed"), "outcome", "invalid"),
+        (_run(outcome=None), "outcome", "required"),
+        (_run(steps=-1), "steps", "out_of_range"),
+        (_run(steps=1.5), "steps", "invalid"),
+        (_run(retry_count=None), "retry_count", "required"),
+        (_run(critic_score=-0.1), "critic_score", "out_of_range"),
+        (_run(tokens="many"), "tokens", "invalid"),
+        (_run(agent="x" * 101), "agent", "invalid"),
+        (_run(workflow=""), "workflow", "invalid"),
+        (_run(run_id="bad id"), "run_id", "invalid"),
+        (_run(started_at=_now_iso(), finished_at=_now_iso(-timedelta(hours=1))), "finished_at", "out_of_range"),
     ],
 )
-def test_invalid_agent_runs_are_rejected_by_index_and_field(agent_client, row, field):
+def test_invalid_agent_runs_are_rejected_by_index_field_and_code(agent_client, row, field, code):
     response = agent_client.post(RUNS_URL, {"runs": [_run(run_id="ok"), row]}, format="json")
     assert response.status_code == 207
     assert response.json()["errors"] == [
-        {"index": 1, "field": field, "message": response.json()["errors"][0]["message"]}
+        {"index": 1, "field": field, "code": code, "message": response.json()["errors"][0]["message"]}
     ]
     assert AgentRun.objects.filter(run_id="ok").exists()
 
