@@ -4,6 +4,11 @@ API keys are verified against a snapshot kept in the shared cache for ``API_KEY_
 in steady state a key costs one cache read and a SHA-256, no database query (the user and their
 permissions come from the snapshot too). Revoking a key deletes the snapshot, so revocation is
 immediate when the cache is reachable and bounded by the TTL when it is not.
+
+Each process also keeps a snapshot it read for ``API_KEY_LOCAL_CACHE_SECONDS`` (2 s by default),
+sparing the cache round trip on an agent's following requests. A revocation (or a change of the
+key's user) drops it at once in the process that made it; other processes honour it when their
+copy expires, within those seconds. The presented key is still hashed and compared every time.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.cache import cache_add, cache_get
+from accounts.cache import api_key_memo, cache_add, cache_get
 from accounts.models import ApiKey, User
 from accounts.services import api_key_cache_key, api_key_matches, api_key_parse
 from accounts.tokens import VERSION_CLAIM, AccessToken, access_token_is_revoked
@@ -66,15 +71,20 @@ class ApiKeyAuthentication(BaseAuthentication):
         return self._user_from(snapshot), self._key_from(snapshot, prefix)
 
     def _snapshot(self, prefix: str) -> dict | None:
+        snapshot = api_key_memo.get(prefix)
+        if snapshot is not None:
+            return snapshot
         cache_key = api_key_cache_key(prefix)
         snapshot = cache_get(cache_key)
-        if snapshot is not None:
-            return snapshot or None  # {} caches "no usable key with this prefix"
-        api_key = ApiKey.objects.usable().select_related("user").filter(prefix=prefix, user__is_active=True).first()
-        snapshot = _snapshot_of(api_key) if api_key else {}
-        # add: a revocation that deleted the entry after our query must not be undone by a set.
-        cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS)
-        return snapshot or None
+        if snapshot is None:
+            api_key = ApiKey.objects.usable().select_related("user").filter(prefix=prefix, user__is_active=True).first()
+            snapshot = _snapshot_of(api_key) if api_key else {}
+            # add: a revocation that deleted the entry after our query must not be undone by a set.
+            cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS)
+        if not snapshot:
+            return None  # {} caches "no usable key with this prefix"; never kept locally
+        api_key_memo.set(prefix, snapshot)
+        return snapshot
 
     def _touch(self, key_id: int, prefix: str, now: datetime) -> None:
         # last_used_at moves at most once per API_KEY_TOUCH_SECONDS per key across all processes

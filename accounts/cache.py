@@ -8,6 +8,8 @@ count it for /metrics.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from django.core.cache import cache
@@ -54,3 +56,56 @@ def cache_delete(*keys: str) -> None:
         cache.delete_many(keys)
     except RedisError as exc:
         _failed("delete", exc)
+
+
+class LocalMemo:
+    """A few seconds of process-local memory in front of the shared cache (verified API keys).
+
+    Entries live ``seconds()`` of wall-clock time; ``forget`` drops one at once in this process
+    (other processes see a change when their entry expires). Bounded: past ``max_entries`` the
+    memo starts over.
+    """
+
+    def __init__(self, seconds, *, max_entries: int = 10_000) -> None:
+        self._seconds = seconds
+        self._entries: dict[str, tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def get(self, key: str) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, until = entry
+        if time.time() >= until:
+            self._entries.pop(key, None)
+            return None
+        return value
+
+    def set(self, key: str, value: Any) -> None:
+        seconds = self._seconds()
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[key] = (value, time.time() + seconds)
+
+    def forget(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _local_api_key_seconds() -> float:
+    from django.conf import settings
+
+    return settings.API_KEY_LOCAL_CACHE_SECONDS
+
+
+# Verified API-key snapshots by key prefix (accounts.authentication), API_KEY_LOCAL_CACHE_SECONDS each.
+api_key_memo = LocalMemo(_local_api_key_seconds)

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.cache import cache_delete
+from accounts.cache import api_key_memo, cache_delete
 from accounts.models import ApiKey, Role, User
 from accounts.roles import ADMIN_ALL, ROLE_PERMISSIONS, role_group_name
 from agentplatform.errors import Conflict, ValidationFailed
@@ -180,8 +180,8 @@ def api_key_revoke(*, api_key: ApiKey, actor=None, request=None) -> ApiKey:
     api_key.save(update_fields=["revoked_at"])
     # Now, and again after commit: a request that re-cached the key from the not-yet-committed
     # row in between is dropped too.
-    cache_delete(api_key_cache_key(api_key.prefix))
-    transaction.on_commit(lambda: cache_delete(api_key_cache_key(api_key.prefix)))
+    _forget(api_key.prefix)
+    transaction.on_commit(lambda: _forget(api_key.prefix))
     audit_services.audit_log(
         actor=actor,
         action="api_key.revoked",
@@ -197,6 +197,11 @@ def api_keys_forget_cached(*, user_id: int) -> None:
     """Drops the cached verification of every key of a user (role, permissions or status changed)."""
     prefixes = list(ApiKey.objects.filter(user_id=user_id).values_list("prefix", flat=True))
     if prefixes:
-        keys = [api_key_cache_key(prefix) for prefix in prefixes]
-        cache_delete(*keys)
-        transaction.on_commit(lambda: cache_delete(*keys))
+        _forget(*prefixes)
+        transaction.on_commit(lambda: _forget(*prefixes))
+
+
+def _forget(*prefixes: str) -> None:
+    """Drops the cached verification of the keys with ``prefixes``: shared, and this process's copy."""
+    cache_delete(*(api_key_cache_key(prefix) for prefix in prefixes))
+    api_key_memo.forget(*prefixes)

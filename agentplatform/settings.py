@@ -454,6 +454,9 @@ SIMPLE_JWT = {
 # cache: the longest a permission change can lag, and the bound on revocation when the cache
 # delete on revoke fails. 10 s keeps agents' hot path free of database queries.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds each process keeps a verified key's snapshot in memory (no cache round trip); another
+# process honours a revocation within this time. 0 reads the shared cache on every request.
+API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", minimum=0)
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 

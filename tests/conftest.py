@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts.cache import api_key_memo
 from agentplatform import ratelimit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +27,16 @@ def pytest_report_header(config):
 def _clear_cache():
     """Each test starts with an empty shared cache (the test Redis database or local memory).
 
-    Rate-limit leases are counts this process reserved in that cache, so they go with it.
+    Rate-limit leases and this process's copies of verified API keys stand in front of that cache,
+    so they go with it.
     """
     cache.clear()
     ratelimit.reset_fallback_state()
+    api_key_memo.clear()
     yield
     cache.clear()
     ratelimit.reset_fallback_state()
+    api_key_memo.clear()
 
 
 @pytest.fixture

@@ -76,6 +76,57 @@ def test_revocation_that_missed_the_cache_is_honoured_within_the_ttl(api_client,
         assert api_client.get(ME_URL, **agent_key).status_code == 401
 
 
+@pytest.fixture
+def shared_cache_reads(monkeypatch):
+    """Counts the reads API-key authentication makes from the shared cache."""
+    from accounts import authentication
+
+    reads: list[str] = []
+    real = authentication.cache_get
+
+    def counting(key, default=None):
+        reads.append(key)
+        return real(key, default)
+
+    monkeypatch.setattr(authentication, "cache_get", counting)
+    return reads
+
+
+def test_a_process_reuses_a_verified_key_without_reading_the_shared_cache(api_client, agent_key, shared_cache_reads):
+    for _ in range(3):
+        assert api_client.get(ME_URL, **agent_key).status_code == 200
+    assert len(shared_cache_reads) == 1
+
+
+def test_a_wrong_secret_with_a_known_prefix_is_refused_from_the_local_copy(api_client, agent_key):
+    assert api_client.get(ME_URL, **agent_key).status_code == 200
+    header = agent_key["HTTP_AUTHORIZATION"]
+    forged = header[:-4] + ("AAAA" if not header.endswith("AAAA") else "BBBB")
+    assert api_client.get(ME_URL, HTTP_AUTHORIZATION=forged).status_code == 401
+
+
+def test_another_process_revoking_a_key_is_honoured_here_within_the_local_seconds(api_client, agent_key):
+    from accounts.services import api_key_cache_key
+
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        assert api_client.get(ME_URL, **agent_key).status_code == 200  # now held by this process
+        # What api_key_revoke does in another process: the row, and the shared cache entry.
+        ApiKey.objects.filter(pk=agent_key.api_key.pk).update(revoked_at=start)
+        from django.core.cache import cache
+
+        cache.delete(api_key_cache_key(agent_key.api_key.prefix))
+        clock.shift(timedelta(seconds=settings.API_KEY_LOCAL_CACHE_SECONDS + 0.1))
+        assert api_client.get(ME_URL, **agent_key).status_code == 401
+
+
+def test_local_copies_can_be_switched_off(api_client, agent_key, shared_cache_reads, settings):
+    settings.API_KEY_LOCAL_CACHE_SECONDS = 0
+    for _ in range(3):
+        assert api_client.get(ME_URL, **agent_key).status_code == 200
+    assert len(shared_cache_reads) == 3
+
+
 def test_expired_key_is_refused(api_client, user_factory):
     agent = user_factory(role="agent", password=None)
     _, raw_key = api_key_create(user=agent, expires_at=timezone.now() + timedelta(hours=1))
