@@ -332,7 +332,10 @@ class Unrelated:
         return {
             **{f"{name}_p50": percentile(values, 0.5) for name, values in latencies.items()},
             **{f"{name}_p99": percentile(values, 0.99) for name, values in latencies.items()},
+            **{f"{name}_max": max(values, default=0.0) * 1000 for name, values in latencies.items()},
             "requests": sum(len(values) for values in latencies.values()),
+            # Requests that waited a second or more (for a free server thread, typically).
+            "over_1s": sum(1 for values in latencies.values() for value in values if value >= 1.0),
             "non_200": sum(n for status, n in statuses.items() if status != 200),
         }
 
@@ -506,12 +509,17 @@ def hang_rows(hang: dict) -> list[str]:
         "",
         "| figure | no hung call | hung calls in flight |",
         "| --- | --- | --- |",
-        f"| resolve p50 / p99 | {base['resolve_p50']:.1f} / {base['resolve_p99']:.1f} ms | "
-        f"{hung['resolve_p50']:.1f} / {hung['resolve_p99']:.1f} ms |",
-        f"| `/healthz` p50 / p99 | {base['healthz_p50']:.1f} / {base['healthz_p99']:.1f} ms | "
-        f"{hung['healthz_p50']:.1f} / {hung['healthz_p99']:.1f} ms |",
-        f"| unrelated requests / not 200 | {base['requests']} / {base['non_200']} | "
-        f"{hung['requests']} / {hung['non_200']} |",
+        *[
+            f"| {label} p50 / p99 / max | "
+            + " | ".join(
+                f"{run[name + '_p50']:.1f} / {run[name + '_p99']:.1f} / {run.get(name + '_max', 0):.0f} ms"
+                for run in (base, hung)
+            )
+            + " |"
+            for name, label in (("resolve", "resolve"), ("healthz", "`/healthz`"))
+        ],
+        f"| unrelated requests / not 200 / slower than 1 s | {base['requests']} / {base['non_200']} / "
+        f"{base.get('over_1s', 0)} | {hung['requests']} / {hung['non_200']} / {hung.get('over_1s', 0)} |",
         "",
         "| enrichment figure | value |",
         "| --- | --- |",
@@ -524,6 +532,11 @@ def hang_rows(hang: dict) -> list[str]:
         f"| calls while open: codes | {fmt_codes(breaker['fast_codes'])} |",
         f"| calls while open: answer p50 / max | {breaker['fast_p50']:.1f} / {breaker['fast_max']:.1f} ms |",
         f"| connections reaching the upstream while open | {breaker['reached_upstream_while_open']} |",
+        "",
+        "Times are the client's: they include any wait for a free server thread before the view starts",
+        "(gunicorn gthread, 4 threads per worker; a connection stays with the worker that accepted it).",
+        "A hung call holds its thread until its deadline, so a request accepted by a worker whose threads",
+        "are all held can wait up to that deadline; the maximum, not the percentiles, would show it.",
         "",
         "A call cut by its own deadline before the provider's timeout is not counted by the breaker",
         "(cancellation says nothing about the upstream): callers asking for less than the provider's",
