@@ -149,3 +149,77 @@ class CuttableProxy:
         self.closed = True
         self.cut()
         self.listener.close()
+
+
+class ScriptedUpstream:
+    """An HTTP upstream on a free loopback port whose behaviour the test switches at any time.
+
+    ``mode`` is ``"hang"`` (accept the connection, never read or answer: a provider that hangs),
+    ``"error"`` (answer 500) or ``"ok"`` (answer 200 with ``ok_body`` as JSON). ``accepted`` counts
+    connections, so a test can tell a call that was refused before reaching the upstream;
+    ``held`` is how many hung connections are open; ``release_held()`` resets them.
+    """
+
+    def __init__(self, *, ok_body: bytes = b"{}", mode: str = "hang") -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.ok_body = ok_body
+        self.mode = mode
+        self.accepted = 0
+        self.closed = False
+        self._held: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def held(self) -> int:
+        with self.lock:
+            return len(self._held)
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                mode = self.mode
+                if mode == "hang":
+                    self._held.append(conn)
+                    continue
+            threading.Thread(target=self._answer, args=(conn, mode), daemon=True).start()
+
+    def _answer(self, conn: socket.socket, mode: str) -> None:
+        with contextlib.closing(conn):
+            try:
+                conn.settimeout(10)
+                request = b""
+                while b"\r\n\r\n" not in request and len(request) < 65536:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                status, body = ("200 OK", self.ok_body) if mode == "ok" else ("500 Internal Server Error", b"{}")
+                head = (
+                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                )
+                conn.sendall(head.encode() + body)
+            except OSError:
+                pass
+
+    def release_held(self) -> None:
+        with self.lock:
+            held, self._held = self._held, []
+        for conn in held:
+            CuttableProxy._reset(conn)
+
+    def close(self) -> None:
+        self.closed = True
+        self.release_held()
+        self.listener.close()
