@@ -616,6 +616,10 @@ ENRICHMENT_WEB_TIMEOUT = env.float("ENRICHMENT_WEB_TIMEOUT", "6", minimum=0.1)
 ENRICHMENT_SEARCH_TIMEOUT = env.float("ENRICHMENT_SEARCH_TIMEOUT", "5", minimum=0.1)
 ENRICHMENT_SUPADATA_TIMEOUT = env.float("ENRICHMENT_SUPADATA_TIMEOUT", "15", minimum=0.1)
 ENRICHMENT_MCP_TIMEOUT = env.float("ENRICHMENT_MCP_TIMEOUT", "10", minimum=0.1)
+# A provider call cut by the request's deadline counts against the provider's breaker when it had
+# waited at least this long (a short deadline_ms says nothing about the provider; seconds of silence
+# do). Calls that reach the provider's own timeout always count.
+ENRICHMENT_SLOW_CALL_SECONDS = env.float("ENRICHMENT_SLOW_CALL_SECONDS", "3", minimum=0.1)
 # Seconds: cache lifetimes per provider. Pages and transcripts change rarely; search results
 # age faster; MCP tool calls may have side effects, so they are not cached unless asked.
 ENRICHMENT_CACHE_TTL = {

@@ -538,10 +538,10 @@ def hang_rows(hang: dict) -> list[str]:
         "A hung call holds its thread until its deadline, so a request accepted by a worker whose threads",
         "are all held can wait up to that deadline; the maximum, not the percentiles, would show it.",
         "",
-        "A call cut by its own deadline before the provider's timeout is not counted by the breaker",
-        "(cancellation says nothing about the upstream): callers asking for less than the provider's",
-        "timeout keep waiting their whole (bounded) deadline, and the breaker opens through calls that",
-        "outlast the provider's timeout, as the default deadline does.",
+        "A call cut by its own deadline before the provider's timeout counts against the breaker only",
+        "when it had waited ENRICHMENT_SLOW_CALL_SECONDS (3 s): the hung calls above (3 s deadline) stop",
+        "just short of it and are not counted, so callers asking for little never open a breaker for",
+        "everyone; calls that reach the provider's timeout, or wait longer than 3 s, open it.",
     ]
 
 

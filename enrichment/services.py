@@ -77,10 +77,15 @@ class Outcome:
 
 
 class _Refused:
-    """A permanent provider error returned (not raised) through the breaker, so it is not counted."""
+    """A provider error returned (not raised) through the breaker, so it is not counted.
 
-    def __init__(self, error: ProviderError) -> None:
+    Either permanent (the provider refused this request: no other provider is tried), or a timeout
+    the call's own short deadline caused (``permanent=False``: reported as an error of the call).
+    """
+
+    def __init__(self, error: ProviderError, *, permanent: bool = True) -> None:
         self.error = error
+        self.permanent = permanent
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -144,16 +149,32 @@ def plan_jobs(spec: dict[str, Any], *, guard: UrlGuard) -> list[Job]:
 # --- running ------------------------------------------------------------------------------------
 
 
+# The provider's own timer ends this long before the call's deadline, so that a call cut by the
+# deadline ends as this provider's timeout (judged below) rather than as a cancellation.
+_DEADLINE_MARGIN_SECONDS = 0.05
+
+
 async def _attempt(provider: Provider, job: Job, *, deadline: float) -> Any:
-    """One provider call inside its breaker: transient failures raise (and count), permanent return."""
-    budget = min(provider.timeout, deadline - time.monotonic())
+    """One provider call inside its breaker: transient failures raise (and count), permanent return.
+
+    A timeout counts against the provider when it waited its whole ``timeout``, or at least
+    ``ENRICHMENT_SLOW_CALL_SECONDS`` before the call's deadline cut it: a short ``deadline_ms`` says
+    nothing about the provider, but seconds of silence do, so a hung provider opens its breaker
+    whatever its timeout is next to the default deadline.
+    """
+    started = time.monotonic()
+    budget = min(provider.timeout, deadline - started - _DEADLINE_MARGIN_SECONDS)
     if budget <= 0:
-        raise ProviderError(TIMEOUT, "No time was left before the deadline.")
+        return _Refused(ProviderError(TIMEOUT, "No time was left before the deadline."), permanent=False)
     try:
         async with asyncio.timeout(budget):
             return await provider.run(job.request, deadline=time.monotonic() + budget)
     except TimeoutError:
-        raise ProviderError(TIMEOUT, f"No answer within {budget:.2f} s.") from None
+        error = ProviderError(TIMEOUT, f"No answer within {budget:.2f} s.")
+        waited = time.monotonic() - started
+        if budget >= provider.timeout or waited >= settings.ENRICHMENT_SLOW_CALL_SECONDS:
+            raise error from None
+        return _Refused(error, permanent=False)
     except ProviderError as exc:
         if exc.counts_against_provider:
             raise
@@ -186,6 +207,10 @@ async def _run_job(job: Job, chain: list[Provider], *, guard: UrlGuard, deadline
         except ProviderError as exc:
             last_error = exc
             outcome.calls.append(_call(provider, health.ERROR, started, exc.code))
+            continue
+        if isinstance(value, _Refused) and not value.permanent:
+            last_error = value.error  # the deadline is (nearly) spent: the next provider gets no time either
+            outcome.calls.append(_call(provider, health.ERROR, started, value.error.code))
             continue
         if isinstance(value, _Refused):
             outcome.calls.append(_call(provider, health.REJECTED, started, value.error.code))

@@ -113,6 +113,33 @@ def test_the_breaker_opens_fails_fast_and_recovers_when_the_upstream_is_healthy(
     assert breakers.get_breaker(BREAKER).state == "closed"
 
 
+def test_calls_cut_by_their_deadline_after_seconds_of_silence_open_the_breaker(search_upstream, agent_api, settings):
+    # The provider's own timeout is far away (as Supadata's 15 s is beyond the default 8 s deadline):
+    # only the deadline ends these calls, after they waited longer than the slow-call threshold.
+    settings.ENRICHMENT_SEARCH_TIMEOUT = 30.0
+    settings.ENRICHMENT_SLOW_CALL_SECONDS = 0.2
+    settings.CIRCUIT_BREAKERS = {**settings.CIRCUIT_BREAKERS, BREAKER: {"fail_max": 2, "reset_timeout": 60}}
+    for number in range(2):
+        body = agent_api({"web": {"queries": [f"slow-{number}"]}, "deadline_ms": 800})
+        assert [e["code"] for e in body["errors"]] == ["timeout"]
+    assert breakers.get_breaker(BREAKER).state == "open"
+    refused = agent_api({"web": {"queries": ["slow-open"]}, "deadline_ms": 800})
+    assert [e["code"] for e in refused["errors"]] == ["unavailable"]
+    assert search_upstream.accepted == 2
+
+
+def test_calls_cut_by_a_short_deadline_do_not_count_against_the_provider(search_upstream, agent_api, settings):
+    settings.ENRICHMENT_SEARCH_TIMEOUT = 30.0
+    settings.ENRICHMENT_SLOW_CALL_SECONDS = 20.0  # far beyond these callers' own deadlines
+    settings.CIRCUIT_BREAKERS = {**settings.CIRCUIT_BREAKERS, BREAKER: {"fail_max": 2, "reset_timeout": 60}}
+    for number in range(4):
+        body = agent_api({"web": {"queries": [f"impatient-{number}"]}, "deadline_ms": 300})
+        assert [e["code"] for e in body["errors"]] == ["timeout"]
+    breaker = breakers.get_breaker(BREAKER)
+    assert (breaker.state, breaker.fail_counter) == ("closed", 0)
+    assert search_upstream.accepted == 4  # every call reached the upstream: none was refused
+
+
 @pytest.fixture
 def running_experiment(auth_client):
     operator = auth_client("operator")
