@@ -72,6 +72,7 @@ class BackgroundWriter:
         self._stopping = False
         self._stop_requested = threading.Event()  # wakes a backoff early (a new event does not)
         self._abandoned = False  # the drain timed out: the thread must not queue anything again
+        self._flush_now = False  # flush() asked for the queue to be written without waiting
         self._failures = 0  # consecutive failed attempts: the backoff's exponent
         self._thread: threading.Thread | None = None
 
@@ -81,12 +82,13 @@ class BackgroundWriter:
         with self._condition:
             if self._stopping or len(self._pending) + len(self._in_flight) + len(events) > self.max_events:
                 return False
+            was_empty = not self._pending
             self._pending.extend(events)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="audit-background-writer", daemon=True)
                 self._thread.start()
-            elif len(self._pending) >= INSERT_BATCH_ROWS:
-                self._condition.notify_all()
+            elif was_empty or len(self._pending) >= INSERT_BATCH_ROWS:
+                self._condition.notify_all()  # start the interval, or write a full batch now
             return True
 
     def depth(self) -> int:
@@ -98,6 +100,7 @@ class BackgroundWriter:
         """Waits until every event queued so far is stored (or set aside); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
+            self._flush_now = True
             self._condition.notify_all()
             while self._pending or self._in_flight:
                 if self._thread is None or not self._thread.is_alive():
@@ -136,12 +139,17 @@ class BackgroundWriter:
         try:
             while True:
                 with self._condition:
-                    if not self._pending and not self._stopping:
-                        self._condition.wait(self.flush_interval)
-                    if self._abandoned or (not self._pending and self._stopping):
-                        return
+                    while not self._pending and not self._stopping:
+                        self._condition.wait()  # idle: a submit wakes it
                     if not self._pending:
-                        continue
+                        return  # stopping, and everything is stored
+                    if not (self._stopping or self._flush_now or len(self._pending) >= INSERT_BATCH_ROWS):
+                        # Gather the events of one interval into one INSERT (a full batch, a flush
+                        # or a stop ends the wait early).
+                        self._condition.wait(self.flush_interval)
+                    if self._abandoned:
+                        return
+                    self._flush_now = False
                     self._in_flight, self._pending = self._pending, []
                     batch = self._in_flight
                 retry = self._write(batch)
