@@ -14,7 +14,6 @@ imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
 import re
@@ -92,6 +91,10 @@ def _mask(value: Any, depth: int = 0) -> Any:
     return value
 
 
+# Compact, UTF-8 as is; made once (json.dumps with options builds an encoder per call).
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
     """``details`` as plain JSON with secrets masked by key name and the size capped, and its text.
 
@@ -102,15 +105,18 @@ def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any]
         return {}, "{}"
     if not isinstance(details, Mapping):
         details = {"value": details}
-    converted = False
-
-    def convert(value):
-        nonlocal converted
-        converted = True
-        return DjangoJSONEncoder().default(value)
-
     masked = _mask(details)
-    text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
+    converted = False
+    try:
+        text = _JSON_ENCODER.encode(masked)  # JSON values only: the common case, one C call
+    except TypeError:
+
+        def convert(value):
+            nonlocal converted
+            converted = True
+            return DjangoJSONEncoder().default(value)
+
+        text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
     limit = settings.AUDIT_DETAILS_MAX_BYTES
     if len(text) * 4 > limit and len(encoded := text.encode("utf-8")) > limit:
         preview = encoded[: max(0, limit // 2)].decode("utf-8", errors="ignore")
@@ -137,12 +143,13 @@ def actor_label_for(actor) -> str:
     return getattr(actor, "agent_name", None) or actor.get_username()
 
 
+# get_client_ip's answer is already a normalised address, or one of these when there is none.
+_UNSPECIFIED_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 (compared, never bound)
+
+
 def _client_ip(request) -> str | None:
-    try:
-        address = ipaddress.ip_address(get_client_ip(request))
-    except ValueError:
-        return None
-    return None if address.is_unspecified else str(address)
+    address = get_client_ip(request)
+    return None if address in _UNSPECIFIED_ADDRESSES else address
 
 
 def _as_uuid(value: str | uuid.UUID | None) -> uuid.UUID:
@@ -163,7 +170,7 @@ def _severity(value: str | int) -> int:
         raise ValidationFailed(f"unknown severity {value!r}; expected one of {', '.join(SEVERITIES)}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Origin:
     """The fields of an event that come from its actor and request, the same for a whole batch."""
 

@@ -65,6 +65,10 @@ def server_env() -> dict[str, str]:
         STATIC_ROOT=str(WORK / "static"),
         MEDIA_ROOT=str(WORK / "media"),
         VAR_DIR=str(WORK / "var"),
+        # No recycling of workers mid-run: a worker replaced after max_requests leaves one worker
+        # serving for the 2-3 s its successor takes to boot, and charges that boot to whichever
+        # load (baseline or measured) happens to be running: noise, not a property of the code.
+        GUNICORN_MAX_REQUESTS="0",
     )
     # Rate limits stay active (their cost is part of every figure) but far above what a bench drives.
     groups = subprocess.run(
