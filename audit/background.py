@@ -169,7 +169,7 @@ class BackgroundWriter:
         for start in range(0, len(batch), INSERT_BATCH_ROWS):
             chunk = batch[start : start + INSERT_BATCH_ROWS]
             try:
-                insert_events(chunk, using=self.using, synchronous=not settings.AUDIT_ASYNC_COMMIT)
+                insert_events(chunk, using=self.using, synchronous=not settings.AUDIT_ASYNC_COMMIT, returning=False)
             except _TRANSIENT_ERRORS as exc:
                 self._failed(len(batch) - start, exc)
                 return batch[start:]
@@ -187,7 +187,7 @@ class BackgroundWriter:
     def _write_one_by_one(self, chunk: list[PendingEvent]) -> list[PendingEvent]:
         for index, event in enumerate(chunk):
             try:
-                insert_events([event], using=self.using, synchronous=not settings.AUDIT_ASYNC_COMMIT)
+                insert_events([event], using=self.using, synchronous=not settings.AUDIT_ASYNC_COMMIT, returning=False)
             except _TRANSIENT_ERRORS as exc:
                 self._failed(len(chunk) - index, exc)
                 return chunk[index:]

@@ -183,10 +183,12 @@ def write_outside_transaction(events: Sequence[PendingEvent]) -> None:
 
 
 def insert_events(
-    events: Sequence[PendingEvent], *, using: str = "default", synchronous: bool = True
+    events: Sequence[PendingEvent], *, using: str = "default", synchronous: bool = True, returning: bool = True
 ) -> set[uuid.UUID]:
     """Inserts ``events`` (duplicates of stored event ids are skipped); returns the ids stored.
 
+    ``returning=False`` may skip reporting them (an empty set) where that saves work (large batches
+    on PostgreSQL); callers that need to tell new rows from duplicates keep the default.
     ``synchronous=False`` lets PostgreSQL acknowledge the commit before flushing its WAL (see
     ``AUDIT_ASYNC_COMMIT``). Connection errors are retried ``AUDIT_WRITE_RETRIES`` times with a
     doubling backoff, unless a transaction is open (its work is gone with the connection: retrying
@@ -198,7 +200,7 @@ def insert_events(
     attempt = 0
     while True:
         try:
-            return _insert(events, using, synchronous=synchronous)
+            return _insert(events, using, synchronous=synchronous, returning=returning)
         except (OperationalError, InterfaceError) as exc:
             if attempt >= retries or in_transaction(using):
                 logger.error("audit insert of %d events failed after %d attempts", len(events), attempt + 1)
@@ -211,7 +213,9 @@ def insert_events(
             time.sleep(settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
 
 
-def _insert(events: Sequence[PendingEvent], using: str, *, synchronous: bool = True) -> set[uuid.UUID]:
+def _insert(
+    events: Sequence[PendingEvent], using: str, *, synchronous: bool = True, returning: bool = True
+) -> set[uuid.UUID]:
     connection = connections[using]
     # "Recorded" is when the row reaches the table: the sealer's "older than a few seconds" is
     # measured from here, so it must not include the time an event waited in a buffer.
@@ -227,7 +231,7 @@ def _insert(events: Sequence[PendingEvent], using: str, *, synchronous: bool = T
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
                 return _insert_postgresql_values(connection, events, synchronous=synchronous)
             with transaction.atomic(using=using):
-                return _insert_postgresql_copy(connection, events, synchronous=synchronous)
+                return _insert_postgresql_copy(connection, events, synchronous=synchronous, returning=returning)
     with transaction.atomic(using=using), connection.cursor() as cursor:
         return _insert_portable(cursor, connection, events)
 
@@ -323,11 +327,16 @@ _MOVE_SQL = (
     "severity, success, request_id, ip::inet, user_agent, details::jsonb, NULL, '', '' FROM staged "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
+# For a caller that does not need the stored ids (the background writer): no 1,000 UUIDs to send
+# back and parse.
+_MOVE_QUIET_SQL = _MOVE_SQL.removesuffix(" RETURNING event_id")
 _PREPARE_STAGE_SQL = f"SET LOCAL client_min_messages = warning; {_CREATE_STAGE_SQL}"  # no "already exists" notice
 _PREPARE_STAGE_ASYNC_SQL = f"{_PREPARE_STAGE_SQL}; SET LOCAL synchronous_commit = off"  # this transaction only
 
 
-def _insert_postgresql_copy(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> set[uuid.UUID]:
+def _insert_postgresql_copy(
+    connection, events: Sequence[PendingEvent], *, synchronous: bool, returning: bool = True
+) -> set[uuid.UUID]:
     import psycopg
 
     raw = connection.connection
@@ -356,6 +365,9 @@ def _insert_postgresql_copy(connection, events: Sequence[PendingEvent], *, synch
                         e.details_json if e.details_json is not None else json.dumps(e.details),
                     )
                 )
+        if not returning:
+            cursor.execute(_MOVE_QUIET_SQL)
+            return set()
         cursor.execute(_MOVE_SQL)
         return {row[0] for row in cursor.fetchall()}
 
