@@ -84,7 +84,7 @@ class BackgroundWriter:
                 return False
             was_empty = not self._pending
             self._pending.extend(events)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a thread that died
                 self._thread = threading.Thread(target=self._run, name="audit-background-writer", daemon=True)
                 self._thread.start()
             elif was_empty or len(self._pending) >= INSERT_BATCH_ROWS:
