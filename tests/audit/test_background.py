@@ -175,6 +175,18 @@ def test_the_gunicorn_worker_exit_hook_drains_the_process_writer(background_mode
     assert background._writer is None
 
 
+def test_a_celery_worker_shutting_down_drains_the_process_writer(background_mode):
+    from celery.signals import worker_process_shutdown
+
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    for i in range(10):
+        request_doing({"action": "thing.happened", "resource_id": i})
+    assert AuditEvent.objects.count() == 0
+    worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    assert AuditEvent.objects.count() == 10
+    assert background._writer is None
+
+
 def test_a_process_exiting_normally_stores_what_it_had_queued(tmp_path):
     database = connection.settings_dict
     event_ids = [str(uuid.uuid4()) for _ in range(5)]
