@@ -6,6 +6,7 @@ not a whole worker process, so one slow provider cannot starve the API.
 
 import multiprocessing
 import os
+import sys
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
@@ -26,3 +27,14 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Only the configured number of proxies is trusted (the app resolves client IPs itself).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def worker_exit(server, worker):
+    """Drains the worker's audit background writer before the process ends (audit/background.py).
+
+    Runs in the worker after its last request (graceful stop, max_requests recycling, timeout
+    abort). A worker that never imported the writer has nothing queued.
+    """
+    background = sys.modules.get("audit.background")
+    if background is not None:
+        background.stop_background_writer()

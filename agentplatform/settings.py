@@ -511,6 +511,26 @@ AUDIT_BUFFER_MAX_EVENTS = env.int("AUDIT_BUFFER_MAX_EVENTS", "1000", minimum=1)
 # the database server within ~0.6 s of the commit can lose them. Durable events and the batch API
 # always wait. On (1) because a disk flush per request would cost more than the request itself.
 AUDIT_ASYNC_COMMIT = env.bool("AUDIT_ASYNC_COMMIT", True)
+# Where a request's committed audit events are inserted: "background" hands them to a per-process
+# writer thread that inserts every request's events together every AUDIT_FLUSH_INTERVAL_SECONDS
+# (the INSERT leaves the request path; a SIGKILLed process loses at most one interval's events);
+# "request" inserts them at the end of each request (nothing is held after the response). Durable
+# events, the batch API, Celery tasks and audit_buffer() blocks always write synchronously.
+# Background for web processes by default; tests run "request" unless a test opts in.
+AUDIT_WRITE_MODE = env.choice(
+    "AUDIT_WRITE_MODE", ("background", "request"), default="request" if TESTING else "background"
+)
+# Seconds between the background writer's inserts: the loss window on a SIGKILL, and the delay
+# before a request's events are readable. 0.2 s batches a few hundred requests per INSERT at load.
+AUDIT_FLUSH_INTERVAL_SECONDS = env.float("AUDIT_FLUSH_INTERVAL_SECONDS", "0.2", minimum=0.001)
+# Events the background queue may hold (per process) before requests write their own events
+# synchronously (back-pressure when the database is slow or down); ~2 KB each, so 20,000 is ~40 MB.
+AUDIT_BACKGROUND_MAX_EVENTS = env.int("AUDIT_BACKGROUND_MAX_EVENTS", "20000", minimum=1)
+# Longest wait (seconds) between the background writer's retries of a failing insert (it doubles).
+AUDIT_BACKGROUND_RETRY_MAX_SECONDS = env.float("AUDIT_BACKGROUND_RETRY_MAX_SECONDS", "5", minimum=0.01)
+# Seconds a stopping process spends draining the background queue; shorter than gunicorn's
+# graceful timeout (20 s). What is still unstored then goes to AUDIT_EXPORT_DIR/audit/undelivered.jsonl.
+AUDIT_BACKGROUND_DRAIN_SECONDS = env.float("AUDIT_BACKGROUND_DRAIN_SECONDS", "10", minimum=0.1)
 # Retries of a failed audit insert (count) and the first backoff (seconds, doubling each retry).
 AUDIT_WRITE_RETRIES = env.int("AUDIT_WRITE_RETRIES", "3", minimum=0, maximum=10)
 AUDIT_WRITE_RETRY_BACKOFF_SECONDS = env.float("AUDIT_WRITE_RETRY_BACKOFF_SECONDS", "0.05", minimum=0)

@@ -13,7 +13,7 @@ imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import json
 import logging
 import re
@@ -70,9 +70,15 @@ SECRET_KEY_PARTS = (
 _MAX_DEPTH = 8
 
 
+_SECRET_KEY_RE = re.compile("|".join(re.escape(part) for part in SECRET_KEY_PARTS))
+
+
+# Agents send the same few keys in every event: the answer for a key is remembered (typed, so the
+# keys 1 and True are told apart; bounded, so a caller inventing keys only churns the cache).
+@functools.lru_cache(maxsize=4096, typed=True)
 def _is_secret_key(key: str) -> bool:
     normalised = str(key).lower().replace("-", "_").replace(" ", "_")
-    return any(part in normalised for part in SECRET_KEY_PARTS)
+    return _SECRET_KEY_RE.search(normalised) is not None
 
 
 def _mask(value: Any, depth: int = 0) -> Any:
@@ -85,6 +91,10 @@ def _mask(value: Any, depth: int = 0) -> Any:
     return value
 
 
+# Compact, UTF-8 as is; made once (json.dumps with options builds an encoder per call).
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
     """``details`` as plain JSON with secrets masked by key name and the size capped, and its text.
 
@@ -95,15 +105,18 @@ def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any]
         return {}, "{}"
     if not isinstance(details, Mapping):
         details = {"value": details}
-    converted = False
-
-    def convert(value):
-        nonlocal converted
-        converted = True
-        return DjangoJSONEncoder().default(value)
-
     masked = _mask(details)
-    text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
+    converted = False
+    try:
+        text = _JSON_ENCODER.encode(masked)  # JSON values only: the common case, one C call
+    except TypeError:
+
+        def convert(value):
+            nonlocal converted
+            converted = True
+            return DjangoJSONEncoder().default(value)
+
+        text = json.dumps(masked, default=convert, ensure_ascii=False, separators=(",", ":"))
     limit = settings.AUDIT_DETAILS_MAX_BYTES
     if len(text) * 4 > limit and len(encoded := text.encode("utf-8")) > limit:
         preview = encoded[: max(0, limit // 2)].decode("utf-8", errors="ignore")
@@ -130,12 +143,13 @@ def actor_label_for(actor) -> str:
     return getattr(actor, "agent_name", None) or actor.get_username()
 
 
+# get_client_ip's answer is already a normalised address, or one of these when there is none.
+_UNSPECIFIED_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 (compared, never bound)
+
+
 def _client_ip(request) -> str | None:
-    try:
-        address = ipaddress.ip_address(get_client_ip(request))
-    except ValueError:
-        return None
-    return None if address.is_unspecified else str(address)
+    address = get_client_ip(request)
+    return None if address in _UNSPECIFIED_ADDRESSES else address
 
 
 def _as_uuid(value: str | uuid.UUID | None) -> uuid.UUID:
@@ -156,6 +170,70 @@ def _severity(value: str | int) -> int:
         raise ValidationFailed(f"unknown severity {value!r}; expected one of {', '.join(SEVERITIES)}") from None
 
 
+@dataclass(slots=True)
+class _Origin:
+    """The fields of an event that come from its actor and request, the same for a whole batch."""
+
+    actor_id: int | None
+    actor_label: str
+    request_id: str
+    ip: str | None
+    user_agent: str
+
+
+def _origin(actor, request, actor_label: str | None) -> _Origin:
+    user = actor if actor is not None and not isinstance(actor, str) else None
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    return _Origin(
+        actor_id=user.pk if user is not None else None,
+        actor_label=(actor_label or actor_label_for(actor))[:150],
+        request_id=(getattr(request, "request_id", None) if request is not None else None) or get_request_id() or "",
+        ip=_client_ip(request) if request is not None else None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else "",
+    )
+
+
+def _check_action(action: str) -> None:
+    if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
+        raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
+
+
+def _event(
+    origin: _Origin,
+    now: datetime,
+    *,
+    action: str,
+    resource_type: str | int,
+    resource_id: str | int,
+    severity: str | int,
+    success: bool,
+    details: Mapping[str, Any] | None,
+    event_id: str | uuid.UUID | None,
+    occurred_at: datetime | None,
+) -> PendingEvent:
+    details_value, details_json = _details_and_json(details)
+    return PendingEvent(
+        event_id=event_id
+        if isinstance(event_id, uuid.UUID)
+        else (uuid.UUID(str(event_id)) if event_id else uuid.uuid4()),
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        actor_id=origin.actor_id,
+        actor_label=origin.actor_label,
+        action=action,
+        resource_type=str(resource_type)[:64],
+        resource_id=str(resource_id)[:128],
+        severity=_severity(severity),
+        success=bool(success),
+        request_id=origin.request_id,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        details=details_value,
+        details_json=details_json,
+    )
+
+
 def build_event(
     *,
     actor,
@@ -171,33 +249,19 @@ def build_event(
     occurred_at: datetime | None = None,
 ) -> PendingEvent:
     """An event ready for the writer, every derived field filled (validated, masked, truncated)."""
-    if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
-        raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
-    user = actor if actor is not None and not isinstance(actor, str) else None
-    if user is not None and not getattr(user, "is_authenticated", False):
-        user = None
-    now = timezone.now()
-    details_value, details_json = _details_and_json(details)
-    event = PendingEvent(
-        event_id=event_id
-        if isinstance(event_id, uuid.UUID)
-        else (uuid.UUID(str(event_id)) if event_id else uuid.uuid4()),
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-        actor_id=user.pk if user is not None else None,
-        actor_label=(actor_label or actor_label_for(actor))[:150],
+    _check_action(action)
+    return _event(
+        _origin(actor, request, actor_label),
+        timezone.now(),
         action=action,
-        resource_type=str(resource_type)[:64],
-        resource_id=str(resource_id)[:128],
-        severity=_severity(severity),
-        success=bool(success),
-        request_id=(getattr(request, "request_id", None) if request is not None else None) or get_request_id() or "",
-        ip=_client_ip(request) if request is not None else None,
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else "",
-        details=details_value,
-        details_json=details_json,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        severity=severity,
+        success=success,
+        details=details,
+        event_id=event_id,
+        occurred_at=occurred_at,
     )
-    return event
 
 
 def audit_log(
@@ -258,16 +322,20 @@ def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> I
     result = IngestResult()
     events: list[tuple[int, PendingEvent]] = []
     seen: set[uuid.UUID] = set()
+    # Actor, request id, IP and user agent are the same for every row: worked out once.
+    origin = _origin(actor, request, None)
+    now = timezone.now()
     for row in rows:
-        event = build_event(
-            actor=actor,
+        _check_action(row["action"])
+        event = _event(
+            origin,
+            now,
             action=row["action"],
             resource_type=row.get("resource_type", ""),
             resource_id=row.get("resource_id", ""),
             severity=row.get("severity", "info"),
             success=row.get("success", True),
             details=row.get("details"),
-            request=request,
             event_id=row.get("event_id"),
             occurred_at=row.get("occurred_at"),
         )

@@ -1,8 +1,10 @@
 """How audit events reach the table: per-scope buffers, transaction semantics and the bulk insert.
 
-A *scope* (one request, one Celery task, or an explicit ``audit_buffer()`` block) collects events
-and inserts them in one statement when it ends, so ``audit_log`` costs a request an append to a
-list. Inside a transaction an event joins the buffer only when the transaction commits
+A *scope* (one request or an explicit ``audit_buffer()`` block) collects events and inserts them
+in one statement when it ends, so ``audit_log`` costs a request an append to a list. A request's
+scope in ``AUDIT_WRITE_MODE = "background"`` hands its committed events to the process's
+background writer instead (``audit/background.py``), taking the INSERT off the request path.
+Inside a transaction an event joins the buffer only when the transaction commits
 (``transaction.on_commit``, which also forgets events of rolled-back savepoints); a ``durable``
 event instead waits for the end of the scope, after every transaction of the request has ended,
 and is written whatever their outcome. Without a scope, a durable event logged inside a
@@ -80,11 +82,12 @@ class DurableWriteUnavailable(AuditWriteFailed):
 
 
 class _Scope:
-    __slots__ = ("durable", "events")
+    __slots__ = ("durable", "events", "handoff")
 
-    def __init__(self) -> None:
+    def __init__(self, *, handoff: bool = False) -> None:
         self.events: list[PendingEvent] = []  # committed (or logged outside any transaction)
         self.durable: list[PendingEvent] = []  # logged inside a transaction, kept whatever its outcome
+        self.handoff = handoff  # committed events go to the background writer (audit/background.py)
 
 
 _current_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("audit_scope", default=None)
@@ -101,16 +104,19 @@ def in_transaction(using: str = "default") -> bool:
 
 
 @contextmanager
-def audit_buffer() -> Iterator[None]:
+def audit_buffer(*, handoff: bool = False) -> Iterator[None]:
     """Buffers audit events logged in the block and bulk-inserts them when it ends.
 
     Nested blocks join the outermost one. Events are written even when the block raises (what
-    was committed happened); a failing insert raises after its retries.
+    was committed happened); a failing insert raises after its retries. ``handoff=True`` (the
+    request middleware in ``AUDIT_WRITE_MODE = "background"``) gives the committed events to this
+    process's background writer instead, unless its queue is full; durable events are always
+    written before the block is left.
     """
     if _current_scope.get() is not None:
         yield
         return
-    scope = _Scope()
+    scope = _Scope(handoff=handoff)
     token = _current_scope.set(scope)
     try:
         yield
@@ -122,7 +128,7 @@ def audit_buffer() -> Iterator[None]:
 def _flush_scope(scope: _Scope) -> None:
     if scope.events:
         events, scope.events = scope.events, []
-        insert_events(events, synchronous=not settings.AUDIT_ASYNC_COMMIT)
+        _write_committed(events, handoff=scope.handoff)
     if scope.durable:
         events, scope.durable = scope.durable, []
         write_outside_transaction(events)
@@ -151,7 +157,18 @@ def _enqueue_committed(event: PendingEvent) -> None:
     if len(scope.events) >= settings.AUDIT_BUFFER_MAX_EVENTS:
         # A long task logging many events: write what is committed rather than hold it all.
         events, scope.events = scope.events, []
-        insert_events(events, synchronous=not settings.AUDIT_ASYNC_COMMIT)
+        _write_committed(events, handoff=scope.handoff)
+
+
+def _write_committed(events: list[PendingEvent], *, handoff: bool) -> None:
+    if handoff:
+        from audit.background import submit
+
+        if submit(events):
+            return
+        # The background queue is full (the database is slow or down): this request writes its
+        # own events and waits, or fails, like in the synchronous mode.
+    insert_events(events, synchronous=not settings.AUDIT_ASYNC_COMMIT)
 
 
 def write_outside_transaction(events: Sequence[PendingEvent]) -> None:
@@ -166,10 +183,12 @@ def write_outside_transaction(events: Sequence[PendingEvent]) -> None:
 
 
 def insert_events(
-    events: Sequence[PendingEvent], *, using: str = "default", synchronous: bool = True
+    events: Sequence[PendingEvent], *, using: str = "default", synchronous: bool = True, returning: bool = True
 ) -> set[uuid.UUID]:
     """Inserts ``events`` (duplicates of stored event ids are skipped); returns the ids stored.
 
+    ``returning=False`` may skip reporting them (an empty set) where that saves work (large batches
+    on PostgreSQL); callers that need to tell new rows from duplicates keep the default.
     ``synchronous=False`` lets PostgreSQL acknowledge the commit before flushing its WAL (see
     ``AUDIT_ASYNC_COMMIT``). Connection errors are retried ``AUDIT_WRITE_RETRIES`` times with a
     doubling backoff, unless a transaction is open (its work is gone with the connection: retrying
@@ -181,7 +200,7 @@ def insert_events(
     attempt = 0
     while True:
         try:
-            return _insert(events, using, synchronous=synchronous)
+            return _insert(events, using, synchronous=synchronous, returning=returning)
         except (OperationalError, InterfaceError) as exc:
             if attempt >= retries or in_transaction(using):
                 logger.error("audit insert of %d events failed after %d attempts", len(events), attempt + 1)
@@ -194,7 +213,9 @@ def insert_events(
             time.sleep(settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
 
 
-def _insert(events: Sequence[PendingEvent], using: str, *, synchronous: bool = True) -> set[uuid.UUID]:
+def _insert(
+    events: Sequence[PendingEvent], using: str, *, synchronous: bool = True, returning: bool = True
+) -> set[uuid.UUID]:
     connection = connections[using]
     # "Recorded" is when the row reaches the table: the sealer's "older than a few seconds" is
     # measured from here, so it must not include the time an event waited in a buffer.
@@ -207,42 +228,19 @@ def _insert(events: Sequence[PendingEvent], using: str, *, synchronous: bool = T
         connection.ensure_connection()
         with connection.wrap_database_errors:
             if len(events) <= _SMALL_BATCH_ROWS:
-                return _insert_postgresql_values(connection, events, synchronous=synchronous)
-            if len(events) <= INSERT_BATCH_ROWS:
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
-                return _insert_postgresql(connection, events, synchronous=synchronous)
+                return _insert_postgresql_values(connection, events, synchronous=synchronous)
             with transaction.atomic(using=using):
-                return _insert_postgresql(connection, events, synchronous=synchronous)
+                return _insert_postgresql_copy(connection, events, synchronous=synchronous, returning=returning)
     with transaction.atomic(using=using), connection.cursor() as cursor:
         return _insert_portable(cursor, connection, events)
 
 
-# One statement whatever the batch size: 17 array parameters instead of 17 per row (psycopg would
-# spend longer splitting a 17,000-placeholder query than PostgreSQL spends inserting the rows).
-_UNNEST_SQL = """
-    {prelude}
-    INSERT INTO {table} (
-        event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id,
-        severity, success, request_id, ip, user_agent, details, chain_index, prev_hash, hash)
-    SELECT rows.*, NULL::bigint, '', ''
-    FROM {source} unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::smallint[], %s::boolean[], %s::text[], %s::inet[], %s::text[],
-                %s::jsonb[]) AS rows
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
-"""
 _TABLE = AuditEvent._meta.db_table
-_INSERT_SYNC_SQL = _UNNEST_SQL.format(table=_TABLE, prelude="", source="")
 # The commit returns before its WAL reaches the disk: the rows are visible at once and survive
 # anything but a crash of the database server itself in the next ~0.6 s. set_config(..., true)
 # lasts until the end of this statement's own transaction, so it affects nothing else.
 _ASYNC_PRELUDE = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))"
-_INSERT_ASYNC_SQL = _UNNEST_SQL.format(
-    table=_TABLE,
-    prelude=_ASYNC_PRELUDE,
-    source="async_commit CROSS JOIN",
-)
-
 
 # A request's few events: a plain VALUES list bound client-side beats the array statement, whose
 # unprepared plan and 14 array dumps cost ~1 ms however few the rows.
@@ -289,35 +287,89 @@ def _insert_postgresql_values(connection, events: Sequence[PendingEvent], *, syn
         return {row[0] for row in cursor.fetchall()}
 
 
-def _insert_postgresql(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> set[uuid.UUID]:
+# Larger batches (a busy process's background flush, the batch API's 1,000 rows) are copied into a
+# temporary staging table, then moved with one INSERT ... SELECT: COPY's binary rows are formatted
+# by psycopg's C code (~1 us a row, against ~15 us for binding 14 arrays), and the INSERT keeps
+# ON CONFLICT (event_id) DO NOTHING RETURNING, which COPY cannot do. The staging table lives as
+# long as the database session (created once per connection, ON COMMIT DELETE ROWS); the INSERT
+# takes the rows out of it with DELETE ... RETURNING, so a batch inside a longer transaction never
+# sees the rows of an earlier one. "IF NOT EXISTS" on every batch (a catalog lookup, in the same
+# round trip as the commit setting) because a creation rolled back with its transaction, or a
+# pooler's DISCARD ALL, makes any cache of "this session has it" wrong.
+_STAGE_TABLE = "audit_event_stage"
+_STAGE_COLUMNS = (
+    ("event_id", "uuid"),
+    ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("actor_id", "int8"),
+    ("actor_label", "text"),
+    ("action", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("severity", "int2"),
+    ("success", "bool"),
+    ("request_id", "text"),
+    ("ip", "text"),  # cast to inet by the INSERT (psycopg's binary inet wants ipaddress objects)
+    ("user_agent", "text"),
+    ("details", "text"),  # already-serialised JSON, cast to jsonb by the INSERT
+)
+_STAGE_TYPES = [type_name for _, type_name in _STAGE_COLUMNS]
+_STAGE_COLUMNS_SQL = ", ".join(name for name, _ in _STAGE_COLUMNS)
+_CREATE_STAGE_SQL = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} "
+    f"({', '.join(f'{name} {type_name}' for name, type_name in _STAGE_COLUMNS)}) ON COMMIT DELETE ROWS"
+)
+_COPY_SQL = f"COPY {_STAGE_TABLE} ({_STAGE_COLUMNS_SQL}) FROM STDIN (FORMAT BINARY)"
+_MOVE_SQL = (
+    f"WITH staged AS (DELETE FROM {_STAGE_TABLE} RETURNING *) "  # noqa: S608 (constants of this module)
+    f"INSERT INTO {_TABLE} ({_COLUMNS_SQL}) "
+    "SELECT event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id, "
+    "severity, success, request_id, ip::inet, user_agent, details::jsonb, NULL, '', '' FROM staged "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+# For a caller that does not need the stored ids (the background writer): no 1,000 UUIDs to send
+# back and parse.
+_MOVE_QUIET_SQL = _MOVE_SQL.removesuffix(" RETURNING event_id")
+_PREPARE_STAGE_SQL = f"SET LOCAL client_min_messages = warning; {_CREATE_STAGE_SQL}"  # no "already exists" notice
+_PREPARE_STAGE_ASYNC_SQL = f"{_PREPARE_STAGE_SQL}; SET LOCAL synchronous_commit = off"  # this transaction only
+
+
+def _insert_postgresql_copy(
+    connection, events: Sequence[PendingEvent], *, synchronous: bool, returning: bool = True
+) -> set[uuid.UUID]:
     import psycopg
 
-    stored: set[uuid.UUID] = set()
-    # Django's cursors bind parameters client-side (quoting 14,000 array elements into the SQL
-    # text); a server-binding cursor on the same connection and transaction sends them in binary.
-    cursor = psycopg.Cursor(connection.connection)
-    for start in range(0, len(events), INSERT_BATCH_ROWS):
-        chunk = events[start : start + INSERT_BATCH_ROWS]
-        columns = [
-            [e.event_id for e in chunk],
-            [e.occurred_at for e in chunk],
-            [e.recorded_at for e in chunk],
-            [e.actor_id for e in chunk],
-            [e.actor_label for e in chunk],
-            [e.action for e in chunk],
-            [e.resource_type for e in chunk],
-            [e.resource_id for e in chunk],
-            [e.severity for e in chunk],
-            [e.success for e in chunk],
-            [e.request_id for e in chunk],
-            [e.ip for e in chunk],
-            [e.user_agent for e in chunk],
-            [e.details_json if e.details_json is not None else json.dumps(e.details) for e in chunk],
-        ]
-        cursor.execute(_INSERT_SYNC_SQL if synchronous else _INSERT_ASYNC_SQL, columns, binary=True)
-        stored.update(row[0] for row in cursor.fetchall())
-    cursor.close()
-    return stored
+    raw = connection.connection
+    # A plain psycopg cursor on Django's connection and transaction: Django's cursor has no copy().
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(_PREPARE_STAGE_SQL if synchronous else _PREPARE_STAGE_ASYNC_SQL)
+        with cursor.copy(_COPY_SQL) as copy:
+            copy.set_types(_STAGE_TYPES)
+            write_row = copy.write_row
+            for e in events:
+                write_row(
+                    (
+                        e.event_id,
+                        e.occurred_at,
+                        e.recorded_at,
+                        e.actor_id,
+                        e.actor_label,
+                        e.action,
+                        e.resource_type,
+                        e.resource_id,
+                        e.severity,
+                        e.success,
+                        e.request_id,
+                        e.ip,
+                        e.user_agent,
+                        e.details_json if e.details_json is not None else json.dumps(e.details),
+                    )
+                )
+        if not returning:
+            cursor.execute(_MOVE_QUIET_SQL)
+            return set()
+        cursor.execute(_MOVE_SQL)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _insert_portable(cursor, connection, events: Sequence[PendingEvent]) -> set[uuid.UUID]:

@@ -1,7 +1,8 @@
 """``make bench``: the platform under gunicorn on PostgreSQL and Redis, driven by wrk on loopback.
 
 1. Prepares a clean PostgreSQL database ``bench`` and Redis databases 13/14 (never the ones tests
-   or ``make run`` use), migrates, collects static files.
+   or ``make run`` use; ``BENCH_DATABASE``, ``BENCH_REDIS_CACHE_DB`` and ``BENCH_REDIS_BROKER_DB``
+   override them), migrates, collects static files.
 2. Starts gunicorn (2 workers, production settings, ``BENCH_ENDPOINTS=1``) on 127.0.0.1:18000.
 3. Measures the baselines: the no-op view anonymous and with an agent's API key.
 4. Runs every ``bench/scenarios/*.py`` (``run(bench)``), each isolated: a failing scenario is
@@ -34,6 +35,11 @@ from bench.harness import ROOT, WORK, Bench, machine_info, wait_for
 PORT = int(os.environ.get("BENCH_PORT", "18000"))
 PG = os.environ.get("BENCH_PG", "postgres://root@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
+# The database this run drops and recreates, and its Redis databases (cache, broker): overridable so
+# two checkouts can bench side by side without dropping each other's data.
+DATABASE = os.environ.get("BENCH_DATABASE", "bench")
+REDIS_CACHE_DB = os.environ.get("BENCH_REDIS_CACHE_DB", "14")
+REDIS_BROKER_DB = os.environ.get("BENCH_REDIS_BROKER_DB", "13")
 README = ROOT / "bench" / "README.md"
 RESULTS = ROOT / "bench" / "results.json"
 MARK_BEGIN = "<!-- results:begin -->"
@@ -48,9 +54,9 @@ def server_env() -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(50),
         JWT_SIGNING_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"{PG}/bench",
-        REDIS_URL=f"{REDIS}/14",
-        CELERY_BROKER_URL=f"{REDIS}/13",
+        DATABASE_URL=f"{PG}/{DATABASE}",
+        REDIS_URL=f"{REDIS}/{REDIS_CACHE_DB}",
+        CELERY_BROKER_URL=f"{REDIS}/{REDIS_BROKER_DB}",
         BENCH_ENDPOINTS="1",
         TRUSTED_PROXY_COUNT="0",  # wrk connects directly; production start-up requires it explicit
         SECURE_SSL_REDIRECT="0",
@@ -59,6 +65,10 @@ def server_env() -> dict[str, str]:
         STATIC_ROOT=str(WORK / "static"),
         MEDIA_ROOT=str(WORK / "media"),
         VAR_DIR=str(WORK / "var"),
+        # No recycling of workers mid-run: a worker replaced after max_requests leaves one worker
+        # serving for the 2-3 s its successor takes to boot, and charges that boot to whichever
+        # load (baseline or measured) happens to be running: noise, not a property of the code.
+        GUNICORN_MAX_REQUESTS="0",
     )
     # Rate limits stay active (their cost is part of every figure) but far above what a bench drives.
     groups = subprocess.run(
@@ -78,20 +88,25 @@ def prepare(env: dict[str, str]) -> None:
     if not shutil.which("wrk"):
         print("bench: installing wrk from Debian", flush=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", "DROP DATABASE IF EXISTS bench WITH (FORCE)"], check=True)
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", "CREATE DATABASE bench"], check=True)
-    for db in ("13", "14"):
+    subprocess.run(["psql", f"{PG}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'], check=True)
+    subprocess.run(["psql", f"{PG}/postgres", "-qc", f'CREATE DATABASE "{DATABASE}"'], check=True)
+    for db in sorted({REDIS_CACHE_DB, REDIS_BROKER_DB}):
         subprocess.run(["redis-cli", "-u", f"{REDIS}/{db}", "FLUSHDB"], check=True, capture_output=True)
     WORK.mkdir(parents=True, exist_ok=True)
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
 
 
-def start_server(env: dict[str, str]) -> subprocess.Popen:
-    # Something already answering on the port would be measured instead of this checkout: refuse.
+def refuse_busy_port() -> None:
+    # Something already answering on the port would be measured instead of this checkout, and is
+    # most likely another bench run whose database prepare() would drop: refuse before touching it.
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", PORT)) == 0:
             raise SystemExit(f"bench: 127.0.0.1:{PORT} is already in use; stop that server or set BENCH_PORT")
+
+
+def start_server(env: dict[str, str]) -> subprocess.Popen:
+    refuse_busy_port()
     log = open(WORK / "gunicorn.log", "w")  # noqa: SIM115 (lives as long as the server)
     server = subprocess.Popen(
         [
@@ -181,8 +196,9 @@ def main() -> int:
     args = parser.parse_args()
 
     started = dt.datetime.now(dt.UTC)
+    refuse_busy_port()
     env = server_env()
-    print("bench: preparing database bench and Redis dbs 13/14", flush=True)
+    print(f"bench: preparing database {DATABASE} and Redis dbs {REDIS_BROKER_DB}/{REDIS_CACHE_DB}", flush=True)
     prepare(env)
     server = start_server(env)
     bench = Bench(

@@ -1,0 +1,356 @@
+"""The background writer (AUDIT_WRITE_MODE = "background"): requests hand their committed events to a
+per-process thread that inserts them; nothing is lost, stored twice, or written that rolled back.
+
+These tests use real commits (``transaction=True``): the writer's thread has its own connection, so
+a test transaction around them would hide rows from it and its rows from the test.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection, connections, transaction
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from agentplatform import counters
+from audit import background
+from audit.background import BackgroundWriter, flush_background_writer, stop_background_writer
+from audit.middleware import AuditBufferMiddleware
+from audit.models import AuditEvent
+from audit.services import audit_buffer, audit_log, build_event
+from audit.writer import AuditWriteFailed
+from tests.conftest import PRODUCTION_ENV, ROOT, run_python
+from tests.reliability.faults import CuttableProxy
+
+POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not POSTGRES, reason="the writer thread's own connection needs a server database"),
+]
+
+
+@pytest.fixture
+def background_mode(settings):
+    """Requests hand their events to the (fresh) process writer; it is drained after the test."""
+    stop_background_writer(timeout=10)
+    settings.AUDIT_WRITE_MODE = "background"
+    settings.AUDIT_FLUSH_INTERVAL_SECONDS = 0.05
+    settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS = 0.2
+    yield settings
+    stop_background_writer(timeout=30)
+
+
+def request_doing(*calls):
+    """Runs one request through the audit middleware whose view logs ``calls`` (kwargs of audit_log)."""
+
+    def view(request):
+        for call in calls:
+            audit_log(actor=None, request=request, **call)
+        return HttpResponse(status=200)
+
+    return AuditBufferMiddleware(view)(RequestFactory().get("/x", REMOTE_ADDR="10.9.8.7"))
+
+
+def stored_actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+
+
+def events(count: int, action: str = "thing.happened"):
+    return [build_event(actor=None, action=action, resource_id=i) for i in range(count)]
+
+
+def test_the_request_path_makes_no_query_and_the_writer_stores_each_event_exactly_once(
+    background_mode, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        for i in range(40):
+            request_doing({"action": "thing.happened", "resource_id": i}, {"action": "thing.seen", "resource_id": i})
+    assert flush_background_writer(timeout=30)
+    rows = list(AuditEvent.objects.values_list("action", "resource_id", "ip"))
+    assert len(rows) == 80
+    assert len(set(rows)) == 80
+    assert {ip for _, _, ip in rows} == {"10.9.8.7"}
+
+
+def test_the_writer_inserts_many_requests_together(background_mode, settings):
+    settings.AUDIT_FLUSH_INTERVAL_SECONDS = 60  # only a flush or a full batch writes
+    for i in range(30):
+        request_doing({"action": "thing.happened", "resource_id": i})
+    assert AuditEvent.objects.count() == 0  # still queued: nothing was inserted by the requests
+    assert background.get_writer().depth() == 30
+    assert flush_background_writer(timeout=30)
+    assert AuditEvent.objects.count() == 30
+
+
+def test_rolled_back_events_never_reach_the_writer_and_durable_ones_are_written_before_the_response(background_mode):
+    def view(request):
+        audit_log(actor=None, action="outside.kept")
+        try:
+            with transaction.atomic():
+                audit_log(actor=None, action="auth.login_failed", durable=True, request=request)
+                audit_log(actor=None, action="thing.undone", request=request)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        with transaction.atomic():
+            audit_log(actor=None, action="thing.committed")
+        return HttpResponse(status=401)
+
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    response = AuditBufferMiddleware(view)(RequestFactory().post("/x"))
+    assert response.status_code == 401
+    # The durable event did not wait for the writer: it is stored when the response leaves.
+    assert stored_actions() == ["auth.login_failed"]
+    assert flush_background_writer(timeout=30)
+    assert sorted(stored_actions()) == ["auth.login_failed", "outside.kept", "thing.committed"]
+
+
+def test_audit_buffer_blocks_and_calls_outside_a_request_stay_synchronous(background_mode):
+    audit_log(actor=None, action="task.logged")
+    with audit_buffer():
+        audit_log(actor=None, action="block.logged")
+    assert stored_actions() == ["task.logged", "block.logged"]
+    assert background._writer is None  # nothing was handed over
+
+
+def test_a_full_queue_makes_the_request_write_its_own_events(background_mode):
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    background_mode.AUDIT_BACKGROUND_MAX_EVENTS = 2
+    fallbacks = counters.value("audit_background_fallbacks")
+    request_doing({"action": "first.queued"}, {"action": "second.queued"})
+    assert stored_actions() == []
+    request_doing({"action": "third.written"})  # the queue is full: written by the request itself
+    assert stored_actions() == ["third.written"]
+    assert counters.value("audit_background_fallbacks") == fallbacks + 1
+    assert flush_background_writer(timeout=30)
+    assert sorted(stored_actions()) == ["first.queued", "second.queued", "third.written"]
+
+
+def test_a_full_queue_with_the_database_down_fails_the_request(background_mode, monkeypatch):
+    from django.db import OperationalError
+
+    from audit import writer
+
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    background_mode.AUDIT_BACKGROUND_MAX_EVENTS = 1
+    background_mode.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
+    request_doing({"action": "first.queued"})
+
+    def broken(events, using, **options):
+        raise OperationalError("database is down")
+
+    monkeypatch.setattr(writer, "_insert", broken)
+    with pytest.raises(AuditWriteFailed):
+        request_doing({"action": "second.refused"})
+    monkeypatch.undo()
+    assert flush_background_writer(timeout=30)
+    assert stored_actions() == ["first.queued"]
+
+
+def test_stop_drains_every_queued_event_before_returning():
+    writer = BackgroundWriter(max_events=10_000, flush_interval=60, retry_max_seconds=0.2)
+    queued = events(700)
+    assert writer.submit(queued[:300]) and writer.submit(queued[300:])
+    assert writer.stop(timeout=30) == 0
+    assert AuditEvent.objects.count() == 700
+    assert not writer.submit(events(1))  # a stopped writer sends callers back to the synchronous path
+
+
+def test_the_gunicorn_worker_exit_hook_drains_the_process_writer(background_mode):
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    for i in range(25):
+        request_doing({"action": "thing.happened", "resource_id": i})
+    assert AuditEvent.objects.count() == 0
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    hooks["worker_exit"](None, None)
+    assert AuditEvent.objects.count() == 25
+    assert background._writer is None
+
+
+def test_a_celery_worker_shutting_down_drains_the_process_writer(background_mode):
+    from celery.signals import worker_process_shutdown
+
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    for i in range(10):
+        request_doing({"action": "thing.happened", "resource_id": i})
+    assert AuditEvent.objects.count() == 0
+    worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    assert AuditEvent.objects.count() == 10
+    assert background._writer is None
+
+
+def test_a_process_exiting_normally_stores_what_it_had_queued(tmp_path):
+    database = connection.settings_dict
+    event_ids = [str(uuid.uuid4()) for _ in range(5)]
+    script = f"""
+import django
+django.setup()
+from audit.background import submit
+from audit.services import build_event
+ids = {event_ids!r}
+assert submit([build_event(actor=None, action="exit.drained", event_id=event_id) for event_id in ids])
+print("queued")
+"""
+    env = {
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": "agentplatform.settings",
+        "DATABASE_URL": f"postgres://{database['USER'] or 'root'}@{database['HOST'] or '127.0.0.1'}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}",
+        "AUDIT_FLUSH_INTERVAL_SECONDS": "60",  # only the exit drain can write them
+        "AUDIT_EXPORT_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    result = run_python(script, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "queued" in result.stdout
+    assert AuditEvent.objects.filter(event_id__in=event_ids).count() == 5
+    assert not (tmp_path / "audit" / "undelivered.jsonl").exists()
+
+
+@pytest.fixture
+def database_behind_proxy():
+    """Every new connection to the default database goes through a proxy the test can cut."""
+    settings_dict = connections["default"].settings_dict
+    original = (settings_dict["HOST"], settings_dict["PORT"])
+    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
+    connections["default"].close()
+    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(proxy.port)
+    try:
+        yield proxy
+    finally:
+        proxy.restore()
+        connections["default"].close()
+        settings_dict["HOST"], settings_dict["PORT"] = original
+        proxy.close()
+
+
+def direct_count(event_ids) -> int:
+    """Rows with these ids, read on a connection that bypasses the proxy."""
+    database = django_settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"] or "127.0.0.1",
+        port=int(database["PORT"] or 5432),
+        user=database["USER"] or "root",
+        dbname=connection.settings_dict["NAME"],
+    ) as direct:
+        return direct.execute(
+            "SELECT count(*) FROM audit_auditevent WHERE event_id = ANY(%s)", [list(event_ids)]
+        ).fetchone()[0]
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_an_unreachable_database_is_retried_and_the_events_stored_after_recovery(settings, database_behind_proxy):
+    settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
+    failures = counters.value("audit_background_write_failures")
+    database_behind_proxy.cut()
+    queued = events(30)
+    assert writer.submit(queued)
+    assert wait_until(lambda: counters.value("audit_background_write_failures") >= failures + 2)
+    assert writer.depth() == 30  # kept, not dropped
+    database_behind_proxy.restore()
+    assert writer.flush(timeout=30)
+    assert writer.stop(timeout=10) == 0
+    assert direct_count(e.event_id for e in queued) == 30
+
+
+def test_a_batch_whose_insert_was_lost_after_commit_is_not_stored_twice(monkeypatch):
+    from audit import writer as writer_module
+
+    real_insert = writer_module._insert
+    calls = []
+
+    def committed_then_lost(events_, using, **options):
+        calls.append(len(events_))
+        stored = real_insert(events_, using, **options)
+        if len(calls) == 1:
+            from django.db import OperationalError
+
+            raise OperationalError("connection lost after commit")
+        return stored
+
+    monkeypatch.setattr(writer_module, "_insert", committed_then_lost)
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
+    queued = events(50)
+    assert writer.submit(queued)
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert len(calls) >= 2
+    assert AuditEvent.objects.filter(event_id__in=[e.event_id for e in queued]).count() == 50
+
+
+def test_an_event_the_database_refuses_is_set_aside_in_the_undelivered_file_and_the_rest_stored(settings, tmp_path):
+    settings.AUDIT_EXPORT_DIR = tmp_path
+    undelivered = counters.value("audit_background_undelivered")
+    batch = events(25)
+    batch[7].resource_id = "bad\x00id"  # PostgreSQL text cannot hold NUL: this row alone is refused
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
+    assert writer.submit(batch)
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert AuditEvent.objects.count() == 24
+    lines = (tmp_path / "audit" / "undelivered.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event_id"] for line in lines] == [str(batch[7].event_id)]
+    assert counters.value("audit_background_undelivered") == undelivered + 1
+
+
+def test_stop_sets_aside_what_it_cannot_store_in_time(settings, tmp_path, monkeypatch):
+    from django.db import OperationalError
+
+    from audit import writer as writer_module
+
+    settings.AUDIT_EXPORT_DIR = tmp_path
+    settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
+
+    def broken(events_, using, **options):
+        raise OperationalError("database is down")
+
+    monkeypatch.setattr(writer_module, "_insert", broken)
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.05)
+    queued = events(12)
+    assert writer.submit(queued)
+    assert writer.stop(timeout=0.5) == 12
+    lines = (tmp_path / "audit" / "undelivered.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["event_id"] for line in lines) == sorted(str(e.event_id) for e in queued)
+
+
+def test_concurrent_requests_lose_nothing(background_mode):
+    def worker(offset):
+        for i in range(50):
+            request_doing({"action": "thing.happened", "resource_id": offset + i})
+        connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n * 1000,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert flush_background_writer(timeout=30)
+    assert AuditEvent.objects.count() == 200
+    assert AuditEvent.objects.values("resource_id").distinct().count() == 200
+
+
+def test_web_processes_default_to_background_and_tests_to_request():
+    assert django_settings.AUDIT_WRITE_MODE == "request"
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings; print(settings.AUDIT_WRITE_MODE)",
+        env={**PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "agentplatform.settings"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "background"
