@@ -47,7 +47,14 @@ class AuditEventsView(APIView):
     def post(self, request):
         valid, rejected = parse_event_rows(request.data)
         result = audit_events_ingest(actor=request.user, rows=valid, request=request)
-        body = {"stored": result.stored, "duplicates": result.duplicates, "errors": rejected}
+        body = {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "errors": [{"index": row["index"], "errors": row["errors"]} for row in rejected],
+            # The same outcome in the shape every batch endpoint shares (experiments' results).
+            "accepted": result.stored,
+            "rejected": [{key: row[key] for key in ("index", "field", "code", "message")} for row in rejected],
+        }
         return Response(body, status=status.HTTP_207_MULTI_STATUS if rejected else status.HTTP_200_OK)
 
     @extend_schema(

@@ -37,18 +37,26 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[str]]]:
+# Rejection codes of a row (the first failing field's), as experiments' results and monitoring name theirs.
+REQUIRED, INVALID, OUT_OF_RANGE, UNKNOWN_FIELD = "required", "invalid", "out_of_range", "unknown_field"
+
+
+def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[str]], str]:
+    """The clean row, the errors by field, and the code of the row's first error ("" when valid)."""
     errors: dict[str, list[str]] = {}
+    codes: dict[str, str] = {}
     if not isinstance(row, dict):
-        return {}, {"non_field_errors": ["Each event must be a JSON object."]}
+        return {}, {"non_field_errors": ["Each event must be a JSON object."]}, INVALID
     unknown = set(row) - _ROW_FIELDS
     for name in sorted(unknown):
         message = "The actor is the authenticated caller; it cannot be set." if name.startswith("actor") else None
         errors[name] = [message or "Unknown field."]
+        codes[name] = UNKNOWN_FIELD
     clean: dict[str, Any] = {}
     action = row.get("action")
     if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
         errors["action"] = ["Required: a dotted <entity>.<past_tense_verb> name, e.g. tool.called."]
+        codes["action"] = REQUIRED if action is None else INVALID
     else:
         clean["action"] = action
     if "event_id" in row and row["event_id"] is not None:
@@ -87,17 +95,24 @@ def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[
             errors["occurred_at"] = ["Must be an ISO 8601 date-time with a time zone."]
         elif moment > now + MAX_CLOCK_SKEW:
             errors["occurred_at"] = ["Must not be in the future."]
+            codes["occurred_at"] = OUT_OF_RANGE
         elif moment < now - timedelta(days=settings.AUDIT_RETENTION_DAYS):
             errors["occurred_at"] = ["Is older than the audit retention period."]
+            codes["occurred_at"] = OUT_OF_RANGE
         else:
             clean["occurred_at"] = moment
-    return clean, errors
+    if not errors:
+        return clean, errors, ""
+    return clean, errors, codes.get(next(iter(errors)), INVALID)
 
 
 def parse_event_rows(payload: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The valid rows of a batch (each with its ``index``) and the per-row errors.
 
-    Raises ``ValidationFailed`` for a body that is not ``{"events": [1 to 1,000 items]}``.
+    Each error is ``{"index", "errors": {field: [messages]}, "code", "field", "message"}``: the
+    errors by field, and the first one as a code, field and message (the API answers the former as
+    ``errors`` and the latter as ``rejected``). Raises ``ValidationFailed`` for a body that is not
+    ``{"events": [1 to 1,000 items]}``.
     """
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH_EVENTS:
@@ -105,9 +120,10 @@ def parse_event_rows(payload: Any) -> tuple[list[dict[str, Any]], list[dict[str,
     now = timezone.now()
     valid, rejected = [], []
     for index, row in enumerate(events):
-        clean, errors = _parse_row(row, now)
+        clean, errors, code = _parse_row(row, now)
         if errors:
-            rejected.append({"index": index, "errors": errors})
+            field, messages = next(iter(errors.items()))
+            rejected.append({"index": index, "errors": errors, "code": code, "field": field, "message": messages[0]})
         else:
             clean["index"] = index
             valid.append(clean)
@@ -157,6 +173,15 @@ class AuditRowErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
+class AuditRowRejectionSerializer(serializers.Serializer):
+    """One refused row as every batch endpoint reports it: its first error as field, code, message."""
+
+    index = serializers.IntegerField()
+    field = serializers.CharField()
+    code = serializers.ChoiceField(choices=[REQUIRED, INVALID, OUT_OF_RANGE, UNKNOWN_FIELD])
+    message = serializers.CharField()
+
+
 class AuditDuplicateSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     event_id = serializers.UUIDField()
@@ -166,6 +191,9 @@ class AuditEventBatchOutSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
     duplicates = AuditDuplicateSerializer(many=True)
     errors = AuditRowErrorSerializer(many=True)
+    # The shape experiments' results answer (accepted = stored; one entry per refused row).
+    accepted = serializers.IntegerField()
+    rejected = AuditRowRejectionSerializer(many=True)
 
 
 class AuditEventOutSerializer(serializers.Serializer):

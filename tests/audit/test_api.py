@@ -28,7 +28,7 @@ def test_an_agent_writes_a_batch_and_is_recorded_as_the_actor(client_for):
     client, agent = client_for(Role.AGENT, username="agent-7")
     response = post(client, [{"action": "tool.called", "resource_type": "tool", "resource_id": 3}, {"action": "x.y"}])
     assert response.status_code == 200
-    assert response.json() == {"stored": 2, "duplicates": [], "errors": []}
+    assert response.json() == {"stored": 2, "duplicates": [], "errors": [], "accepted": 2, "rejected": []}
     assert set(AuditEvent.objects.values_list("actor_id", "actor_label")) == {(agent.pk, "agent-7")}
 
 
@@ -40,6 +40,17 @@ def test_the_actor_cannot_be_set_in_the_body(client_for):
         {"index": 0, "errors": {"actor": ["The actor is the authenticated caller; it cannot be set."]}}
     ]
     assert list(AuditEvent.objects.values_list("actor_label", flat=True)) == [agent.username]
+
+
+def test_refused_rows_carry_a_code_for_missing_and_unknown_fields(client_for):
+    client, _ = client_for(Role.AGENT)
+    response = post(client, [{"resource_type": "tool"}, {"action": "tool.called", "colour": "red"}])
+    assert response.status_code == 207
+    assert [(r["index"], r["field"], r["code"]) for r in response.json()["rejected"]] == [
+        (0, "action", "required"),
+        (1, "colour", "unknown_field"),
+    ]
+    assert response.json()["accepted"] == 0
 
 
 def test_a_repeated_event_id_is_stored_once_and_reported_as_a_duplicate(client_for):
@@ -55,6 +66,8 @@ def test_a_repeated_event_id_is_stored_once_and_reported_as_a_duplicate(client_f
         "stored": 0,
         "duplicates": [{"index": 0, "event_id": event_id}, {"index": 1, "event_id": event_id}],
         "errors": [],
+        "accepted": 0,
+        "rejected": [],
     }
     assert AuditEvent.objects.filter(event_id=event_id).count() == 1
 
@@ -78,6 +91,15 @@ def test_invalid_rows_are_reported_by_index_and_the_valid_rows_stored(client_for
     assert body["stored"] == 2
     assert [error["index"] for error in body["errors"]] == [1, 2, 3, 4]
     assert set(body["errors"][1]["errors"]) == {"severity", "event_id"}
+    # The same refusals in the shape experiments' results use: one per row, its first error.
+    assert body["accepted"] == 2
+    assert [(r["index"], r["field"], r["code"]) for r in body["rejected"]] == [
+        (1, "action", "invalid"),
+        (2, "event_id", "invalid"),
+        (3, "occurred_at", "out_of_range"),
+        (4, "non_field_errors", "invalid"),
+    ]
+    assert body["rejected"][2]["message"] == "Must not be in the future."
     assert AuditEvent.objects.get(severity=Severity.WARNING).details == {"token": "***"}
 
 

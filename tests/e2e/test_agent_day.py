@@ -238,6 +238,8 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
         "stored": 0,
         "duplicates": [{"index": 0, "event_id": retried_event["event_id"]}],
         "errors": [],
+        "accepted": 0,
+        "rejected": [],
     }
     timing = {
         "operation": "agent.mission.llm",
