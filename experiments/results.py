@@ -60,23 +60,24 @@ class IngestOutcome:
 
 
 class _Rejected(Exception):
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, field: str = ""):
         self.code = code
         self.message = message
+        self.field = field  # the row's field at fault ("" for the row as a whole)
 
 
 def _string(row: Mapping, name: str, *, max_length: int, required: bool = True) -> str:
     value = row.get(name)
     if value is None or value == "":
         if required:
-            raise _Rejected(INVALID, f"'{name}' is required.")
+            raise _Rejected(INVALID, f"'{name}' is required.", name)
         return ""
     if not isinstance(value, str):
-        raise _Rejected(INVALID, f"'{name}' must be a string.")
+        raise _Rejected(INVALID, f"'{name}' must be a string.", name)
     if len(value) > max_length:
-        raise _Rejected(INVALID, f"'{name}' is longer than {max_length} characters.")
+        raise _Rejected(INVALID, f"'{name}' is longer than {max_length} characters.", name)
     if "\x00" in value:  # PostgreSQL text cannot store U+0000
-        raise _Rejected(INVALID, f"'{name}' must not contain NUL characters.")
+        raise _Rejected(INVALID, f"'{name}' must not contain NUL characters.", name)
     return value
 
 
@@ -85,12 +86,12 @@ def _number(row: Mapping, name: str, *, low: float, high: float | None = None) -
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Rejected(INVALID, f"'{name}' must be a number.")
+        raise _Rejected(INVALID, f"'{name}' must be a number.", name)
     if not math.isfinite(value):
-        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be a finite number.")
+        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be a finite number.", name)
     if value < low or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be {bound} (got {value!r}).")
+        raise _Rejected(OUT_OF_RANGE, f"'{name}' must be {bound} (got {value!r}).", name)
     return float(value)
 
 
@@ -99,15 +100,17 @@ def _occurred_at(row: Mapping, now: datetime) -> datetime:
     if value is None:
         return now
     if not isinstance(value, str):
-        raise _Rejected(INVALID, "'occurred_at' must be an ISO 8601 date-time string.")
+        raise _Rejected(INVALID, "'occurred_at' must be an ISO 8601 date-time string.", "occurred_at")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise _Rejected(INVALID, f"'occurred_at' is not an ISO 8601 date-time: {value[:40]!r}.") from None
+        raise _Rejected(
+            INVALID, f"'occurred_at' is not an ISO 8601 date-time: {value[:40]!r}.", "occurred_at"
+        ) from None
     if moment.tzinfo is None:
-        raise _Rejected(INVALID, "'occurred_at' needs a time zone (e.g. a trailing 'Z').")
+        raise _Rejected(INVALID, "'occurred_at' needs a time zone (e.g. a trailing 'Z').", "occurred_at")
     if moment > now + FUTURE_TOLERANCE:
-        raise _Rejected(OUT_OF_RANGE, "'occurred_at' lies in the future.")
+        raise _Rejected(OUT_OF_RANGE, "'occurred_at' lies in the future.", "occurred_at")
     return moment
 
 
@@ -121,28 +124,32 @@ def _parse_row(row: Any, *, compiled, variant_ids: dict[str, int], now: datetime
 
     success = row.get("success")
     if success is not None and not isinstance(success, bool):
-        raise _Rejected(INVALID, "'success' must be true, false or null.")
+        raise _Rejected(INVALID, "'success' must be true, false or null.", "success")
     response_time_ms = _number(row, "response_time_ms", low=0)
     tokens = row.get("tokens")
     if tokens is not None:
         if isinstance(tokens, bool) or not isinstance(tokens, int):
-            raise _Rejected(INVALID, "'tokens' must be an integer.")
+            raise _Rejected(INVALID, "'tokens' must be an integer.", "tokens")
         if not 0 <= tokens <= MAX_INT4:
-            raise _Rejected(OUT_OF_RANGE, f"'tokens' must be between 0 and {MAX_INT4}.")
+            raise _Rejected(OUT_OF_RANGE, f"'tokens' must be between 0 and {MAX_INT4}.", "tokens")
     quality_score = _number(row, "quality_score", low=0, high=1)
     user_feedback = row.get("user_feedback")
     if user_feedback is not None and (isinstance(user_feedback, bool) or user_feedback not in (-1, 0, 1)):
-        raise _Rejected(OUT_OF_RANGE, "'user_feedback' must be -1, 0 or 1.")
+        raise _Rejected(OUT_OF_RANGE, "'user_feedback' must be -1, 0 or 1.", "user_feedback")
     model = _string(row, "model", max_length=200, required=False)
 
     variant_id = variant_ids.get(variant_key)
     if variant_id is None:
-        raise _Rejected(UNKNOWN_VARIANT, f"The experiment has no variant '{variant_key}'.")
+        raise _Rejected(UNKNOWN_VARIANT, f"The experiment has no variant '{variant_key}'.", "variant")
     if not compiled.in_slice(user_id):
-        raise _Rejected(OUTSIDE_EXPERIMENT, "This user is outside the experiment (not in its namespace slice).")
+        raise _Rejected(
+            OUTSIDE_EXPERIMENT, "This user is outside the experiment (not in its namespace slice).", "user_id"
+        )
     assigned = compiled.variants[compiled.variant_index(user_id)]
     if assigned.key != variant_key:
-        raise _Rejected(WRONG_VARIANT, f"This user is assigned variant '{assigned.key}', not '{variant_key}'.")
+        raise _Rejected(
+            WRONG_VARIANT, f"This user is assigned variant '{assigned.key}', not '{variant_key}'.", "variant"
+        )
     return (
         event_id,
         compiled.id,
@@ -182,7 +189,9 @@ def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
         try:
             parsed = _parse_row(row, compiled=compiled, variant_ids=variant_ids, now=now)
         except _Rejected as rejection:
-            outcome.rejected.append({"index": index, "code": rejection.code, "message": rejection.message})
+            outcome.rejected.append(
+                {"index": index, "field": rejection.field, "code": rejection.code, "message": rejection.message}
+            )
             continue
         if parsed[0] in valid:
             in_batch_duplicates += 1

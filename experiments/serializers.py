@@ -146,6 +146,7 @@ class ResultsRequestSerializer(serializers.Serializer):
 
 class RejectionSerializer(serializers.Serializer):
     index = serializers.IntegerField()
+    field = serializers.CharField(allow_blank=True, help_text="The row's field at fault; empty for the row as a whole.")
     code = serializers.ChoiceField(
         choices=["invalid", "out_of_range", "unknown_variant", "wrong_variant", "outside_experiment"]
     )

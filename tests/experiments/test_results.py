@@ -116,6 +116,22 @@ def test_rows_are_rejected_individually_with_a_code(agent_client, running):
         13: "invalid",
     }
     assert all(item["message"] for item in body["rejected"])
+    fields = {item["index"]: item["field"] for item in body["rejected"]}
+    assert fields == {
+        1: "variant",
+        2: "variant",
+        3: "user_id",
+        4: "quality_score",
+        5: "response_time_ms",
+        6: "tokens",
+        7: "user_feedback",
+        8: "response_time_ms",
+        9: "tokens",
+        10: "event_id",
+        11: "occurred_at",
+        12: "success",
+        13: "",
+    }
     assert Result.objects.count() == 1
 
 
