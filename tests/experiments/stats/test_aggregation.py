@@ -221,3 +221,11 @@ def test_raw_query_puts_the_callers_planner_settings_back():
         experiment_stats(experiment=experiment, source="raw")
         cursor.execute("SELECT current_setting('enable_hashagg'), current_setting('enable_seqscan')")
         assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage parameters")
+def test_results_table_is_vacuumed_after_few_inserts():
+    # Keeps the newest results' pages all-visible, so the raw path's index-only scan stays index-only.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Result._meta.db_table])
+        assert "autovacuum_vacuum_insert_scale_factor=0.01" in cursor.fetchone()[0]
