@@ -150,7 +150,9 @@ class Result(models.Model):
     class Meta:
         indexes = [
             # Covering: the per-user statistics from raw results (experiments.stats.selectors) read
-            # this index alone, in (variant, user) order, with every metric column included.
+            # this index alone, in (variant, user) order, with every metric column included. On
+            # PostgreSQL migration 0003 creates user_id with COLLATE "C" (byte order), which this
+            # declaration cannot say portably; change the index through a migration like that one.
             models.Index(
                 fields=["experiment", "variant", "user_id"],
                 include=RESULT_METRIC_FIELDS,

@@ -196,7 +196,15 @@ def test_covering_index_holds_every_metric_column():
     # index entry back to the table.
     index = next(i for i in Result._meta.indexes if i.name == "result_exp_variant_user_cov")
     assert index.fields == ["experiment", "variant", "user_id"]
-    assert {metric.field for metric in METRICS.values()} <= set(index.include)
+    columns = {Result._meta.get_field(metric.field).column for metric in METRICS.values()}
+    assert columns <= set(index.include)
+    if connection.vendor == "postgresql":  # the migration writes this index in SQL: check the database's
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_indexdef('result_exp_variant_user_cov'::regclass)")
+            definition = cursor.fetchone()[0]
+        key, include = definition.split(" INCLUDE ")
+        assert key.endswith('(experiment_id, variant_id, user_id COLLATE "C")')
+        assert columns <= set(include.strip("()").split(", "))
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans and planner settings")
