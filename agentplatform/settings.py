@@ -579,8 +579,9 @@ EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = env.int("EXPERIMENT_STATS_ROLLUP_LAG_SECON
 # Seconds of staleness after which GET .../stats catches the rollup up itself before answering
 # (the scheduled rollup normally keeps it fresher; a catch-up reads only the new rows).
 EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS_SECONDS", 60, minimum=0)
-# PostgreSQL work_mem for the statistics' per-user GROUP BYs (SET LOCAL, one transaction): 4 MB
-# (the server default) spills a million users to disk; 256MB keeps them in memory. Empty: default.
+# PostgreSQL work_mem for the rollup's per-user GROUP BYs (SET LOCAL, one transaction): 4 MB (the
+# server default) spills a million users to disk; 256MB keeps them in memory. Empty: default. (The
+# raw-results path streams users from an index and needs no work_mem.)
 EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
 

@@ -14,7 +14,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from experiments.metrics import METRIC_CHOICES
+from experiments.metrics import METRIC_CHOICES, METRICS
+
+# The Result columns the metrics read, in the covering index below.
+RESULT_METRIC_FIELDS = [metric.field for metric in METRICS.values()]
 
 
 class ExperimentStatus(models.TextChoices):
@@ -146,7 +149,15 @@ class Result(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["experiment", "variant", "user_id"], name="result_exp_variant_user_idx"),
+            # Covering: the per-user statistics from raw results (experiments.stats.selectors) read
+            # this index alone, in (variant, user) order, with every metric column included. On
+            # PostgreSQL migration 0003 creates user_id with COLLATE "C" (byte order), which this
+            # declaration cannot say portably; change the index through a migration like that one.
+            models.Index(
+                fields=["experiment", "variant", "user_id"],
+                include=RESULT_METRIC_FIELDS,
+                name="result_exp_variant_user_cov",
+            ),
             models.Index(fields=["experiment", "occurred_at"], name="result_exp_occurred_idx"),
         ]
         # The API validates these per row; the constraints guard every other writer.

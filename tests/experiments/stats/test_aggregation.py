@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from scipy import stats
 
-from experiments.models import Variant
+from experiments.metrics import METRICS
+from experiments.models import Result, Variant
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay
 from experiments.stats.rollup import experiment_stats_catch_up, experiment_stats_rollup
-from experiments.stats.selectors import experiment_daily_series, experiment_stats
+from experiments.stats.selectors import _RAW_PLAN, _planner_settings, experiment_daily_series, experiment_stats
 
 from . import datasets
 from .conftest import DAY0, add_results, load_dataset
@@ -188,3 +189,51 @@ def test_celery_task_runs_the_rollup_service():
     experiment = load_dataset(datasets.clear_win())
     assert stats_rollup.apply().get() == len(datasets.clear_win().calls)
     assert ExperimentStatsState.objects.filter(experiment=experiment).exists()
+
+
+def test_covering_index_holds_every_metric_column():
+    # The raw statistics read only this index; a metric whose column it lacks would send every
+    # index entry back to the table.
+    index = next(i for i in Result._meta.indexes if i.name == "result_exp_variant_user_cov")
+    assert index.fields == ["experiment", "variant", "user_id"]
+    columns = {Result._meta.get_field(metric.field).column for metric in METRICS.values()}
+    assert columns <= set(index.include)
+    if connection.vendor == "postgresql":  # the migration writes this index in SQL: check the database's
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_indexdef('result_exp_variant_user_cov'::regclass)")
+            definition = cursor.fetchone()[0]
+        key, include = definition.split(" INCLUDE ")
+        assert key.endswith('(experiment_id, variant_id, user_id COLLATE "C")')
+        assert columns <= set(include.strip("()").split(", "))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans and planner settings")
+def test_raw_query_streams_users_from_the_covering_index():
+    experiment = load_dataset(datasets.three_variants())
+    with CaptureQueriesContext(connection) as queries:
+        experiment_stats(experiment=experiment, source="raw")
+    raw_sql = next(q["sql"] for q in queries.captured_queries if "per_user" in q["sql"])
+    with transaction.atomic(), connection.cursor() as cursor, _planner_settings(cursor, _RAW_PLAN):
+        cursor.execute(f"EXPLAIN {raw_sql}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using result_exp_variant_user_cov" in plan, plan
+    assert "HashAggregate" not in plan
+    assert "Sort" not in plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL planner settings")
+def test_raw_query_puts_the_callers_planner_settings_back():
+    experiment = load_dataset(datasets.clear_win())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_hashagg = on")
+        experiment_stats(experiment=experiment, source="raw")
+        cursor.execute("SELECT current_setting('enable_hashagg'), current_setting('enable_seqscan')")
+        assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage parameters")
+def test_results_table_is_vacuumed_after_few_inserts():
+    # Keeps the newest results' pages all-visible, so the raw path's index-only scan stays index-only.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Result._meta.db_table])
+        assert "autovacuum_vacuum_insert_scale_factor=0.01" in cursor.fetchone()[0]
