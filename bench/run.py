@@ -10,7 +10,8 @@
 5. Writes ``bench/results.json`` and the table in ``bench/README.md``.
 
 Options: ``--scale`` (or BENCH_SCALE; 1 = the sizes the issues name), ``--duration`` seconds per
-load run (BENCH_DURATION), ``--only NAME`` to run selected scenarios.
+load run (BENCH_DURATION), ``--only NAME`` to run selected scenarios, ``--merge`` (with ``--only``)
+to replace only those scenarios' figures in the previous results (the header lists each rerun).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ROOT, WORK, Bench, machine_info, wait_for
+from bench.harness import ROOT, WORK, Bench, Figure, machine_info, wait_for
 
 PORT = int(os.environ.get("BENCH_PORT", "18000"))
 PG = os.environ.get("BENCH_PG", "postgres://root@127.0.0.1:5432")
@@ -144,7 +145,21 @@ def discover(only: list[str] | None) -> list[tuple[str, object]]:
     return scenarios
 
 
-def write_outputs(bench: Bench, failures: dict[str, str], started: dt.datetime) -> None:
+def _merge_into_previous(results: dict, rerun: list[str]) -> dict:
+    """``results`` laid over the previous run's: same-named figures replaced in place, others kept."""
+    previous = json.loads(RESULTS.read_text())
+    fresh = {figure["name"]: figure for figure in results["figures"]}
+    figures = [fresh.pop(figure["name"], figure) for figure in previous["figures"]]
+    figures += list(fresh.values())
+    merged = {**previous, "figures": figures, "failures": {**previous.get("failures", {}), **results["failures"]}}
+    merged["reruns"] = [
+        *previous.get("reruns", []),
+        {"scenarios": rerun, "started_at": results["started_at"], "finished_at": results["finished_at"]},
+    ]
+    return merged
+
+
+def write_outputs(bench: Bench, failures: dict[str, str], started: dt.datetime, *, merge: list[str] | None) -> None:
     results = {
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -157,24 +172,37 @@ def write_outputs(bench: Bench, failures: dict[str, str], started: dt.datetime) 
         "figures": [vars(figure) for figure in bench.figures],
         "failures": failures,
     }
+    if merge:
+        previous_scale = json.loads(RESULTS.read_text())["scale"]
+        if previous_scale != bench.scale:
+            raise SystemExit(f"bench: --merge needs the previous run's scale ({previous_scale}), not {bench.scale}")
+        results = _merge_into_previous(results, merge)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         MARK_BEGIN,
-        f"Run {results['finished_at']} · scale {bench.scale} · {bench.duration:g} s per load · "
-        f"{bench.connections} connections · {results['machine']['cores']} cores "
+        f"Run {results['finished_at']} · scale {results['scale']} · {results['duration_s']:g} s per load · "
+        f"{results['connections']} connections · {results['machine']['cores']} cores "
         f"({results['machine']['cpu']}), Python {results['machine']['python']}",
+    ]
+    for rerun in results.get("reruns", []):
+        lines.append(
+            f"; rerun {rerun['finished_at']}: {', '.join(rerun['scenarios'])} (with the no-op baselines), "
+            "their figures replaced in place"
+        )
+    lines += [
         "",
         "| figure | value | baseline | ratio | target | note |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for figure in bench.figures:
+    for figure in results["figures"]:
+        figure = Figure(**figure)
         baseline = f"{figure.baseline} ({figure.baseline_name})" if figure.baseline is not None else "—"
         ratio = f"{figure.ratio}" if figure.ratio is not None else "—"
         lines.append(
             f"| {figure.name} | {figure.value} {figure.unit} | {baseline} | {ratio} | "
             f"{figure.target or '—'} | {figure.note} |"
         )
-    for name, error in failures.items():
+    for name, error in results["failures"].items():
         lines.append(f"| scenario `{name}` failed | — | — | — | — | {error.splitlines()[-1][:150]} |")
     lines.append(MARK_END)
     text = README.read_text() if README.exists() else ""
@@ -193,7 +221,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "10")))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "16")))
     parser.add_argument("--only", action="append", help="scenario name (file stem); repeatable")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace these scenarios' figures in the previous results instead of the whole table",
+    )
     args = parser.parse_args()
+    if args.merge and not (args.only and RESULTS.exists()):
+        parser.error("--merge needs --only and a previous bench/results.json")
 
     started = dt.datetime.now(dt.UTC)
     refuse_busy_port()
@@ -241,7 +276,7 @@ def main() -> int:
         bench.close()
         server.terminate()
         server.wait(timeout=20)
-    write_outputs(bench, failures, started)
+    write_outputs(bench, failures, started, merge=args.only if args.merge else None)
     print(f"bench: wrote {RESULTS.relative_to(ROOT)} and the table in {README.relative_to(ROOT)}")
     return 1 if failures else 0
 
