@@ -11,6 +11,7 @@ Rate limits and login lockouts key on this value, so it is always a syntacticall
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 
@@ -24,6 +25,7 @@ FORWARDED_FOR_META = "HTTP_X_FORWARDED_FOR"
 UNKNOWN_IP = "0.0.0.0"  # noqa: S104  (a label, never bound)
 
 
+@functools.lru_cache(maxsize=8192)  # a pure function of the string; callers repeat a few addresses
 def normalise_ip(value: str | None) -> str | None:
     """``value`` as a canonical IP address string, or None when it is not one.
 

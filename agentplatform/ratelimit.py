@@ -37,6 +37,7 @@ Either way the fallback is logged (at most once per group every few seconds) and
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import logging
 import math
@@ -254,6 +255,16 @@ def _increment(cache, key: str, ttl: int, *, limit: int, window: int) -> int:
         return 1 if cache.add(key, 1, ttl) else cache.incr(key)
 
 
+# django-ratelimit's rate parsing and SHA-256 key, remembered: a busy caller asks for the same
+# ones on every request of a window (a lease makes the rest of the check a dictionary lookup).
+_parsed_rate = functools.lru_cache(maxsize=256)(_split_rate)
+
+
+@functools.lru_cache(maxsize=8192)
+def _cache_key(group: str, window: int, rate: str, key: str) -> str:
+    return _make_cache_key(group, window, rate, key, None)
+
+
 def _read(cache, key: str) -> int:
     return int(cache.get(key, 0) or 0)
 
@@ -266,9 +277,9 @@ def usage(group: str, key: str, *, increment: bool = True) -> Usage | None:
     if not settings.RATELIMIT_ENABLE:
         return None
     rate = rate_for(group)
-    limit, period = _split_rate(rate)
+    limit, period = _parsed_rate(rate)
     window = _get_window(key, period)
-    cache_key = _make_cache_key(group, window, rate, key, None)
+    cache_key = _cache_key(group, window, rate, key)
     if time.monotonic() < _down_until:
         return _cache_down(group, None)
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
