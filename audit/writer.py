@@ -251,6 +251,26 @@ _VALUES_ROW = (
 )
 
 
+def _row_values(e: PendingEvent) -> tuple:
+    """One event's column values, in ``_VALUES_ROW`` and ``_STAGE_COLUMNS`` order."""
+    return (
+        e.event_id,
+        e.occurred_at,
+        e.recorded_at,
+        e.actor_id,
+        e.actor_label,
+        e.action,
+        e.resource_type,
+        e.resource_id,
+        e.severity,
+        e.success,
+        e.request_id,
+        e.ip,
+        e.user_agent,
+        e.details_json if e.details_json is not None else json.dumps(e.details),
+    )
+
+
 def _values_sql(rows: int, *, synchronous: bool) -> str:
     prelude = "" if synchronous else _ASYNC_PRELUDE
     source = "" if synchronous else "async_commit CROSS JOIN"
@@ -264,24 +284,7 @@ def _values_sql(rows: int, *, synchronous: bool) -> str:
 def _insert_postgresql_values(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> set[uuid.UUID]:
     params: list = []
     for e in events:
-        params.extend(
-            (
-                e.event_id,
-                e.occurred_at,
-                e.recorded_at,
-                e.actor_id,
-                e.actor_label,
-                e.action,
-                e.resource_type,
-                e.resource_id,
-                e.severity,
-                e.success,
-                e.request_id,
-                e.ip,
-                e.user_agent,
-                e.details_json if e.details_json is not None else json.dumps(e.details),
-            )
-        )
+        params.extend(_row_values(e))
     with connection.cursor() as cursor:
         cursor.execute(_values_sql(len(events), synchronous=synchronous), params)
         return {row[0] for row in cursor.fetchall()}
@@ -347,24 +350,7 @@ def _insert_postgresql_copy(
             copy.set_types(_STAGE_TYPES)
             write_row = copy.write_row
             for e in events:
-                write_row(
-                    (
-                        e.event_id,
-                        e.occurred_at,
-                        e.recorded_at,
-                        e.actor_id,
-                        e.actor_label,
-                        e.action,
-                        e.resource_type,
-                        e.resource_id,
-                        e.severity,
-                        e.success,
-                        e.request_id,
-                        e.ip,
-                        e.user_agent,
-                        e.details_json if e.details_json is not None else json.dumps(e.details),
-                    )
-                )
+                write_row(_row_values(e))
         if not returning:
             cursor.execute(_MOVE_QUIET_SQL)
             return set()

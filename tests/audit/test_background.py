@@ -28,7 +28,7 @@ from audit.models import AuditEvent
 from audit.services import audit_buffer, audit_log, build_event
 from audit.writer import AuditWriteFailed
 from tests.conftest import PRODUCTION_ENV, ROOT, run_python
-from tests.reliability.faults import CuttableProxy
+from tests.reliability.faults import default_database_through_proxy
 
 POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 pytestmark = [
@@ -217,19 +217,8 @@ print("queued")
 
 @pytest.fixture
 def database_behind_proxy():
-    """Every new connection to the default database goes through a proxy the test can cut."""
-    settings_dict = connections["default"].settings_dict
-    original = (settings_dict["HOST"], settings_dict["PORT"])
-    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
-    connections["default"].close()
-    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(proxy.port)
-    try:
+    with default_database_through_proxy() as proxy:
         yield proxy
-    finally:
-        proxy.restore()
-        connections["default"].close()
-        settings_dict["HOST"], settings_dict["PORT"] = original
-        proxy.close()
 
 
 def direct_count(event_ids) -> int:

@@ -223,3 +223,22 @@ class ScriptedUpstream:
         self.closed = True
         self.release_held()
         self.listener.close()
+
+
+@contextlib.contextmanager
+def default_database_through_proxy():
+    """Every new connection to the default database goes through a ``CuttableProxy`` the test can cut."""
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    original = (settings_dict["HOST"], settings_dict["PORT"])
+    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
+    connections["default"].close()
+    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(proxy.port)
+    try:
+        yield proxy
+    finally:
+        proxy.restore()
+        connections["default"].close()
+        settings_dict["HOST"], settings_dict["PORT"] = original
+        proxy.close()

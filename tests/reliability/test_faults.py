@@ -11,11 +11,10 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connections
 from django.test import override_settings
 
 from tests.experiments.conftest import experiment_body
-from tests.reliability.faults import CuttableProxy, PrivateRedis
+from tests.reliability.faults import PrivateRedis, default_database_through_proxy
 
 ON_POSTGRESQL = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
@@ -147,18 +146,8 @@ def test_the_api_keeps_serving_through_a_redis_outage_and_loses_no_buffered_writ
 @pytest.fixture
 def database_behind_proxy(transactional_db):
     """The default connection goes through a proxy the test can cut."""
-    settings_dict = connections["default"].settings_dict
-    original = (settings_dict["HOST"], settings_dict["PORT"])
-    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
-    connections["default"].close()
-    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(proxy.port)
-    try:
+    with default_database_through_proxy() as proxy:
         yield proxy
-    finally:
-        proxy.restore()
-        connections["default"].close()
-        settings_dict["HOST"], settings_dict["PORT"] = original
-        proxy.close()
 
 
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="cuts the PostgreSQL connection through a TCP proxy")
