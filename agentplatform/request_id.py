@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import re
-import uuid
+
+from agentplatform.ids import uuid7_str
 
 HEADER = "X-Request-ID"
 META_KEY = "HTTP_X_REQUEST_ID"
@@ -27,11 +28,11 @@ def reset_request_id(token: contextvars.Token) -> None:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    return uuid7_str()
 
 
 def accept_or_generate(candidate: str | None) -> str:
-    """The caller's id when it is well-formed, else a fresh UUID4 (the bad value is dropped)."""
+    """The caller's id when it is well-formed, else a fresh UUIDv7 (the bad value is dropped)."""
     if candidate and _VALID.match(candidate):
         return candidate
     return new_request_id()

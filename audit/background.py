@@ -169,7 +169,15 @@ class BackgroundWriter:
         for start in range(0, len(batch), INSERT_BATCH_ROWS):
             chunk = batch[start : start + INSERT_BATCH_ROWS]
             try:
-                insert_events(chunk, using=self.using, synchronous=not settings.AUDIT_ASYNC_COMMIT, returning=False)
+                insert_events(
+                    chunk,
+                    using=self.using,
+                    synchronous=not settings.AUDIT_ASYNC_COMMIT,
+                    returning=False,
+                    # After a failed attempt some of these may be stored already (the commit may
+                    # have happened, its acknowledgement lost): the idempotent path until one succeeds.
+                    optimistic=not self._failures,
+                )
             except _TRANSIENT_ERRORS as exc:
                 self._failed(len(batch) - start, exc)
                 return batch[start:]

@@ -7,14 +7,13 @@ and deletes here, and on PostgreSQL a trigger (migration 0002) refuses them in t
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from agentplatform.errors import Conflict
+from agentplatform.ids import uuid7
 
 
 class AppendOnlyViolation(Conflict):
@@ -60,7 +59,7 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """One thing that happened: who did what to which resource, when, and whether it worked."""
 
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(unique=True, default=uuid7, editable=False)
     occurred_at = models.DateTimeField(default=timezone.now)
     recorded_at = models.DateTimeField(default=timezone.now)
     # No database constraint: users are deactivated, not deleted, and a cascade or SET NULL would
@@ -103,8 +102,12 @@ class AuditEvent(models.Model):
             models.Index(fields=["-occurred_at", "-id"], name="audit_time_idx"),
             # "actor X did action Y on day Z" and "everything actor X did", newest first.
             models.Index(fields=["actor_label", "action", "-occurred_at", "-id"], name="audit_actor_idx"),
-            # Action exact or prefix (PostgreSQL adds a pattern-ops twin in migration 0002).
-            models.Index(fields=["action", "-occurred_at"], name="audit_action_idx"),
+            # Action exact or prefix: LIKE 'experiment.%' uses a B-tree only with pattern operators
+            # under a non-C collation, and those serve equality too, so one index does both
+            # (other databases ignore opclasses).
+            models.Index(
+                fields=["action", "-occurred_at"], name="audit_action_idx", opclasses=["varchar_pattern_ops", ""]
+            ),
             # Agents reading their own events.
             models.Index(fields=["actor", "-occurred_at", "-id"], name="audit_actor_id_idx"),
             models.Index(fields=["resource_type", "resource_id", "-occurred_at"], name="audit_resource_idx"),

@@ -183,12 +183,21 @@ def write_outside_transaction(events: Sequence[PendingEvent]) -> None:
 
 
 def insert_events(
-    events: Sequence[PendingEvent], *, using: str = "default", synchronous: bool = True, returning: bool = True
+    events: Sequence[PendingEvent],
+    *,
+    using: str = "default",
+    synchronous: bool = True,
+    returning: bool = True,
+    optimistic: bool = False,
 ) -> set[uuid.UUID]:
     """Inserts ``events`` (duplicates of stored event ids are skipped); returns the ids stored.
 
     ``returning=False`` may skip reporting them (an empty set) where that saves work (large batches
     on PostgreSQL); callers that need to tell new rows from duplicates keep the default.
+    ``optimistic=True`` (with ``returning=False``) first tries a plain ``COPY`` into the table, for
+    events that are almost certainly new (the background writer's first attempt at a batch of ids it
+    generated): a quarter less work for the database than the staged path. Should an id already be
+    stored, the COPY is rolled back and the batch goes through the staged ``ON CONFLICT`` path.
     ``synchronous=False`` lets PostgreSQL acknowledge the commit before flushing its WAL (see
     ``AUDIT_ASYNC_COMMIT``). Connection errors are retried ``AUDIT_WRITE_RETRIES`` times with a
     doubling backoff, unless a transaction is open (its work is gone with the connection: retrying
@@ -200,7 +209,7 @@ def insert_events(
     attempt = 0
     while True:
         try:
-            return _insert(events, using, synchronous=synchronous, returning=returning)
+            return _insert(events, using, synchronous=synchronous, returning=returning, optimistic=optimistic)
         except (OperationalError, InterfaceError) as exc:
             if attempt >= retries or in_transaction(using):
                 logger.error("audit insert of %d events failed after %d attempts", len(events), attempt + 1)
@@ -214,7 +223,12 @@ def insert_events(
 
 
 def _insert(
-    events: Sequence[PendingEvent], using: str, *, synchronous: bool = True, returning: bool = True
+    events: Sequence[PendingEvent],
+    using: str,
+    *,
+    synchronous: bool = True,
+    returning: bool = True,
+    optimistic: bool = False,
 ) -> set[uuid.UUID]:
     connection = connections[using]
     # "Recorded" is when the row reaches the table: the sealer's "older than a few seconds" is
@@ -227,6 +241,8 @@ def _insert(
         synchronous = synchronous or connection.in_atomic_block
         connection.ensure_connection()
         with connection.wrap_database_errors:
+            if optimistic and not returning and not connection.in_atomic_block and _copy_direct(connection, events, synchronous=synchronous):
+                return set()
             if len(events) <= _SMALL_BATCH_ROWS:
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
                 return _insert_postgresql_values(connection, events, synchronous=synchronous)
@@ -356,6 +372,33 @@ def _insert_postgresql_copy(
             return set()
         cursor.execute(_MOVE_SQL)
         return {row[0] for row in cursor.fetchall()}
+
+
+# The optimistic path: COPY straight into the table, in text format (the server parses the inet and
+# jsonb columns from the strings; binary COPY would need ipaddress objects and a JSON re-encoding).
+_DIRECT_COPY_SQL = f"COPY {_TABLE} ({_STAGE_COLUMNS_SQL}, chain_index, prev_hash, hash) FROM STDIN"
+_DIRECT_TYPES = [*_STAGE_TYPES, "int8", "text", "text"]
+_UNSEALED = (None, "", "")
+
+
+def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> bool:
+    """COPYs ``events`` into the table in one transaction; False (nothing stored) if an id exists."""
+    import psycopg
+
+    try:
+        with transaction.atomic(using=connection.alias), psycopg.Cursor(connection.connection) as cursor:
+            if not synchronous:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            with cursor.copy(_DIRECT_COPY_SQL) as copy:
+                copy.set_types(_DIRECT_TYPES)
+                write_row = copy.write_row
+                for e in events:
+                    write_row(_row_values(e) + _UNSEALED)
+    except psycopg.errors.UniqueViolation:
+        # Raised by psycopg's own cursor, unwrapped; atomic() has rolled the COPY back.
+        logger.info("audit: %d events include an id already stored; writing them with ON CONFLICT", len(events))
+        return False
+    return True
 
 
 def _insert_portable(cursor, connection, events: Sequence[PendingEvent]) -> set[uuid.UUID]:

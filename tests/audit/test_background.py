@@ -343,3 +343,75 @@ def test_web_processes_default_to_background_and_tests_to_request():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "background"
+
+
+def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
+    from audit import writer as writer_module
+
+    direct = []
+    real_copy_direct = writer_module._copy_direct
+
+    def spy(connection_, batch, **options):
+        stored = real_copy_direct(connection_, batch, **options)
+        direct.append((len(batch), stored))
+        return stored
+
+    monkeypatch.setattr(writer_module, "_copy_direct", spy)
+    queued = [
+        build_event(
+            actor=None,
+            action="thing.copied",
+            resource_id=i,
+            details={"tab": "a\tb", "newline": "x\ny", "backslash": "c:\\d", "unicode": "é✓"},
+        )
+        for i in range(30)
+    ]
+    queued[0].ip = "2001:db8::1"
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
+    assert writer.submit(queued)
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert direct == [(30, True)]
+    rows = {row.event_id: row for row in AuditEvent.objects.all()}
+    assert set(rows) == {e.event_id for e in queued}
+    first = rows[queued[0].event_id]
+    assert first.details == {"tab": "a\tb", "newline": "x\ny", "backslash": "c:\\d", "unicode": "é✓"}
+    assert first.ip == "2001:db8::1"
+    assert (first.chain_index, first.prev_hash, first.hash) == (None, "", "")
+    assert first.occurred_at == queued[0].occurred_at
+
+
+def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead():
+    from audit.writer import insert_events
+
+    stored_first = events(3)
+    insert_events(stored_first)
+    batch = [stored_first[1], *events(40)]
+    assert insert_events(batch, returning=False, optimistic=True) == set()
+    assert AuditEvent.objects.count() == 43
+    assert AuditEvent.objects.filter(event_id=stored_first[1].event_id).count() == 1
+
+
+def test_after_a_failed_attempt_the_writer_stays_on_the_idempotent_path_until_one_succeeds(monkeypatch):
+    from django.db import OperationalError
+
+    from audit import writer as writer_module
+
+    real_insert = writer_module.insert_events
+    attempts = []
+
+    def flaky(batch, **options):
+        attempts.append(options["optimistic"])
+        if len(attempts) == 1:
+            raise OperationalError("connection lost")
+        return real_insert(batch, **options)
+
+    monkeypatch.setattr(background, "insert_events", flaky)
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.05)
+    assert writer.submit(events(5))
+    assert writer.flush(timeout=30)
+    assert writer.submit(events(5))
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert attempts == [True, False, True]
+    assert AuditEvent.objects.count() == 10

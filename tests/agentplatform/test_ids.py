@@ -1,0 +1,52 @@
+"""UUIDv7 ids (agentplatform.ids): layout, time order, and no repeats across forked workers."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from agentplatform.ids import uuid7, uuid7_str
+
+
+def test_a_uuid7_carries_version_7_the_rfc_variant_and_the_current_millisecond():
+    before = time.time_ns() // 1_000_000
+    value = uuid7()
+    after = time.time_ns() // 1_000_000
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert before <= value.int >> 80 <= after
+
+
+def test_the_text_form_is_the_canonical_one():
+    text = uuid7_str()
+    assert str(uuid.UUID(text)) == text
+    assert uuid.UUID(text).version == 7
+
+
+def test_ids_made_in_later_milliseconds_sort_after_earlier_ones():
+    earlier = [uuid7() for _ in range(50)]
+    time.sleep(0.002)
+    later = [uuid7() for _ in range(50)]
+    assert max(earlier) < min(later)
+    assert max(map(str, earlier)) < min(map(str, later))  # the text form sorts the same way
+
+
+def test_a_million_ids_have_no_repeat():
+    assert len({uuid7_str() for _ in range(1_000_000)}) == 1_000_000
+
+
+def test_a_forked_child_does_not_repeat_its_parents_sequence():
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.close(read_end)
+        os.write(write_end, "\n".join(uuid7_str()[15:] for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent = {uuid7_str()[15:] for _ in range(100)}  # the random part (after the time and version)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    assert len(child) == 100
+    assert not parent & child
