@@ -225,9 +225,7 @@ def _event(
 ) -> PendingEvent:
     details_value, details_json = _details_and_json(details)
     return PendingEvent(
-        event_id=event_id
-        if isinstance(event_id, uuid.UUID)
-        else (uuid.UUID(str(event_id)) if event_id else uuid7()),
+        event_id=event_id if isinstance(event_id, uuid.UUID) else (uuid.UUID(str(event_id)) if event_id else uuid7()),
         occurred_at=occurred_at or now,
         recorded_at=now,
         actor_id=origin.actor_id,

@@ -241,7 +241,8 @@ def _insert(
         synchronous = synchronous or connection.in_atomic_block
         connection.ensure_connection()
         with connection.wrap_database_errors:
-            if optimistic and not returning and not connection.in_atomic_block and _copy_direct(connection, events, synchronous=synchronous):
+            direct = optimistic and not returning and not connection.in_atomic_block
+            if direct and _copy_direct(connection, events, synchronous=synchronous):
                 return set()
             if len(events) <= _SMALL_BATCH_ROWS:
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
