@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 
@@ -28,4 +29,20 @@ class Requires(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
+        granted = getattr(user, "_perm_cache", None)
+        if granted is not None and _model_backend_answers():
+            # What ModelBackend would answer from the permissions it (or the API-key snapshot) put in
+            # the user's cache, without Django instantiating every backend for every permission.
+            return user.is_active and (user.is_superuser or all(perm in granted for perm in self.perms))
         return user.has_perms(self.perms)
+
+
+# Backends whose permission answer, for a user with ``_perm_cache``, is "active, and superuser or
+# listed there": ModelBackend's own, and axes's standalone backend, which answers no permissions.
+_CACHE_ANSWERING_BACKENDS = frozenset(
+    {"django.contrib.auth.backends.ModelBackend", "axes.backends.AxesStandaloneBackend"}
+)
+
+
+def _model_backend_answers() -> bool:
+    return set(settings.AUTHENTICATION_BACKENDS) <= _CACHE_ANSWERING_BACKENDS

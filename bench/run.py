@@ -123,6 +123,10 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
             "2",
             "--threads",
             "4",
+            # One listening socket per worker (SO_REUSEPORT): the kernel spreads wrk's connections
+            # evenly. On the shared socket one worker sometimes accepted most of them, and a load
+            # then ran at half speed with a core idle, whichever endpoint it measured.
+            "--reuse-port",
         ],
         cwd=ROOT,
         env=env,

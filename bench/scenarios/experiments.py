@@ -94,7 +94,7 @@ end
 
 # Back-to-back (noop-auth, resolve) pairs: the machine's load drifts by up to 2x from one minute to
 # the next, so one baseline measured once says little; the medians of alternating pairs do.
-RESOLVE_PAIRS = 3
+RESOLVE_PAIRS = 5
 
 
 def _resolve_http(bench, headers: dict[str, str], users: int) -> None:

@@ -110,3 +110,56 @@ def test_role_change_in_the_admin_is_audited_with_the_admin_as_actor(user_factor
     (event,) = audit_events.of("user.role_changed")
     assert event["actor"] == admin
     assert list(target.groups.values_list("name", flat=True)) == [role_group_name(Role.OPERATOR)]
+
+
+class _Caller:
+    """A request whose user has the cached permission set the API-key snapshot gives it."""
+
+    def __init__(self, user):
+        self.user = user
+
+
+def cached_user(user_factory, perms, **fields):
+    user = user_factory(role="agent", **fields)
+    user._perm_cache = set(perms)
+    return user
+
+
+def test_requires_answers_from_the_cached_permission_set(user_factory, django_assert_num_queries):
+    from agentplatform.permissions import Requires
+
+    user = cached_user(user_factory, {"experiments.resolve_prompt", "audit.add_auditevent"})
+    with django_assert_num_queries(0):
+        assert Requires("experiments.resolve_prompt").has_permission(_Caller(user), None)
+        assert Requires("experiments.resolve_prompt", "audit.add_auditevent").has_permission(_Caller(user), None)
+        assert not Requires("experiments.resolve_prompt", "experiments.change_experiment").has_permission(
+            _Caller(user), None
+        )
+
+
+def test_requires_refuses_an_inactive_user_and_lets_a_superuser_through(user_factory):
+    from agentplatform.permissions import Requires
+
+    inactive = cached_user(user_factory, {"experiments.resolve_prompt"}, is_active=False)
+    assert not Requires("experiments.resolve_prompt").has_permission(_Caller(inactive), None)
+    superuser = cached_user(user_factory, set(), is_superuser=True)
+    assert Requires("experiments.change_experiment").has_permission(_Caller(superuser), None)
+
+
+class GrantsEverything:
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user_obj, perm, obj=None):
+        return True
+
+
+def test_with_another_backend_configured_django_is_asked(user_factory, settings):
+    from agentplatform.permissions import Requires
+
+    settings.AUTHENTICATION_BACKENDS = [
+        *settings.AUTHENTICATION_BACKENDS,
+        "tests.accounts.test_permissions.GrantsEverything",
+    ]
+    user = cached_user(user_factory, set())
+    assert Requires("experiments.change_experiment").has_permission(_Caller(user), None)

@@ -1,0 +1,62 @@
+"""The platform's JSON parser: DRF's answers (charset, strict JSON), as 400 envelopes, without DRF's per-request
+codecs reader and decoder."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import json
+
+import pytest
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser as DRFJSONParser
+
+from agentplatform.parsers import JSONParser
+
+
+def parse(body: bytes, encoding: str = "utf-8", parser=JSONParser):
+    return parser().parse(io.BytesIO(body), "application/json", {"encoding": encoding})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"user_id": "u-1", "n": 1.5, "ok": true, "none": null}',
+        b"[1, 2, 3]",
+        '{"name": "한국어 ✓"}'.encode(),
+        b"  {}  ",
+    ],
+)
+def test_it_reads_what_drf_reads(body):
+    assert parse(body) == parse(body, parser=DRFJSONParser)
+
+
+def test_the_charset_of_the_content_type_is_honoured():
+    assert parse('{"name": "café"}'.encode("latin-1"), "latin-1") == {"name": "café"}
+
+
+@pytest.mark.parametrize("encoding", ["bz2_codec", "base64_codec", "no-such-charset"])
+def test_a_non_text_or_unknown_charset_is_refused_before_decoding(encoding):
+    with pytest.raises(ParseError, match="Unsupported charset"):
+        parse(bz2.compress(b'{"a": 1}' * 1000), encoding)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"a": NaN}', "not JSON compliant"),
+        (b'{"a": -Infinity}', "not JSON compliant"),
+        (b"{", "JSON parse error"),
+        (b"", "JSON parse error"),
+        (b"\xff\xfe{}", "JSON parse error"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_malformed_bodies_are_parse_errors(body, message):
+    with pytest.raises(ParseError, match=message):
+        parse(body)
+
+
+def test_the_lenient_mode_follows_drfs_strict_json_setting(monkeypatch):
+    monkeypatch.setattr(JSONParser, "strict", False)
+    assert json.dumps(parse(b'{"a": NaN}')) == '{"a": NaN}'
