@@ -85,7 +85,7 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     # Hash chain, filled once by the sealer: position in the chain, the previous event's hash, and
     # SHA-256 over this event's canonical content and prev_hash (audit/chain.py).
-    chain_index = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    chain_index = models.BigIntegerField(null=True, blank=True, editable=False)  # unique: Meta.constraints
     prev_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
@@ -108,12 +108,30 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["action", "-occurred_at"], name="audit_action_idx", opclasses=["varchar_pattern_ops", ""]
             ),
-            # Agents reading their own events.
-            models.Index(fields=["actor", "-occurred_at", "-id"], name="audit_actor_id_idx"),
-            models.Index(fields=["resource_type", "resource_id", "-occurred_at"], name="audit_resource_idx"),
+            # Agents reading their own events. Partial, like the resource index: events of the
+            # system (no user) and events about no resource are never looked up by these keys,
+            # and leaving them out spares each such insert an index entry (a query's
+            # "actor_id = 5" or "resource_type = 'experiment'" implies the condition).
+            models.Index(
+                fields=["actor", "-occurred_at", "-id"],
+                name="audit_actor_id_idx",
+                condition=Q(actor__isnull=False),
+            ),
+            models.Index(
+                fields=["resource_type", "resource_id", "-occurred_at"],
+                name="audit_resource_idx",
+                condition=~Q(resource_type=""),
+            ),
             models.Index(fields=["request_id"], name="audit_request_idx"),
             # What the sealer has left to do: small, because sealed rows leave it.
             models.Index(fields=["id"], condition=Q(chain_index__isnull=True), name="audit_unsealed_idx"),
+        ]
+        constraints = [
+            # One event per chain position. Partial: an event enters it when sealed, not as a NULL
+            # entry on insert (every reader of the chain asks for positions, never for NULL).
+            models.UniqueConstraint(
+                fields=["chain_index"], condition=Q(chain_index__isnull=False), name="audit_chain_index_unique"
+            ),
         ]
 
     def __str__(self) -> str:
