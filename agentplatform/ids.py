@@ -6,31 +6,53 @@ Why not ``uuid.uuid4()``:
   the other sort next to each other. A unique B-tree on them (``AuditEvent.event_id``) grows at
   its right edge like one on a sequence, instead of touching a random leaf of an index of
   100 million entries on every insert.
-- **No system call.** ``uuid4()`` reads ``os.urandom``, a system call that releases the GIL; under
-  load the thread then queues to get it back behind the busy request threads (py-spy showed
-  ~9 % of a gthread worker's samples waiting there on the audited no-op). The 74 random bits here
-  come from a Mersenne Twister seeded from ``os.urandom`` once per process (and again in every
-  forked child), which never releases the GIL.
+- **One system call per ~1,600 ids, not per id.** ``uuid4()`` reads ``os.urandom`` every time, a
+  system call that releases the GIL; under load the thread then queues to get it back behind the
+  busy request threads. Here the 74 random bits of an id are cut from a 16 KiB block read from
+  ``os.urandom`` at once.
 
-They are unique, not secret: never use them as tokens or keys (``secrets`` is for those).
+The random bits must stay unpredictable, not merely unique: clients choose their own event ids in
+the batch API (idempotency keys), and the log stores an id once, so a client able to predict the
+ids the server will make could store them first and have the server's events skipped as
+duplicates. That is why the source is the kernel's CSPRNG and not ``random`` (a Mersenne Twister,
+whose state can be recovered from a few hundred outputs, and request ids are shown to every
+caller). A forked child throws away the block it inherited, so it never repeats its parent's bits.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import threading
 import time
 import uuid
 
-_random = random.Random()  # seeded from os.urandom
+_BLOCK_BYTES = 16_384
+_ID_BYTES = 10  # 80 bits read, 74 used
+
+_lock = threading.Lock()
+_block = b""
+_offset = 0
 
 
-def _reseed() -> None:
-    # A forked worker must not repeat its parent's (or a sibling's) sequence.
-    _random.seed(os.urandom(32))
+def _forget_block() -> None:
+    global _block, _offset, _lock
+    _block, _offset = b"", 0
+    _lock = threading.Lock()  # another thread may have held it at the fork
 
 
-os.register_at_fork(after_in_child=_reseed)
+os.register_at_fork(after_in_child=_forget_block)
+
+
+def _random_74() -> int:
+    global _block, _offset
+    with _lock:
+        start = _offset
+        if start + _ID_BYTES > len(_block):
+            _block, start = os.urandom(_BLOCK_BYTES), 0
+        _offset = start + _ID_BYTES
+        chunk = _block[start : start + _ID_BYTES]
+    return int.from_bytes(chunk, "big") >> 6
+
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
@@ -38,7 +60,7 @@ _VARIANT_RFC = 0b10 << 62
 
 def uuid7_int() -> int:
     """A UUIDv7 as its 128-bit integer: 48 bits of milliseconds, version, 74 random bits, variant."""
-    rand = _random.getrandbits(74)
+    rand = _random_74()
     return (
         (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80
         | _VERSION_7

@@ -206,8 +206,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
         if term.endswith("*"):
             return queryset.filter(action__startswith=term[:-1]), False
         condition = Q(actor_label=term) | Q(action=term) | Q(request_id=term)
-        if ":" in term:
-            resource_type, resource_id = term.split(":", 1)
+        resource_type, colon, resource_id = term.partition(":")
+        if colon and resource_type:  # an empty type is in no index (audit_resource_idx is partial)
             condition |= Q(resource_type=resource_type, resource_id=resource_id)
         return queryset.filter(condition), False
 

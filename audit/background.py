@@ -3,9 +3,10 @@
 With ``AUDIT_WRITE_MODE = "background"`` the request middleware's scope, when it ends, hands its
 committed events to this writer (an append to a bounded in-memory queue) instead of inserting
 them. A daemon thread wakes every ``AUDIT_FLUSH_INTERVAL_SECONDS`` (or as soon as a full batch is
-waiting) and writes everything pending in one statement per ``INSERT_BATCH_ROWS`` events, through
-the same ``insert_events`` as the synchronous path (``ON CONFLICT (event_id) DO NOTHING``: a batch
-retried after a lost acknowledgement is stored once).
+waiting) and writes everything pending in one ``COPY`` per ``INSERT_BATCH_ROWS`` events, through
+the same ``insert_events`` as the synchronous path. The COPY is all or nothing and falls back to
+``ON CONFLICT (event_id) DO NOTHING`` when any id is already stored, so a batch retried after a
+lost acknowledgement is stored once.
 
 What is never given to it: durable events (failed logins, permission denials) and the batch API,
 whose callers are answered only after their rows are stored; Celery tasks and ``audit_buffer()``
@@ -175,7 +176,8 @@ class BackgroundWriter:
                     synchronous=not settings.AUDIT_ASYNC_COMMIT,
                     returning=False,
                     # After a failed attempt some of these may be stored already (the commit may
-                    # have happened, its acknowledgement lost): the idempotent path until one succeeds.
+                    # have happened, its acknowledgement lost): a COPY would only fail on them and
+                    # fall back, so go straight to the ON CONFLICT path until an attempt succeeds.
                     optimistic=not self._failures,
                 )
             except _TRANSIENT_ERRORS as exc:

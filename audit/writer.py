@@ -11,8 +11,11 @@ and is written whatever their outcome. Without a scope, a durable event logged i
 transaction is written at once on a second connection (``AUDIT_DURABLE_DATABASE``), outside it.
 
 Inserts are ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id``: a retried batch
-or a repeated client id is stored once, and the caller learns which ids were new. Connection
-failures are retried a few times with a short backoff, then raised (``AuditWriteFailed``).
+or a repeated client id is stored once, and the caller learns which ids were new. The background
+writer's batches first try a plain ``COPY`` into the table, all or nothing: a batch holding an id
+already stored fails as a whole and goes through the ``ON CONFLICT`` path instead, so the outcome
+is the same. Connection failures are retried a few times with a short backoff, then raised
+(``AuditWriteFailed``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from agentplatform import counters
 from agentplatform.errors import DependencyUnavailable
 from audit.models import AuditEvent
 
@@ -241,9 +245,14 @@ def _insert(
         synchronous = synchronous or connection.in_atomic_block
         connection.ensure_connection()
         with connection.wrap_database_errors:
-            direct = optimistic and not returning and not connection.in_atomic_block
-            if direct and _copy_direct(connection, events, synchronous=synchronous):
-                return set()
+            # A handful of events is one VALUES statement (one round trip) either way.
+            if optimistic and not returning and not connection.in_atomic_block and len(events) > _SMALL_BATCH_ROWS:
+                if _copy_direct(connection, events, synchronous=synchronous):
+                    return set()
+                with transaction.atomic(using=using):
+                    stored = _insert_postgresql_copy(connection, events, synchronous=synchronous)
+                _report_skipped(events, stored)
+                return stored
             if len(events) <= _SMALL_BATCH_ROWS:
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.
                 return _insert_postgresql_values(connection, events, synchronous=synchronous)
@@ -383,7 +392,11 @@ _UNSEALED = (None, "", "")
 
 
 def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> bool:
-    """COPYs ``events`` into the table in one transaction; False (nothing stored) if an id exists."""
+    """COPYs ``events`` into the table in one transaction; False (nothing stored) if an id exists.
+
+    All or nothing: a unique violation anywhere rolls the whole COPY back, so the caller's fallback
+    (and a retry after a lost acknowledgement, which fails the same way) stores each event once.
+    """
     import psycopg
 
     try:
@@ -397,9 +410,24 @@ def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: boo
                     write_row(_row_values(e) + _UNSEALED)
     except psycopg.errors.UniqueViolation:
         # Raised by psycopg's own cursor, unwrapped; atomic() has rolled the COPY back.
-        logger.info("audit: %d events include an id already stored; writing them with ON CONFLICT", len(events))
         return False
     return True
+
+
+def _report_skipped(events: Sequence[PendingEvent], stored: set[uuid.UUID]) -> None:
+    """Warns about events of an optimistic batch whose ids were already stored (so not written).
+
+    The writer's ids are UUIDv7 with 74 random bits from the kernel: a repeat means a caller passed
+    ``audit_log(event_id=...)`` twice (an idempotent retry), or chose an id another event then got.
+    """
+    skipped = [str(e.event_id) for e in events if e.event_id not in stored]
+    if skipped:
+        counters.increment("audit_duplicate_ids_skipped", len(skipped))
+        logger.warning(
+            "audit: %d events not written, their event ids were already stored: %s",
+            len(skipped),
+            ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
+        )
 
 
 def _insert_portable(cursor, connection, events: Sequence[PendingEvent]) -> set[uuid.UUID]:

@@ -32,10 +32,15 @@ class Migration(migrations.Migration):
     dependencies = [("audit", "0002_postgresql_guards")]
 
     operations = [
-        migrations.AlterField(
-            model_name="auditevent",
-            name="event_id",
-            field=models.UUIDField(default=agentplatform.ids.uuid7, editable=False, unique=True),
+        # A Python default only: no SQL (SQLite's schema editor would otherwise rebuild the table).
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="auditevent",
+                    name="event_id",
+                    field=models.UUIDField(default=agentplatform.ids.uuid7, editable=False, unique=True),
+                ),
+            ]
         ),
         migrations.SeparateDatabaseAndState(
             state_operations=[

@@ -125,10 +125,11 @@ def cached_user(user_factory, perms, **fields):
     return user
 
 
-def test_requires_answers_from_the_cached_permission_set(user_factory, django_assert_num_queries):
+def test_requires_answers_from_the_cached_permission_set(user_factory, django_assert_num_queries, monkeypatch):
     from agentplatform.permissions import Requires
 
     user = cached_user(user_factory, {"experiments.resolve_prompt", "audit.add_auditevent"})
+    monkeypatch.setattr(type(user), "has_perms", lambda *args: pytest.fail("asked Django's backends"))
     with django_assert_num_queries(0):
         assert Requires("experiments.resolve_prompt").has_permission(_Caller(user), None)
         assert Requires("experiments.resolve_prompt", "audit.add_auditevent").has_permission(_Caller(user), None)
@@ -163,3 +164,18 @@ def test_with_another_backend_configured_django_is_asked(user_factory, settings)
     ]
     user = cached_user(user_factory, set())
     assert Requires("experiments.change_experiment").has_permission(_Caller(user), None)
+
+
+@pytest.mark.parametrize("is_active", [True, False])
+@pytest.mark.parametrize("is_superuser", [True, False])
+@pytest.mark.parametrize(
+    "cached", [set(), {"experiments.resolve_prompt"}, {"experiments.resolve_prompt", "experiments.change_experiment"}]
+)
+@pytest.mark.parametrize(
+    "required", [("experiments.resolve_prompt",), ("experiments.resolve_prompt", "experiments.change_experiment")]
+)
+def test_the_fast_answer_is_djangos_answer(user_factory, is_active, is_superuser, cached, required):
+    from agentplatform.permissions import Requires
+
+    user = cached_user(user_factory, cached, is_active=is_active, is_superuser=is_superuser)
+    assert Requires(*required).has_permission(_Caller(user), None) == user.has_perms(required)

@@ -367,6 +367,9 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
         for i in range(30)
     ]
     queued[0].ip = "2001:db8::1"
+    # COPY's text format gives tab, newline, carriage return and backslash a meaning; \N is NULL.
+    awkward = "tab\there, line\nbreak, cr\rhere, back\\slash, \\N"
+    queued[0].user_agent = queued[0].actor_label = queued[0].resource_id = awkward
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
@@ -377,19 +380,43 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
     first = rows[queued[0].event_id]
     assert first.details == {"tab": "a\tb", "newline": "x\ny", "backslash": "c:\\d", "unicode": "é✓"}
     assert first.ip == "2001:db8::1"
+    assert first.user_agent == first.actor_label == first.resource_id == awkward
     assert (first.chain_index, first.prev_hash, first.hash) == (None, "", "")
     assert first.occurred_at == queued[0].occurred_at
 
 
-def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead():
+def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(monkeypatch, caplog):
+    from audit import writer as writer_module
     from audit.writer import insert_events
 
+    direct = []
+    real_copy_direct = writer_module._copy_direct
+
+    def spy(connection_, batch, **options):
+        stored = real_copy_direct(connection_, batch, **options)
+        direct.append((len(batch), stored))
+        return stored
+
+    monkeypatch.setattr(writer_module, "_copy_direct", spy)
+    skipped_before = counters.value("audit_duplicate_ids_skipped")
     stored_first = events(3)
     insert_events(stored_first)
     batch = [stored_first[1], *events(40)]
-    assert insert_events(batch, returning=False, optimistic=True) == set()
+    insert_events(batch, returning=False, optimistic=True)
+    assert direct == [(41, False)]  # tried, refused whole, then stored through ON CONFLICT
     assert AuditEvent.objects.count() == 43
     assert AuditEvent.objects.filter(event_id=stored_first[1].event_id).count() == 1
+    assert counters.value("audit_duplicate_ids_skipped") == skipped_before + 1
+    assert str(stored_first[1].event_id) in caplog.text
+
+
+def test_a_few_events_go_as_one_values_statement_even_when_optimistic(monkeypatch):
+    from audit import writer as writer_module
+    from audit.writer import insert_events
+
+    monkeypatch.setattr(writer_module, "_copy_direct", lambda *a, **k: pytest.fail("COPY for a handful of events"))
+    insert_events(events(5), returning=False, optimistic=True)
+    assert AuditEvent.objects.count() == 5
 
 
 def test_after_a_failed_attempt_the_writer_stays_on_the_idempotent_path_until_one_succeeds(monkeypatch):

@@ -70,7 +70,15 @@ def test_events_without_user_or_resource_are_left_out_of_those_indexes(table):
     assert predicates["audit_actor_id_idx"] == "(actor_id IS NOT NULL)"
     assert "resource_type" in predicates["audit_resource_idx"]
     assert predicates["audit_chain_index_unique"] == "(chain_index IS NOT NULL)"
-    assert "audit_action_prefix" not in predicates  # the old pattern-ops twin is gone (migration 0003)
+
+
+def test_the_action_has_one_index_and_it_takes_patterns(table):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent'")
+        definitions = dict(cursor.fetchall())
+    assert "audit_action_prefix" not in definitions  # the pattern-ops twin took its name (migration 0003)
+    assert "varchar_pattern_ops" in definitions["audit_action_idx"]
+    assert not [name for name, sql in definitions.items() if "(action," in sql and name != "audit_action_idx"]
 
 
 def test_a_chain_position_is_unique(table):
