@@ -200,7 +200,7 @@ def _origin(actor, request, actor_label: str | None) -> _Origin:
 
 
 def _check_action(action: str) -> None:
-    if type(action) is not str or not _is_valid_action(action):
+    if not isinstance(action, str) or not _is_valid_action(action):
         raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
 
 
@@ -225,7 +225,7 @@ def _event(
 ) -> PendingEvent:
     details_value, details_json = _details_and_json(details)
     return PendingEvent(
-        event_id=event_id if isinstance(event_id, uuid.UUID) else (uuid.UUID(str(event_id)) if event_id else uuid7()),
+        event_id=_as_uuid(event_id),
         occurred_at=occurred_at or now,
         recorded_at=now,
         actor_id=origin.actor_id,

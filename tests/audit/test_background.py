@@ -345,18 +345,24 @@ def test_web_processes_default_to_background_and_tests_to_request():
     assert result.stdout.strip().splitlines()[-1] == "background"
 
 
-def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
+@pytest.fixture
+def direct_copies(monkeypatch):
+    """Each optimistic COPY the writer tries, as (events, stored whole)."""
     from audit import writer as writer_module
 
-    direct = []
+    calls = []
     real_copy_direct = writer_module._copy_direct
 
     def spy(connection_, batch, **options):
         stored = real_copy_direct(connection_, batch, **options)
-        direct.append((len(batch), stored))
+        calls.append((len(batch), stored))
         return stored
 
     monkeypatch.setattr(writer_module, "_copy_direct", spy)
+    return calls
+
+
+def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     queued = [
         build_event(
             actor=None,
@@ -374,7 +380,7 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
     writer.stop(timeout=10)
-    assert direct == [(30, True)]
+    assert direct_copies == [(30, True)]
     rows = {row.event_id: row for row in AuditEvent.objects.all()}
     assert set(rows) == {e.event_id for e in queued}
     first = rows[queued[0].event_id]
@@ -385,25 +391,15 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(monkeypatch):
     assert first.occurred_at == queued[0].occurred_at
 
 
-def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(monkeypatch, caplog):
-    from audit import writer as writer_module
+def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(direct_copies, caplog):
     from audit.writer import insert_events
 
-    direct = []
-    real_copy_direct = writer_module._copy_direct
-
-    def spy(connection_, batch, **options):
-        stored = real_copy_direct(connection_, batch, **options)
-        direct.append((len(batch), stored))
-        return stored
-
-    monkeypatch.setattr(writer_module, "_copy_direct", spy)
     skipped_before = counters.value("audit_duplicate_ids_skipped")
     stored_first = events(3)
     insert_events(stored_first)
     batch = [stored_first[1], *events(40)]
     insert_events(batch, returning=False, optimistic=True)
-    assert direct == [(41, False)]  # tried, refused whole, then stored through ON CONFLICT
+    assert direct_copies == [(41, False)]  # tried, refused whole, then stored through ON CONFLICT
     assert AuditEvent.objects.count() == 43
     assert AuditEvent.objects.filter(event_id=stored_first[1].event_id).count() == 1
     assert counters.value("audit_duplicate_ids_skipped") == skipped_before + 1
