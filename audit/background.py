@@ -76,6 +76,9 @@ class BackgroundWriter:
         self._flush_now = False  # flush() asked for the queue to be written without waiting
         self._failures = 0  # consecutive failed attempts: the backoff's exponent
         self._thread: threading.Thread | None = None
+        # Whether the thread is running, kept by the thread itself: submit() reads it on every call,
+        # where Thread.is_alive() would take a lock of the thread's.
+        self._running = False
 
     # --- the request side ----------------------------------------------------------------------
     def submit(self, events: Sequence[PendingEvent]) -> bool:
@@ -85,7 +88,8 @@ class BackgroundWriter:
                 return False
             was_empty = not self._pending
             self._pending.extend(events)
-            if self._thread is None or not self._thread.is_alive():  # first use, or a thread that died
+            if not self._running:  # first use, or a thread that died
+                self._running = True
                 self._thread = threading.Thread(target=self._run, name="audit-background-writer", daemon=True)
                 self._thread.start()
             elif was_empty or len(self._pending) >= INSERT_BATCH_ROWS:
@@ -162,7 +166,20 @@ class BackgroundWriter:
                     self._condition.notify_all()
                 if retry:
                     self._back_off()
+        except BaseException:
+            logger.critical("audit background writer thread died; the next event starts a new one", exc_info=True)
+            raise
         finally:
+            with self._condition:
+                self._running = False
+                if self._in_flight and not self._abandoned:
+                    # Died mid-write: its batch goes back to the head of the queue for the next thread
+                    # (or the drain at exit), which takes the idempotent path: the batch may have
+                    # been committed before the thread died.
+                    self._pending[:0] = self._in_flight
+                    self._in_flight = []
+                    self._failures = max(self._failures, 1)
+                self._condition.notify_all()
             connections[self.using].close()
 
     def _write(self, batch: list[PendingEvent]) -> list[PendingEvent]:
@@ -274,10 +291,7 @@ def get_writer() -> BackgroundWriter:
 
 def submit(events: Sequence[PendingEvent]) -> bool:
     """Hands committed events to this process's writer; False when it is full (write them yourself)."""
-    accepted = get_writer().submit(events)
-    if not accepted:
-        counters.increment("audit_background_fallbacks")
-    return accepted
+    return get_writer().submit(events)
 
 
 def flush_background_writer(timeout: float | None = None) -> bool:

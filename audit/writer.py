@@ -157,6 +157,11 @@ def _enqueue_committed(event: PendingEvent) -> None:
     if scope is None:
         insert_events([event], synchronous=not settings.AUDIT_ASYNC_COMMIT)
         return
+    # A handing-off scope (a request in background mode) gives a committed event to the writer at
+    # once: nothing about it is left to decide at the end of the request. If the writer's queue is
+    # full, the event waits in the scope, whose end tries again and else writes it itself.
+    if scope.handoff and _hand_off((event,)):
+        return
     scope.events.append(event)
     if len(scope.events) >= settings.AUDIT_BUFFER_MAX_EVENTS:
         # A long task logging many events: write what is committed rather than hold it all.
@@ -166,13 +171,25 @@ def _enqueue_committed(event: PendingEvent) -> None:
 
 def _write_committed(events: list[PendingEvent], *, handoff: bool) -> None:
     if handoff:
-        from audit.background import submit
-
-        if submit(events):
+        if _hand_off(events):
             return
-        # The background queue is full (the database is slow or down): this request writes its
-        # own events and waits, or fails, like in the synchronous mode.
+        # The background queue is full (the database is slow or down): this request writes its own
+        # events and waits, or fails, like in the synchronous mode.
+        counters.increment("audit_background_fallbacks")
     insert_events(events, synchronous=not settings.AUDIT_ASYNC_COMMIT)
+
+
+_background = None  # audit.background, imported on first use (it imports this module)
+
+
+def _hand_off(events: Sequence[PendingEvent]) -> bool:
+    """Gives committed events to this process's background writer; False when its queue is full."""
+    global _background
+    if _background is None:
+        from audit import background
+
+        _background = background
+    return _background.submit(events)
 
 
 def write_outside_transaction(events: Sequence[PendingEvent]) -> None:
@@ -384,11 +401,39 @@ def _insert_postgresql_copy(
         return {row[0] for row in cursor.fetchall()}
 
 
-# The optimistic path: COPY straight into the table, in text format (the server parses the inet and
-# jsonb columns from the strings; binary COPY would need ipaddress objects and a JSON re-encoding).
+# The optimistic path: COPY straight into the table, in text format: the server parses the uuid
+# (sent as its 32 hex digits, a form PostgreSQL accepts), the timestamps, inet and jsonb from their
+# text. The rows are formatted here, an f-string each, and sent in one write: psycopg's write_row()
+# runs a dumper per value (17 a row) and costs about twice as much.
 _DIRECT_COPY_SQL = f"COPY {_TABLE} ({_STAGE_COLUMNS_SQL}, chain_index, prev_hash, hash) FROM STDIN"
-_DIRECT_TYPES = [*_STAGE_TYPES, "int8", "text", "text"]
-_UNSEALED = (None, "", "")
+# COPY's text format: a tab between columns, a newline after each row, \N for NULL, and a backslash,
+# tab, newline or carriage return inside a value written as a backslash escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    """``value`` as a COPY text-format field (four substring scans in C for the common clean value)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_rows(events: Sequence[PendingEvent], recorded_at: datetime) -> str:
+    """``events`` as the rows of ``_DIRECT_COPY_SQL``, unsealed (no chain index, empty hashes)."""
+    recorded = recorded_at.isoformat()
+    null = _COPY_NULL
+    text = _copy_text
+    return "".join(
+        [
+            f"{e.event_id.hex}\t{e.occurred_at.isoformat()}\t{recorded}\t"
+            f"{null if e.actor_id is None else int(e.actor_id)}\t{text(e.actor_label)}\t{text(e.action)}\t"
+            f"{text(e.resource_type)}\t{text(e.resource_id)}\t{int(e.severity)}\t{'t' if e.success else 'f'}\t"
+            f"{text(e.request_id)}\t{null if e.ip is None else text(e.ip)}\t{text(e.user_agent)}\t"
+            f"{text(e.details_json if e.details_json is not None else json.dumps(e.details))}\t{null}\t\t\n"
+            for e in events
+        ]
+    )
 
 
 def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> bool:
@@ -399,15 +444,13 @@ def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: boo
     """
     import psycopg
 
+    rows = _copy_rows(events, events[0].recorded_at)  # _insert gave the whole batch one recorded_at
     try:
         with transaction.atomic(using=connection.alias), psycopg.Cursor(connection.connection) as cursor:
             if not synchronous:
                 cursor.execute("SET LOCAL synchronous_commit = off")
             with cursor.copy(_DIRECT_COPY_SQL) as copy:
-                copy.set_types(_DIRECT_TYPES)
-                write_row = copy.write_row
-                for e in events:
-                    write_row(_row_values(e) + _UNSEALED)
+                copy.write(rows)
     except psycopg.errors.UniqueViolation:
         # Raised by psycopg's own cursor, unwrapped; atomic() has rolled the COPY back.
         return False

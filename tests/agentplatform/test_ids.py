@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import time
 import uuid
+
+import pytest
 
 from agentplatform import ids
 from agentplatform.ids import uuid7, uuid7_str
@@ -17,6 +21,19 @@ def test_a_uuid7_carries_version_7_the_rfc_variant_and_the_current_millisecond()
     assert value.version == 7
     assert value.variant == uuid.RFC_4122
     assert before <= value.int >> 80 <= after
+
+
+def test_a_uuid7_behaves_as_any_uuid_made_from_its_text():
+    # uuid7() fills the UUID in directly rather than through UUID(int=...): nothing may tell them apart.
+    value = uuid7()
+    twin = uuid.UUID(str(value))
+    assert value == twin and hash(value) == hash(twin) and value.int == twin.int
+    assert pickle.loads(pickle.dumps(value)) == value  # noqa: S301 (our own bytes)
+    assert copy.deepcopy(value) == value
+    assert value.is_safe is uuid.SafeUUID.unknown
+    assert repr(value) == f"UUID('{value}')"
+    with pytest.raises(TypeError):
+        value.int = 0  # immutable, as every UUID
 
 
 def test_the_text_form_is_the_canonical_one():

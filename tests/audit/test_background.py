@@ -12,10 +12,13 @@ import runpy
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
@@ -376,6 +379,10 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     # COPY's text format gives tab, newline, carriage return and backslash a meaning; \N is NULL.
     awkward = "tab\there, line\nbreak, cr\rhere, back\\slash, \\N"
     queued[0].user_agent = queued[0].actor_label = queued[0].resource_id = awkward
+    queued[0].resource_type = queued[0].request_id = "\\N"
+    user = get_user_model().objects.create_user("copied-actor")
+    queued[1].actor_id = user.pk
+    queued[1].occurred_at = datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=ZoneInfo("Europe/Berlin"))
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
@@ -387,8 +394,13 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     assert first.details == {"tab": "a\tb", "newline": "x\ny", "backslash": "c:\\d", "unicode": "é✓"}
     assert first.ip == "2001:db8::1"
     assert first.user_agent == first.actor_label == first.resource_id == awkward
+    assert first.resource_type == first.request_id == "\\N"  # the two characters, not NULL
     assert (first.chain_index, first.prev_hash, first.hash) == (None, "", "")
     assert first.occurred_at == queued[0].occurred_at
+    assert first.actor_id is None
+    second = rows[queued[1].event_id]
+    assert second.actor_id == user.pk
+    assert second.occurred_at == datetime(2026, 7, 1, 7, 30, 15, 123456, tzinfo=UTC)  # the same instant
 
 
 def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(direct_copies, caplog):
@@ -438,3 +450,53 @@ def test_after_a_failed_attempt_the_writer_stays_on_the_idempotent_path_until_on
     writer.stop(timeout=10)
     assert attempts == [True, False, True]
     assert AuditEvent.objects.count() == 10
+
+
+def test_a_request_hands_each_committed_event_over_as_it_is_logged(background_mode):
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    depths = []
+
+    def view(request):
+        audit_log(actor=None, action="first.logged", request=request)
+        depths.append(background.get_writer().depth())
+        with transaction.atomic():
+            audit_log(actor=None, action="second.logged", request=request)
+            depths.append(background.get_writer().depth())  # waits for the commit
+        depths.append(background.get_writer().depth())
+        return HttpResponse(status=200)
+
+    AuditBufferMiddleware(view)(RequestFactory().get("/x"))
+    assert depths == [1, 1, 2]
+    assert flush_background_writer(timeout=30)
+    assert sorted(stored_actions()) == ["first.logged", "second.logged"]
+
+
+class _ThreadKilled(BaseException):
+    """Escapes the writer's handlers (they catch Exception), ending its thread as a crash would."""
+
+
+def test_a_writer_whose_thread_died_starts_a_new_one_and_loses_nothing(monkeypatch):
+    from audit import writer as writer_module
+
+    real_insert = writer_module.insert_events
+    calls = []
+
+    def dies_once(batch, **options):
+        calls.append((len(batch), options["optimistic"]))
+        if len(calls) == 1:
+            raise _ThreadKilled
+        return real_insert(batch, **options)
+
+    monkeypatch.setattr(background, "insert_events", dies_once)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the crash is expected here
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
+    first, second = events(3, "first.batch"), events(2, "second.batch")
+    assert writer.submit(first)
+    assert wait_until(lambda: not writer._running)  # the thread is gone, its batch still held
+    assert writer.submit(second)  # starts a new thread, which writes both
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert sorted(stored_actions()) == ["first.batch"] * 3 + ["second.batch"] * 2
+    # The batch the dead thread held may have been committed: it is retried through ON CONFLICT.
+    assert calls[0] == (3, True)
+    assert calls[1:] == [(5, False)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -195,6 +198,58 @@ def test_secrets_are_masked_by_key_name_at_any_depth():
         "list": [{"db_password": MASK}],
         "note": "fine",
     }
+
+
+def test_details_are_stored_as_the_json_text_they_were_encoded_to():
+    details = {
+        "unicode": "é✓ 日本",
+        "quote": 'say "hi" \\ back',
+        "control": "line\nbreak\ttab\x01",
+        "numbers": [0, -1, 2**70, 1.5, True, None],
+        "tuple": (1, "two"),
+        7: "an int key",
+        "nested": {"deeper": {"list": [{"k": "v"}]}},
+    }
+    audit_log(actor=None, action="thing.happened", details=details)
+    stored = AuditEvent.objects.get().details
+    assert stored == json.loads(json.dumps(details))  # keys as strings, the tuple as a list
+    assert stored["numbers"][2] == 2**70
+
+
+def test_values_json_cannot_hold_are_stored_as_strings_not_refused():
+    moment = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
+    audit_log(
+        actor=None,
+        action="thing.happened",
+        details={
+            "at": moment,
+            "amount": Decimal("12.50"),
+            "id": uuid.UUID(int=5),
+            "latency_ms": float("nan"),
+            "bounds": [float("inf"), float("-inf"), 2.5],
+        },
+    )
+    assert AuditEvent.objects.get().details == {
+        "at": "2026-11-27T12:30:00Z",
+        "amount": "12.50",
+        "id": "00000000-0000-0000-0000-000000000005",
+        "latency_ms": "NaN",
+        "bounds": ["Infinity", "-Infinity", 2.5],
+    }
+
+
+def test_an_object_with_no_json_form_is_refused_with_a_type_error():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        audit_log(actor=None, action="thing.happened", details={"object": object()})
+    assert AuditEvent.objects.count() == 0
+
+
+def test_the_details_size_cap_follows_a_changed_setting(settings):
+    audit_log(actor=None, action="thing.happened", details={"blob": "x" * 2000})
+    assert AuditEvent.objects.get().details == {"blob": "x" * 2000}
+    settings.AUDIT_DETAILS_MAX_BYTES = 1024
+    audit_log(actor=None, action="thing.capped", details={"blob": "x" * 2000})
+    assert AuditEvent.objects.get(action="thing.capped").details["_truncated"] is True
 
 
 def test_details_over_the_size_cap_are_replaced_by_a_truncated_preview(settings):
