@@ -4,6 +4,7 @@ Threaded workers (gthread): a request waiting on a slow upstream (enrichment) ho
 not a whole worker process, so one slow provider cannot starve the API.
 """
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -27,6 +28,24 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Only the configured number of proxies is trusted (the app resolves client IPs itself).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Freeze what the app holds once loaded out of the cyclic garbage collector (post_worker_init).
+gc_freeze = os.environ.get("GUNICORN_GC_FREEZE", "1") != "0"
+
+
+def post_worker_init(worker):
+    """Moves the loaded application's objects out of the garbage collector's reach.
+
+    A loaded worker tracks ~240,000 objects (modules, classes, functions, URL patterns, settings)
+    that live as long as the process. Each full collection walks all of them: ~160 ms here during
+    which the worker's every thread waits, a pause that lands in some request's latency, and it
+    comes round more often the more objects requests leave alive for a while (queued audit events,
+    caches). ``gc.freeze()`` (the pattern the ``gc`` documentation gives for forking servers) puts
+    them in a permanent generation no collection visits: a full collection then walks only what
+    was made since. Objects frozen here are never freed, which is what they were going to be.
+    """
+    if gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def worker_exit(server, worker):
