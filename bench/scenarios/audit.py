@@ -71,7 +71,8 @@ def _request_cost(bench) -> None:
         baseline_name="noop, alternating pairs",
         target=">= 0.9",
         note=f"medians of {REQUEST_COST_PAIRS} back-to-back (noop, audited) pairs of {duration:g} s; pair ratios "
-        f"{ratios} (median {statistics.median(pair_ratios):.3f}); non-2xx {sum(audited.non_2xx for _, audited in pairs)}",
+        f"{ratios} (median {statistics.median(pair_ratios):.3f}); "
+        f"non-2xx {sum(audited.non_2xx for _, audited in pairs)}",
     )
     bench.setup_django()
     from django.conf import settings
