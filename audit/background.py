@@ -1,12 +1,12 @@
 """The per-process background writer: takes the audit INSERT off the request path.
 
-With ``AUDIT_WRITE_MODE = "background"`` the request middleware's scope, when it ends, hands its
-committed events to this writer (an append to a bounded in-memory queue) instead of inserting
-them. A daemon thread wakes every ``AUDIT_FLUSH_INTERVAL_SECONDS`` (or as soon as a full batch is
-waiting) and writes everything pending in one ``COPY`` per ``INSERT_BATCH_ROWS`` events, through
-the same ``insert_events`` as the synchronous path. The COPY is all or nothing and falls back to
-``ON CONFLICT (event_id) DO NOTHING`` when any id is already stored, so a batch retried after a
-lost acknowledgement is stored once.
+With ``AUDIT_WRITE_MODE = "background"`` the request middleware's scope hands each committed event
+to this writer as it is logged (an append to a bounded in-memory queue) instead of inserting it at
+the end of the request. A daemon thread wakes every ``AUDIT_FLUSH_INTERVAL_SECONDS`` (or as soon as
+a full batch is waiting) and writes everything pending in one ``COPY`` per ``INSERT_BATCH_ROWS``
+events, through the same ``insert_events`` as the synchronous path. The COPY is all or nothing and
+falls back to ``ON CONFLICT (event_id) DO NOTHING`` when any id is already stored, so a batch
+retried after a lost acknowledgement is stored once.
 
 What is never given to it: durable events (failed logins, permission denials) and the batch API,
 whose callers are answered only after their rows are stored; Celery tasks and ``audit_buffer()``
@@ -86,15 +86,26 @@ class BackgroundWriter:
         with self._condition:
             if self._stopping or len(self._pending) + len(self._in_flight) + len(events) > self.max_events:
                 return False
+            if not self._running and not self._start_thread():  # first use, or a thread that died
+                return False
             was_empty = not self._pending
             self._pending.extend(events)
-            if not self._running:  # first use, or a thread that died
-                self._running = True
-                self._thread = threading.Thread(target=self._run, name="audit-background-writer", daemon=True)
-                self._thread.start()
-            elif was_empty or len(self._pending) >= INSERT_BATCH_ROWS:
+            if was_empty or len(self._pending) >= INSERT_BATCH_ROWS:
                 self._condition.notify_all()  # start the interval, or write a full batch now
             return True
+
+    def _start_thread(self) -> bool:
+        """Starts the writing thread (the caller holds the lock, which the thread waits for)."""
+        thread = threading.Thread(target=self._run, name="audit-background-writer", daemon=True)
+        self._running = True  # before start(): a thread that dies at once clears it in its finally
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread": the caller writes its own events
+            self._running = False
+            logger.exception("audit background writer: cannot start its thread")
+            return False
+        self._thread = thread
+        return True
 
     def depth(self) -> int:
         """Events queued or being written (not yet stored)."""
@@ -108,7 +119,7 @@ class BackgroundWriter:
             self._flush_now = True
             self._condition.notify_all()
             while self._pending or self._in_flight:
-                if self._thread is None or not self._thread.is_alive():
+                if not self._running:  # no thread (never started, or died) to write them
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -173,9 +184,10 @@ class BackgroundWriter:
             with self._condition:
                 self._running = False
                 if self._in_flight and not self._abandoned:
-                    # Died mid-write: its batch goes back to the head of the queue for the next thread
-                    # (or the drain at exit), which takes the idempotent path: the batch may have
-                    # been committed before the thread died.
+                    # Died mid-write: its batch goes back to the head of the queue for the thread the
+                    # next submit starts, which takes the idempotent path (the batch may have been
+                    # committed before the thread died); a stop() instead sets it aside in the
+                    # undelivered file.
                     self._pending[:0] = self._in_flight
                     self._in_flight = []
                     self._failures = max(self._failures, 1)

@@ -93,9 +93,11 @@ def _mask(value: Any, depth: int = 0) -> Any:
     if type(value) in _SCALARS:
         return value
     if type(value) is dict or isinstance(value, Mapping):
-        # A scalar value is taken as is here rather than in a call of its own (most values are).
+        # A scalar value is taken as is here rather than in a call of its own (most values are),
+        # except one level past the depth limit, where _mask replaces it like any other value.
+        inline = depth < _MAX_DEPTH
         return {
-            str(k): MASK if _is_secret_key(k) else v if type(v) in _SCALARS else _mask(v, depth + 1)
+            str(k): MASK if _is_secret_key(k) else v if inline and type(v) in _SCALARS else _mask(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
@@ -167,9 +169,6 @@ def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any]
     return (json.loads(text) if converted else masked), text
 
 
-_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-
-
 def _jsonable(value: Any) -> Any:
     """``value`` (masked) with what JSON has no form for turned into strings.
 
@@ -182,8 +181,10 @@ def _jsonable(value: Any) -> Any:
         return {key: _jsonable(item) for key, item in value.items()}
     if type(value) is list:
         return [_jsonable(item) for item in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _NON_FINITE[repr(value)]
+    if isinstance(value, float):  # float subclasses too (numpy.float64), whatever their repr
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if value is None or isinstance(value, (str, int)):
         return value
     return _DJANGO_JSON.default(value)

@@ -383,6 +383,8 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     user = get_user_model().objects.create_user("copied-actor")
     queued[1].actor_id = user.pk
     queued[1].occurred_at = datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=ZoneInfo("Europe/Berlin"))
+    queued[1].success = False
+    queued[2].details, queued[2].details_json = {"made": "by hand", "n": [1, 2]}, None  # encoded by the writer
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
@@ -398,9 +400,13 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     assert (first.chain_index, first.prev_hash, first.hash) == (None, "", "")
     assert first.occurred_at == queued[0].occurred_at
     assert first.actor_id is None
+    assert first.success is True
     second = rows[queued[1].event_id]
     assert second.actor_id == user.pk
     assert second.occurred_at == datetime(2026, 7, 1, 7, 30, 15, 123456, tzinfo=UTC)  # the same instant
+    assert second.success is False
+    assert second.ip is None  # NULL, not an empty or "\\N" string
+    assert rows[queued[2].event_id].details == {"made": "by hand", "n": [1, 2]}
 
 
 def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(direct_copies, caplog):
@@ -475,7 +481,10 @@ class _ThreadKilled(BaseException):
     """Escapes the writer's handlers (they catch Exception), ending its thread as a crash would."""
 
 
-def test_a_writer_whose_thread_died_starts_a_new_one_and_loses_nothing(monkeypatch):
+@pytest.mark.parametrize("committed_before_dying", [False, True])
+def test_a_writer_whose_thread_died_starts_a_new_one_and_stores_each_event_once(
+    monkeypatch, direct_copies, committed_before_dying
+):
     from audit import writer as writer_module
 
     real_insert = writer_module.insert_events
@@ -484,19 +493,58 @@ def test_a_writer_whose_thread_died_starts_a_new_one_and_loses_nothing(monkeypat
     def dies_once(batch, **options):
         calls.append((len(batch), options["optimistic"]))
         if len(calls) == 1:
+            if committed_before_dying:
+                real_insert(batch, **options)  # stored, then the thread dies before it learns so
             raise _ThreadKilled
         return real_insert(batch, **options)
 
     monkeypatch.setattr(background, "insert_events", dies_once)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the crash is expected here
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
-    first, second = events(3, "first.batch"), events(2, "second.batch")
+    first, second = events(30, "first.batch"), events(5, "second.batch")
     assert writer.submit(first)
-    assert wait_until(lambda: not writer._running)  # the thread is gone, its batch still held
+    assert wait_until(lambda: not writer._running)  # the thread is gone, its batch put back
+    assert writer.depth() == 30
     assert writer.submit(second)  # starts a new thread, which writes both
     assert writer.flush(timeout=30)
     writer.stop(timeout=10)
-    assert sorted(stored_actions()) == ["first.batch"] * 3 + ["second.batch"] * 2
-    # The batch the dead thread held may have been committed: it is retried through ON CONFLICT.
-    assert calls[0] == (3, True)
-    assert calls[1:] == [(5, False)]
+    assert sorted(stored_actions()) == ["first.batch"] * 30 + ["second.batch"] * 5
+    # The batch the dead thread held may have been committed: it is retried through ON CONFLICT,
+    # never by another COPY that would fail on its own rows.
+    assert calls == [(30, True), (35, False)]
+    assert direct_copies == ([(30, True)] if committed_before_dying else [])
+
+
+def test_flush_returns_false_at_once_when_no_thread_is_left_to_write(monkeypatch, settings, tmp_path):
+    settings.AUDIT_EXPORT_DIR = tmp_path  # stop() sets the unwritten events aside there
+
+    def dies(batch, **options):
+        raise _ThreadKilled
+
+    monkeypatch.setattr(background, "insert_events", dies)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
+    assert writer.submit(events(3))
+    assert wait_until(lambda: not writer._running)
+    # Nothing would wake a wait: the dying thread notified before it was gone.
+    monkeypatch.setattr(writer._condition, "wait", lambda timeout=None: pytest.fail("waited for a dead thread"))
+    assert writer.flush(timeout=20) is False
+    assert writer.depth() == 3  # still queued, for the next thread or the exit drain
+    assert writer.stop(timeout=1) == 3  # no thread to drain them: set aside, not lost
+    assert len((tmp_path / "audit" / "undelivered.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_thread_that_cannot_start_sends_the_caller_back_to_writing_its_own_events(monkeypatch):
+    writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
+
+    def cannot_start(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", cannot_start)
+    assert writer.submit(events(2)) is False
+    assert writer.depth() == 0  # nothing left behind that no thread would write
+    monkeypatch.undo()
+    assert writer.submit(events(2)) is True  # the next call tries again
+    assert writer.flush(timeout=30)
+    writer.stop(timeout=10)
+    assert AuditEvent.objects.count() == 2

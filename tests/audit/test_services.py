@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import numpy
 import pytest
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
@@ -227,6 +228,7 @@ def test_values_json_cannot_hold_are_stored_as_strings_not_refused():
             "id": uuid.UUID(int=5),
             "latency_ms": float("nan"),
             "bounds": [float("inf"), float("-inf"), 2.5],
+            "numpy": [numpy.float64("nan"), numpy.float64("-inf"), numpy.float64(0.5)],  # float subclasses
         },
     )
     assert AuditEvent.objects.get().details == {
@@ -235,7 +237,23 @@ def test_values_json_cannot_hold_are_stored_as_strings_not_refused():
         "id": "00000000-0000-0000-0000-000000000005",
         "latency_ms": "NaN",
         "bounds": ["Infinity", "-Infinity", 2.5],
+        "numpy": ["NaN", "-Infinity", 0.5],
     }
+
+
+def test_details_nested_past_the_depth_limit_are_cut_at_the_same_depth_for_every_kind_of_value():
+    def nest(levels: int, leaf):
+        value = leaf
+        for _ in range(levels):
+            value = {"down": value}
+        return value
+
+    # The details are depth 0: the leaf dict sits at the deepest depth kept (8), its values one past it.
+    audit_log(actor=None, action="thing.happened", details=nest(8, {"scalar": 1, "list": [1], "dict": {}}))
+    stored = AuditEvent.objects.get().details
+    for _ in range(8):
+        stored = stored["down"]
+    assert stored == {"scalar": "[nested too deep]", "list": "[nested too deep]", "dict": "[nested too deep]"}
 
 
 def test_an_object_with_no_json_form_is_refused_with_a_type_error():
