@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.permissions import BasePermission
 
+from agentplatform.cached_settings import CachedSetting
+
 
 class Requires(BasePermission):
     """Allows an authenticated caller holding every named Django permission.
@@ -44,5 +46,6 @@ _CACHE_ANSWERING_BACKENDS = frozenset(
 )
 
 
-def _model_backend_answers() -> bool:
-    return set(settings.AUTHENTICATION_BACKENDS) <= _CACHE_ANSWERING_BACKENDS
+_model_backend_answers = CachedSetting(
+    ["AUTHENTICATION_BACKENDS"], lambda: set(settings.AUTHENTICATION_BACKENDS) <= _CACHE_ANSWERING_BACKENDS
+)

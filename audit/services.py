@@ -27,9 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
+from agentplatform.cached_settings import CachedSetting
 from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import ValidationFailed
 from agentplatform.ids import uuid7
@@ -122,23 +121,8 @@ if c_make_encoder is not None:
 else:  # an interpreter without the C accelerator
     _json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
-# AUDIT_DETAILS_MAX_BYTES, read on every event with details: a setting costs ~0.5 us through
-# Django's LazySettings, so it is kept here and refreshed when a test overrides it.
-_details_max_bytes: int | None = None
-
-
-def _details_limit() -> int:
-    global _details_max_bytes
-    if _details_max_bytes is None:
-        _details_max_bytes = settings.AUDIT_DETAILS_MAX_BYTES
-    return _details_max_bytes
-
-
-@receiver(setting_changed)
-def _forget_details_limit(*, setting: str, **kwargs) -> None:
-    global _details_max_bytes
-    if setting == "AUDIT_DETAILS_MAX_BYTES":
-        _details_max_bytes = None
+# Read on every event with details.
+_details_limit = CachedSetting(["AUDIT_DETAILS_MAX_BYTES"], lambda: settings.AUDIT_DETAILS_MAX_BYTES)
 
 
 def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -154,19 +138,15 @@ def _details_and_json(details: Mapping[str, Any] | None) -> tuple[dict[str, Any]
     masked = _mask(details)
     try:
         text = _json_text(masked)  # JSON values only: the common case, one C call
-        converted = False
     except (TypeError, ValueError):
-        masked = _jsonable(masked)
+        masked = _jsonable(masked)  # now JSON values only: what the text says, the value holds
         text = _json_text(masked)
-        converted = True
     limit = _details_limit()
     if len(text) * 4 > limit and len(encoded := text.encode("utf-8")) > limit:
         preview = encoded[: max(0, limit // 2)].decode("utf-8", errors="ignore")
         capped = {"_truncated": True, "_original_bytes": len(encoded), "_preview": preview}
-        return capped, json.dumps(capped, ensure_ascii=False, separators=(",", ":"))
-    # Datetimes, UUIDs and Decimals became strings: read the text back so the stored value, what
-    # the hash chain later reads from the database, is exactly what was written.
-    return (json.loads(text) if converted else masked), text
+        return capped, _json_text(capped)
+    return masked, text
 
 
 def _jsonable(value: Any) -> Any:
@@ -191,11 +171,6 @@ def _jsonable(value: Any) -> Any:
 
 
 _DJANGO_JSON = DjangoJSONEncoder()
-
-
-def clean_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``details`` as plain JSON with secrets masked by key name and the size capped."""
-    return _details_and_json(details)[0]
 
 
 def actor_label_for(actor) -> str:

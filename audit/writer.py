@@ -294,6 +294,11 @@ _VALUES_ROW = (
 )
 
 
+def _details_text(e: PendingEvent) -> str:
+    """The event's details as JSON text: as built, or encoded now for an event made by hand."""
+    return e.details_json if e.details_json is not None else json.dumps(e.details)
+
+
 def _row_values(e: PendingEvent) -> tuple:
     """One event's column values, in ``_VALUES_ROW`` and ``_STAGE_COLUMNS`` order."""
     return (
@@ -310,7 +315,7 @@ def _row_values(e: PendingEvent) -> tuple:
         e.request_id,
         e.ip,
         e.user_agent,
-        e.details_json if e.details_json is not None else json.dumps(e.details),
+        _details_text(e),
     )
 
 
@@ -430,7 +435,7 @@ def _copy_rows(events: Sequence[PendingEvent], recorded_at: datetime) -> str:
             f"{null if e.actor_id is None else int(e.actor_id)}\t{text(e.actor_label)}\t{text(e.action)}\t"
             f"{text(e.resource_type)}\t{text(e.resource_id)}\t{int(e.severity)}\t{'t' if e.success else 'f'}\t"
             f"{text(e.request_id)}\t{null if e.ip is None else text(e.ip)}\t{text(e.user_agent)}\t"
-            f"{text(e.details_json if e.details_json is not None else json.dumps(e.details))}\t{null}\t\t\n"
+            f"{text(_details_text(e))}\t{null}\t\t\n"
             for e in events
         ]
     )
