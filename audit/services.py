@@ -389,7 +389,9 @@ def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> I
             continue
         seen.add(event.event_id)
         events.append((row["index"], event))
-    stored = insert_events([event for _, event in events])
+    # Optimistic: one COPY straight into the table, all or nothing; a batch holding an id already
+    # stored (a retry) is rolled back and goes through ON CONFLICT, which tells which ids were new.
+    stored = insert_events([event for _, event in events], optimistic=True)
     result.stored = len(stored)
     for index, event in events:
         if event.event_id not in stored:

@@ -215,10 +215,12 @@ def insert_events(
 
     ``returning=False`` may skip reporting them (an empty set) where that saves work (large batches
     on PostgreSQL); callers that need to tell new rows from duplicates keep the default.
-    ``optimistic=True`` (with ``returning=False``) first tries a plain ``COPY`` into the table, for
-    events that are almost certainly new (the background writer's first attempt at a batch of ids it
-    generated): a quarter less work for the database than the staged path. Should an id already be
-    stored, the COPY is rolled back and the batch goes through the staged ``ON CONFLICT`` path.
+    ``optimistic=True`` first tries a plain ``COPY`` into the table (outside a transaction, more than
+    a handful of events), for events that are almost certainly new: the background writer's first
+    attempt at a batch of ids it generated, or an agent's batch (a retried one is the exception).
+    About a third less work for the database than the staged path. Should an id already be stored,
+    the COPY is rolled back and the batch goes through the staged ``ON CONFLICT`` path; with
+    ``returning=False`` the ids skipped there are logged as a warning (the caller cannot report them).
     ``synchronous=False`` lets PostgreSQL acknowledge the commit before flushing its WAL (see
     ``AUDIT_ASYNC_COMMIT``). Connection errors are retried ``AUDIT_WRITE_RETRIES`` times with a
     doubling backoff, unless a transaction is open (its work is gone with the connection: retrying
@@ -263,12 +265,13 @@ def _insert(
         connection.ensure_connection()
         with connection.wrap_database_errors:
             # A handful of events is one VALUES statement (one round trip) either way.
-            if optimistic and not returning and not connection.in_atomic_block and len(events) > _SMALL_BATCH_ROWS:
+            if optimistic and not connection.in_atomic_block and len(events) > _SMALL_BATCH_ROWS:
                 if _copy_direct(connection, events, synchronous=synchronous):
-                    return set()
+                    return {e.event_id for e in events} if returning else set()
                 with transaction.atomic(using=using):
                     stored = _insert_postgresql_copy(connection, events, synchronous=synchronous)
-                _report_skipped(events, stored)
+                if not returning:  # a caller that asks for the stored ids reports the others itself
+                    _report_skipped(events, stored)
                 return stored
             if len(events) <= _SMALL_BATCH_ROWS:
                 # One statement is its own transaction: one round trip, no BEGIN/COMMIT of ours.

@@ -118,6 +118,59 @@ def test_a_batch_of_1000_is_accepted(client_for):
     assert response.json()["stored"] == 1000
 
 
+@pytest.fixture
+def direct_copies(monkeypatch):
+    """Each optimistic COPY straight into the table, as (rows, stored whole)."""
+    from audit import writer as writer_module
+
+    calls = []
+    real_copy_direct = writer_module._copy_direct
+
+    def spy(connection_, batch, **options):
+        stored = real_copy_direct(connection_, batch, **options)
+        calls.append((len(batch), stored))
+        return stored
+
+    monkeypatch.setattr(writer_module, "_copy_direct", spy)
+    return calls
+
+
+# Outside a test transaction, as in production: the optimistic COPY only runs outside one.
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_batch_is_copied_straight_into_the_table(client_for, direct_copies):
+    client, agent = client_for(Role.AGENT, username="agent-copy")
+    rows = [{"action": "tool.called", "resource_id": i, "details": {"note": "tab\there"}} for i in range(50)]
+    chosen = str(uuid.uuid4())
+    rows[7]["event_id"] = chosen
+    response = post(client, rows)
+    assert response.status_code == 200
+    assert response.json()["stored"] == 50
+    assert response.json()["duplicates"] == []
+    assert direct_copies == [(50, True)]
+    assert AuditEvent.objects.filter(actor_id=agent.pk).count() == 50
+    assert AuditEvent.objects.get(event_id=chosen).resource_id == "7"
+    assert AuditEvent.objects.get(resource_id="3").details == {"note": "tab\there"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_batch_falls_back_to_on_conflict_and_reports_its_duplicates(client_for, direct_copies, caplog):
+    from agentplatform import counters
+
+    client, _ = client_for(Role.AGENT)
+    rows = [{"action": "tool.called", "event_id": str(uuid.uuid4()), "resource_id": i} for i in range(30)]
+    assert post(client, rows[:25]).json()["stored"] == 25  # the first attempt stored only part of the batch
+    skipped_before = counters.value("audit_duplicate_ids_skipped")
+    again = post(client, rows)
+    assert again.status_code == 200
+    assert again.json()["stored"] == 5
+    assert again.json()["duplicates"] == [{"index": i, "event_id": rows[i]["event_id"]} for i in range(25)]
+    assert direct_copies == [(25, True), (30, False)]  # the retry's COPY was refused whole, then ON CONFLICT
+    assert AuditEvent.objects.count() == 30
+    # Reported to the caller, who expects them: not the writer's "skipped" warning.
+    assert counters.value("audit_duplicate_ids_skipped") == skipped_before
+    assert "not written" not in caplog.text
+
+
 def test_analysts_cannot_write_events(client_for):
     client, _ = client_for(Role.ANALYST)
     assert post(client, [{"action": "tool.called"}]).status_code == 403
