@@ -159,8 +159,15 @@ class Bench:
         baseline_name: str = "",
         target: str = "",
         note: str = "",
+        ratio: float | None = None,
     ) -> Figure:
-        ratio = (value / baseline) if baseline else None
+        """Records a figure; its ratio is ``value / baseline`` unless the scenario estimates it itself.
+
+        ``ratio`` is for paired designs, whose estimate is the median of the pairs' own ratios
+        rather than the ratio of two medians (``value`` and ``baseline`` are then those medians).
+        """
+        if ratio is None and baseline:
+            ratio = value / baseline
         figure = Figure(
             name=name,
             value=round(value, 4),
