@@ -7,11 +7,16 @@
   request (``json.load`` with keyword arguments does); agents send a small JSON body on every turn,
   so this one reads the bytes once, decodes them in C, and reuses one decoder. Same answers: the
   request's charset, and DRF's ``STRICT_JSON`` refusal of ``NaN`` and ``Infinity``.
+- A string holding an unpaired surrogate (the escape ``"\ud800"`` without its partner) is refused:
+  it is not text (RFC 7493, I-JSON, forbids it), UTF-8 cannot encode it, and PostgreSQL cannot store
+  it, so it would otherwise fail as a 500 wherever the value is written, logged or sent on.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as _DRFJSONParser
@@ -20,6 +25,40 @@ from rest_framework.utils.json import strict_constant
 
 _STRICT = json.JSONDecoder(parse_constant=strict_constant)
 _LENIENT = json.JSONDecoder()
+# Bodies rarely hold a \u escape at all: one substring scan decides whether the value is walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_unpaired_surrogate(text: str, data: Any) -> bool:
+    # Raw in the decoded text (only an odd charset such as unicode_escape lets one through: UTF-8
+    # and UTF-16 refuse them), then from an escape, which the decoder turns into one unless paired.
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None and _unpaired_surrogate(data) is not None
+
+
+def _unpaired_surrogate(value: Any) -> str | None:
+    """The first string (or key) of ``value`` that UTF-8 cannot encode, if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if isinstance(value, dict):
+        items = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list):
+        items = iter(value)
+    else:
+        return None
+    for item in items:
+        found = _unpaired_surrogate(item)
+        if found is not None:
+            return found
+    return None
 
 
 class JSONParser(_DRFJSONParser):
@@ -29,7 +68,10 @@ class JSONParser(_DRFJSONParser):
         decoder = _STRICT if self.strict else _LENIENT
         try:
             text = stream.read().decode(encoding)
-            return decoder.decode(text)
+            data = decoder.decode(text)
+            if _holds_unpaired_surrogate(text, data):
+                raise ParseError("JSON parse error - a string holds an unpaired surrogate (\\ud800-\\udfff).")
+            return data
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
 from agentplatform.cached_settings import CachedSetting
 from agentplatform.client_ip import get_client_ip
@@ -235,6 +236,15 @@ def _origin(actor, request, actor_label: str | None) -> _Origin:
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is read in the default time zone, as the ORM reads it."""
+    if moment.tzinfo is UTC:
+        return moment
+    if moment.tzinfo is None:
+        moment = timezone.make_aware(moment)
+    return moment.astimezone(UTC)
+
+
 def _check_action(action: str) -> None:
     if not isinstance(action, str) or not _is_valid_action(action):
         raise ValidationFailed(f"Audit action {action!r} is not a dotted <entity>.<past_tense_verb> name.")
@@ -262,7 +272,9 @@ def _event(
     details_value, details_json = _details_and_json(details)
     return PendingEvent(
         event_id=_as_uuid(event_id),
-        occurred_at=occurred_at or now,
+        # In UTC: an offset of seconds (+01:00:30, which fromisoformat accepts) has no text form
+        # PostgreSQL reads, and the instant is the same.
+        occurred_at=now if occurred_at is None else _utc(occurred_at),
         recorded_at=now,
         actor_id=origin.actor_id,
         actor_label=origin.actor_label,

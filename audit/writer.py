@@ -12,9 +12,9 @@ transaction is written at once on a second connection (``AUDIT_DURABLE_DATABASE`
 
 Inserts are ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id``: a retried batch
 or a repeated client id is stored once, and the caller learns which ids were new. The background
-writer's batches first try a plain ``COPY`` into the table, all or nothing: a batch holding an id
-already stored fails as a whole and goes through the ``ON CONFLICT`` path instead, so the outcome
-is the same. Connection failures are retried a few times with a short backoff, then raised
+writer's batches and the batch API's first try a plain ``COPY`` into the table, all or nothing: a
+batch holding an id already stored fails as a whole and goes through the ``ON CONFLICT`` path
+instead, so the outcome is the same. Connection failures are retried a few times with a short backoff, then raised
 (``AuditWriteFailed``).
 """
 
@@ -238,7 +238,9 @@ def insert_events(
                 logger.error("audit insert of %d events failed after %d attempts", len(events), attempt + 1)
                 raise AuditWriteFailed(details={"events": len(events), "error": exc.__class__.__name__}) from exc
             attempt += 1
-            logger.warning("audit insert failed (%s); retry %d of %d", exc.__class__.__name__, attempt, retries)
+            # Django's wrapper names the class only (OperationalError): the driver's says which one.
+            cause = (exc.__cause__ or exc).__class__.__name__
+            logger.warning("audit insert failed (%s); retry %d of %d", cause, attempt, retries)
             connection = connections[using]
             if not connection.is_usable():
                 connection.close()  # the next attempt opens a fresh connection

@@ -60,3 +60,35 @@ def test_malformed_bodies_are_parse_errors(body, message):
 def test_the_lenient_mode_follows_drfs_strict_json_setting(monkeypatch):
     monkeypatch.setattr(JSONParser, "strict", False)
     assert json.dumps(parse(b'{"a": NaN}')) == '{"a": NaN}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"resource_id": "\ud800"}',  # a high surrogate alone
+        rb'{"a": ["ok", {"b": "x\uDC00y"}]}',  # a low one, nested, upper case
+        rb'{"\udbff": 1}',  # in a key
+        rb'{"a": "\ude00\ud83d"}',  # the two halves in the wrong order
+    ],
+)
+def test_an_unpaired_surrogate_is_a_parse_error(body):
+    with pytest.raises(ParseError, match="unpaired surrogate"):
+        parse(body)
+
+
+def test_an_unpaired_surrogate_in_the_raw_text_of_an_odd_charset_is_refused_too():
+    with pytest.raises(ParseError, match="unpaired surrogate"):
+        parse(b'{"a": "\\ud800"}', "unicode_escape")  # the codec itself makes the surrogate
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (rb'{"a": "\ud83d\ude00"}', "\U0001f600"),  # a pair: one code point (an emoji)
+        (rb'{"a": "\\ud800"}', "\\ud800"),  # an escaped backslash: six plain characters
+        (rb'{"a": "\u00e9 \uD7FF \uE000"}', "\u00e9 \ud7ff \ue000"),  # around the surrogate range
+        ('{"a": "한국어"}'.encode(), "한국어"),
+    ],
+)
+def test_paired_surrogates_and_look_alikes_are_read(body, value):
+    assert parse(body) == {"a": value}

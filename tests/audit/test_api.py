@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.utils import timezone
@@ -128,6 +129,8 @@ def direct_copies(monkeypatch):
 
     def spy(connection_, batch, **options):
         stored = real_copy_direct(connection_, batch, **options)
+        # The API answers only once its rows are durable: never an asynchronous commit.
+        assert options["synchronous"] is True
         calls.append((len(batch), stored))
         return stored
 
@@ -139,9 +142,11 @@ def direct_copies(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_a_fresh_batch_is_copied_straight_into_the_table(client_for, direct_copies):
     client, agent = client_for(Role.AGENT, username="agent-copy")
-    rows = [{"action": "tool.called", "resource_id": i, "details": {"note": "tab\there"}} for i in range(50)]
+    rows = [{"action": "tool.called", "resource_id": i, "details": {"path": "c:\\temp"}} for i in range(50)]
     chosen = str(uuid.uuid4())
     rows[7]["event_id"] = chosen
+    awkward = "tab\there, line\nbreak, cr\rhere, back\\slash, \\N"  # COPY's text format gives these a meaning
+    rows[3]["resource_id"] = awkward
     response = post(client, rows)
     assert response.status_code == 200
     assert response.json()["stored"] == 50
@@ -149,7 +154,32 @@ def test_a_fresh_batch_is_copied_straight_into_the_table(client_for, direct_copi
     assert direct_copies == [(50, True)]
     assert AuditEvent.objects.filter(actor_id=agent.pk).count() == 50
     assert AuditEvent.objects.get(event_id=chosen).resource_id == "7"
-    assert AuditEvent.objects.get(resource_id="3").details == {"note": "tab\there"}
+    assert AuditEvent.objects.get(resource_id=awkward).details == {"path": "c:\\temp"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_offset_with_seconds_is_stored_as_its_instant(client_for, direct_copies):
+    # Python reads "+01:00:30.5"; PostgreSQL's text input does not: the event is stored in UTC.
+    moment = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    odd_zone = dt_timezone(timedelta(hours=1, seconds=30, microseconds=500_000))
+    client, _ = client_for(Role.AGENT)
+    stamp = moment.astimezone(odd_zone).isoformat()
+    assert stamp.endswith("+01:00:30.500000")
+    response = post(client, [{"action": "tool.called", "resource_id": i, "occurred_at": stamp} for i in range(30)])
+    assert response.status_code == 200, response.content
+    assert response.json()["stored"] == 30
+    assert direct_copies == [(30, True)]
+    assert set(AuditEvent.objects.values_list("occurred_at", flat=True)) == {moment}
+
+
+def test_a_row_holding_an_unpaired_surrogate_is_refused_with_the_error_envelope(client_for):
+    client, _ = client_for(Role.AGENT)
+    body = rb'{"events": [{"action": "tool.called"}, {"action": "tool.called", "resource_id": "\ud800"}]}'
+    response = client.post(EVENTS, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+    assert "unpaired surrogate" in response.json()["error"]["message"]
+    assert AuditEvent.objects.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
