@@ -87,6 +87,12 @@ def test_lock_refuses_a_concurrent_run_of_the_same_job_and_period(fake_jobs, cel
     fake_services.release.clear()
     try:
         run_job_task.delay(job="fake_blocking")
+        # The row says RUNNING before its run takes the lock: wait until the service itself is
+        # running (it counts its call after the lock is taken), or the run below could take the
+        # lock first and the worker's be the one skipped.
+        deadline = time.monotonic() + 20
+        while fake_services.calls() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         in_progress = wait_for_run(job="fake_blocking", outcome=JobOutcome.RUNNING)
         # A second run of the same job and day, while the worker's run holds the lock.
         duplicate = job_run(request=JobRequest(job="fake_blocking"), trigger=JobTrigger.COMMAND)
