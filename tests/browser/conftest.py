@@ -58,6 +58,13 @@ def browser():
         )
         yield instance
         instance.close()
+        # While the loop runs, asgiref keys this thread's Django connections by the loop's context,
+        # so the ORM calls of this test's fixtures opened connections of their own; once the loop
+        # stops nothing can reach them, and their sessions outlived the suite (the test database
+        # then could not be dropped: "being accessed by other users"). Closed while still reachable.
+        from django.db import connections
+
+        connections.close_all()
 
 
 class ConsoleErrors(list):
