@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
@@ -29,10 +30,11 @@ _LENIENT = json.JSONDecoder()
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _holds_unpaired_surrogate(text: str, data: Any) -> bool:
-    # Raw in the decoded text (only an odd charset such as unicode_escape lets one through: UTF-8
-    # and UTF-16 refuse them), then from an escape, which the decoder turns into one unless paired.
-    if not text.isascii():
+def _holds_unpaired_surrogate(text: str, data: Any, encoding: str) -> bool:
+    # Raw in the decoded text (only an odd charset such as unicode_escape lets one through: UTF-8,
+    # the usual one, and UTF-16 refuse them), then from an escape, which the decoder turns into a
+    # surrogate unless it is one half of a pair.
+    if not text.isascii() and codecs.lookup(encoding).name != "utf-8":
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
@@ -69,7 +71,7 @@ class JSONParser(_DRFJSONParser):
         try:
             text = stream.read().decode(encoding)
             data = decoder.decode(text)
-            if _holds_unpaired_surrogate(text, data):
+            if _holds_unpaired_surrogate(text, data, encoding):
                 raise ParseError("JSON parse error - a string holds an unpaired surrogate (\\ud800-\\udfff).")
             return data
         except RecursionError:
