@@ -221,14 +221,16 @@ def error_json_response(error: PlatformError) -> JsonResponse:
 _json_error = error_json_response
 
 
-def _is_api(request) -> bool:
+def is_api_path(request) -> bool:
+    """Whether ``request`` is for the API (answered with the envelope) rather than a page."""
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
+
 
 
 # Django's handlers for errors raised outside DRF views (URL misses, middleware, oversize bodies).
 # API paths get the envelope; everything else keeps Django's HTML pages.
 def handler400(request, exception=None):
-    if _is_api(request):
+    if is_api_path(request):
         return _json_error((to_platform_error(exception) if exception else None) or MalformedRequest())
     from django.views.defaults import bad_request
 
@@ -236,7 +238,7 @@ def handler400(request, exception=None):
 
 
 def handler403(request, exception=None):
-    if _is_api(request):
+    if is_api_path(request):
         return _json_error(PermissionDenied())
     from django.views.defaults import permission_denied
 
@@ -244,7 +246,7 @@ def handler403(request, exception=None):
 
 
 def handler404(request, exception=None):
-    if _is_api(request):
+    if is_api_path(request):
         return _json_error(NotFound(f"No endpoint at {request.path[:200]}."))
     from django.views.defaults import page_not_found
 
@@ -252,7 +254,7 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
-    if _is_api(request):
+    if is_api_path(request):
         # Django calls this from inside its ``except`` block, so the exception is at hand: a
         # platform error raised by a middleware (413, 429, 503...) keeps its own status and code.
         error = to_platform_error(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None

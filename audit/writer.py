@@ -5,10 +5,12 @@ in one statement when it ends, so ``audit_log`` costs a request an append to a l
 scope in ``AUDIT_WRITE_MODE = "background"`` hands its committed events to the process's
 background writer instead (``audit/background.py``), taking the INSERT off the request path.
 Inside a transaction an event joins the buffer only when the transaction commits
-(``transaction.on_commit``, which also forgets events of rolled-back savepoints); a ``durable``
-event instead waits for the end of the scope, after every transaction of the request has ended,
-and is written whatever their outcome. Without a scope, a durable event logged inside a
-transaction is written at once on a second connection (``AUDIT_DURABLE_DATABASE``), outside it.
+(``transaction.on_commit``, which also forgets events of rolled-back savepoints). A ``durable``
+event is never buffered past its transaction nor given to the background writer: outside a
+transaction it is inserted at once; inside one it waits for the end of the scope, after every
+transaction of the request has ended, and is written whatever their outcome. Without a scope, a
+durable event logged inside a transaction is written at once on a second connection
+(``AUDIT_DURABLE_DATABASE``), outside it.
 
 Inserts are ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id``: a retried batch
 or a repeated client id is stored once, and the caller learns which ids were new. The background
@@ -130,24 +132,33 @@ def audit_buffer(*, handoff: bool = False) -> Iterator[None]:
 
 
 def _flush_scope(scope: _Scope) -> None:
-    if scope.events:
-        events, scope.events = scope.events, []
-        _write_committed(events, handoff=scope.handoff)
-    if scope.durable:
-        events, scope.durable = scope.durable, []
-        write_outside_transaction(events)
+    try:
+        if scope.events:
+            events, scope.events = scope.events, []
+            _write_committed(events, handoff=scope.handoff)
+    finally:
+        # Attempted even when the committed events' insert failed: a failed login or a denial
+        # must not be lost to the failure of another event (that error still propagates).
+        if scope.durable:
+            events, scope.durable = scope.durable, []
+            write_outside_transaction(events)
 
 
 def enqueue(event: PendingEvent, *, durable: bool) -> None:
-    """Routes one built event by the transaction state (the body of ``audit_log``)."""
-    if not in_transaction():
-        _enqueue_committed(event)
-    elif durable:
+    """Routes one built event by the transaction state (the body of ``audit_log``).
+
+    A durable event is never handed to the background writer: outside a transaction it is
+    inserted (and its commit flushed) at once; inside one, it waits for the end of its scope,
+    after the transaction has ended either way, or without a scope goes through a second connection.
+    """
+    if durable:
         scope = _current_scope.get()
-        if scope is not None:
+        if scope is not None and in_transaction():
             scope.durable.append(event)
         else:
             write_outside_transaction([event])
+    elif not in_transaction():
+        _enqueue_committed(event)
     else:
         transaction.on_commit(lambda: _enqueue_committed(event))
 

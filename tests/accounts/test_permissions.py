@@ -27,6 +27,18 @@ def test_caller_without_the_permission_gets_403_envelope_audited_once(auth_clien
 
 
 @pytest.mark.urls("tests.accounts.urls")
+def test_a_denial_is_stored_although_the_refused_requests_transaction_rolls_back(auth_client, monkeypatch):
+    from django.db import connection
+
+    from audit.models import AuditEvent
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    client = auth_client("agent")
+    assert client.get(PROBE).status_code == 403
+    assert AuditEvent.objects.filter(action="auth.permission_denied", actor_id=client.user.pk).count() == 1
+
+
+@pytest.mark.urls("tests.accounts.urls")
 @pytest.mark.parametrize(("role", "status"), [("agent", 403), ("analyst", 200), ("operator", 200), ("admin", 200)])
 def test_probe_follows_the_role_table(auth_client, role, status):
     assert auth_client(role).get(PROBE).status_code == status

@@ -46,6 +46,16 @@ def rows_of(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(body)))
 
 
+def test_a_page_refused_with_403_is_audited_as_a_durable_permission_denial(staff_client, some_events, monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)  # the refused request rolls back
+    client, user = staff_client(Role.ADMIN)
+    assert client.post(f"{CHANGELIST}{some_events[0].pk}/delete/").status_code == 403
+    (denial,) = AuditEvent.objects.filter(action="auth.permission_denied")
+    assert (denial.actor_id, denial.resource_type, denial.success) == (user.pk, "page", False)
+    assert denial.resource_id == f"{CHANGELIST}{some_events[0].pk}/delete/"
+    assert denial.details["view"] == "admin:audit_auditevent_delete"
+
+
 def test_the_changelist_shows_events_and_no_add_change_or_delete(staff_client, some_events):
     client, _ = staff_client(Role.ADMIN)
     response = client.get(CHANGELIST)

@@ -116,6 +116,30 @@ def test_rolled_back_events_never_reach_the_writer_and_durable_ones_are_written_
     assert sorted(stored_actions()) == ["auth.login_failed", "outside.kept", "thing.committed"]
 
 
+def test_a_durable_event_outside_any_transaction_is_not_queued_but_stored_before_the_response(
+    background_mode, monkeypatch
+):
+    """A failed login is logged outside a transaction: it must not wait in memory for the writer."""
+    from audit import writer
+
+    commits = []
+    real_insert = writer.insert_events
+
+    def recording_insert(events, **options):
+        commits.append(([e.action for e in events], options.get("synchronous", True)))
+        return real_insert(events, **options)
+
+    monkeypatch.setattr(writer, "insert_events", recording_insert)
+    background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
+    background_mode.AUDIT_ASYNC_COMMIT = True
+    request_doing({"action": "thing.seen"}, {"action": "auth.login_failed", "durable": True})
+    assert stored_actions() == ["auth.login_failed"]
+    assert commits == [(["auth.login_failed"], True)]  # its commit waited for the WAL flush
+    assert background.get_writer().depth() == 1  # only the ordinary event is queued
+    assert flush_background_writer(timeout=30)
+    assert sorted(stored_actions()) == ["auth.login_failed", "thing.seen"]
+
+
 def test_audit_buffer_blocks_and_calls_outside_a_request_stay_synchronous(background_mode):
     audit_log(actor=None, action="task.logged")
     with audit_buffer():

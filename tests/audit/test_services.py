@@ -119,6 +119,34 @@ def test_the_request_middleware_keeps_durable_events_of_a_failed_request_and_dro
     assert (event.action, event.ip, event.user_agent) == ("auth.login_failed", "10.1.2.3", "pytest-agent")
 
 
+def test_durable_events_are_written_even_when_the_requests_other_events_cannot_be(monkeypatch):
+    def view(request):
+        audit_log(actor=None, action="thing.done", request=request)
+        with transaction.atomic():
+            audit_log(actor=None, action="auth.permission_denied", durable=True, request=request)
+        return HttpResponse(status=403)
+
+    real_insert = writer.insert_events
+
+    def refuse_the_committed_ones(events, **options):
+        if any(e.action == "thing.done" for e in events):
+            raise AuditWriteFailed()
+        return real_insert(events, **options)
+
+    monkeypatch.setattr(writer, "insert_events", refuse_the_committed_ones)
+    with pytest.raises(AuditWriteFailed):  # the failure is not swallowed...
+        AuditBufferMiddleware(view)(RequestFactory().post("/x"))
+    assert actions() == ["auth.permission_denied"]  # ...and the denial was still stored
+
+
+def test_a_durable_event_outside_a_transaction_is_stored_at_once_not_at_the_end_of_the_scope():
+    with audit_buffer():
+        audit_log(actor=None, action="thing.buffered")
+        audit_log(actor=None, action="auth.login_failed", durable=True)
+        assert actions() == ["auth.login_failed"]
+    assert actions() == ["auth.login_failed", "thing.buffered"]
+
+
 @pytest.mark.skipif(not POSTGRES, reason="a second writing connection needs PostgreSQL (SQLite has one writer)")
 @pytest.mark.django_db(transaction=True, databases=["default", "audit_durable"])
 def test_durable_event_outside_a_scope_is_written_on_a_second_connection_and_survives_rollback():
