@@ -226,7 +226,6 @@ def is_api_path(request) -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
 
 
-
 # Django's handlers for errors raised outside DRF views (URL misses, middleware, oversize bodies).
 # API paths get the envelope; everything else keeps Django's HTML pages.
 def handler400(request, exception=None):
