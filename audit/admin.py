@@ -1,7 +1,9 @@
 """The audit log in the admin: read-only for everyone, built to stay fast at 100 million rows.
 
-- No ``COUNT(*)`` over the table: ``show_full_result_count = False`` and a paginator that counts
-  at most ``COUNT_CAP`` rows, falling back to PostgreSQL's planner estimate past that.
+- No ``COUNT(*)`` over the table: ``show_full_result_count = False``, no filter facets (Django's
+  "Show counts" would count every choice of every filter), and a paginator that counts at most
+  ``COUNT_CAP`` rows, falling back to PostgreSQL's planner estimate past that; the status line's
+  "awaiting sealing" stops counting at ``COUNT_CAP`` too.
 - Search touches indexed columns only, with exact or prefix matches (never ``ILIKE '%x%'``).
 - The date hierarchy's year/month/day choices are found by one indexed existence probe per
   period instead of ``SELECT DISTINCT date_trunc(...)`` over every row.
@@ -154,6 +156,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "(experiment.*); or type:id for a resource."
     )
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # ?_facets=1 would COUNT each filter choice over the table
     paginator = EstimatedCountPaginator
     list_per_page = 50
     ordering = ("-occurred_at", "-id")
@@ -260,8 +263,10 @@ def audit_status() -> dict:
     return {
         "sealing": AuditSealing.objects.order_by("-id").first(),
         "verification": AuditVerification.objects.order_by("-id").first(),
-        # The partial index on unsealed rows keeps this small count cheap.
-        "pending": AuditEvent.objects.filter(chain_index__isnull=True).count(),
+        # Counted on the partial index of unsealed rows, and no further than COUNT_CAP: a stalled
+        # sealer leaves millions, and the status line must not count them on every page view.
+        "pending": AuditEvent.objects.filter(chain_index__isnull=True).order_by()[: COUNT_CAP + 1].count(),
+        "pending_cap": COUNT_CAP,
     }
 
 
