@@ -55,6 +55,11 @@ class AuditEventQuerySet(models.QuerySet):
     def _raw_delete(self, using):
         raise AppendOnlyViolation()
 
+    def bulk_create(self, objs, *args, update_conflicts=False, **kwargs):
+        if update_conflicts:  # INSERT ... ON CONFLICT DO UPDATE: an update by another name
+            raise AppendOnlyViolation()
+        return super().bulk_create(objs, *args, **kwargs)
+
 
 class AuditEvent(models.Model):
     """One thing that happened: who did what to which resource, when, and whether it worked."""
@@ -137,9 +142,13 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_label} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
+    def save(self, *args, force_update=False, update_fields=None, **kwargs):
+        if not self._state.adding or force_update or update_fields is not None:
             raise AppendOnlyViolation()
+        # Always an INSERT: a new instance given the primary key of a stored event would otherwise
+        # be saved as an UPDATE of it (Django tries UPDATE first when the pk is set); this way the
+        # database refuses it as a duplicate key.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import numpy
 import pytest
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -355,7 +355,18 @@ def test_the_orm_refuses_updates_and_deletes():
     event.action = "thing.rewritten"
     with pytest.raises(AppendOnlyViolation):
         event.save()
-    assert actions() == ["thing.happened"]
+    with pytest.raises(AppendOnlyViolation):
+        AuditEvent(action="thing.new", actor_label="x").save(update_fields=["action"])
+    forged = AuditEvent(pk=event.pk, event_id=uuid.uuid4(), action="thing.rewritten", actor_label="mallory")
+    with pytest.raises(IntegrityError), transaction.atomic():  # an INSERT the primary key refuses, not an UPDATE
+        forged.save()
+    with pytest.raises(AppendOnlyViolation):
+        AuditEvent.objects.bulk_create(
+            [forged], update_conflicts=True, unique_fields=["event_id"], update_fields=["action"]
+        )
+    assert list(AuditEvent.objects.values_list("action", "actor_label")) == [("thing.happened", "system")]
+    AuditEvent.objects.bulk_create([AuditEvent(action="thing.added", actor_label="x")])  # inserts still work
+    assert actions() == ["thing.happened", "thing.added"]
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
