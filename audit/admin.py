@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.exports import stream_csv
-from audit.models import AuditCheckpoint, AuditEvent, AuditEventQuerySet, AuditExport, AuditSealing, AuditVerification
+from audit.models import AppendOnlyQuerySet, AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
 from audit.retention import EXPORT_COLUMNS, export_cells
 from audit.services import audit_log
 
@@ -60,7 +60,7 @@ def _planner_estimate(queryset) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-class PeriodProbingQuerySet(AuditEventQuerySet):
+class PeriodProbingQuerySet(AppendOnlyQuerySet):
     """``datetimes()`` by existence probes over the time index, for the admin's date hierarchy."""
 
     def datetimes(self, field_name, kind, order="ASC", tzinfo=None):

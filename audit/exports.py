@@ -2,8 +2,11 @@
 
 ``csv_safe`` neutralises cells a spreadsheet would run as a formula (OWASP "CSV Injection"): a text
 cell starting with ``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading apostrophe, which Excel,
-LibreOffice and Google Sheets show as text. Numbers are written as they are: ``-3`` is data, not a
-formula, and quoting it would corrupt every negative value.
+LibreOffice and Google Sheets show as text. So does a text cell that already starts with an
+apostrophe, which makes the escape reversible: ``restore_cell`` removes exactly one leading
+apostrophe and gives back the original text (the retention archives are the only copy of the rows
+they hold, and are read back to verify them). Numbers are written as they are: ``-3`` is data, not
+a formula, and quoting it would corrupt every negative value.
 
 ``stream_csv`` is Django's "streaming large CSV files" recipe (an ``Echo`` pseudo-buffer handed to
 ``csv.writer``) over any iterable of rows; a QuerySet is consumed with ``.iterator(chunk_size=...)``
@@ -33,7 +36,8 @@ DEFAULT_CHUNK_SIZE = 2000
 _PIECE_CHARS = 64 * 1024
 
 
-_FORMULA_START = frozenset(FORMULA_PREFIXES)
+# The apostrophe itself too: without it, "=x" and "'=x" would both be written "'=x".
+_ESCAPED_START = frozenset((*FORMULA_PREFIXES, "'"))
 
 
 def csv_safe(value: Any) -> str:
@@ -56,9 +60,14 @@ def csv_safe(value: Any) -> str:
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     else:
         text = str(value)
-    if text and text[0] in _FORMULA_START:
+    if text and text[0] in _ESCAPED_START:
         return "'" + text
     return text
+
+
+def restore_cell(cell: str) -> str:
+    """The text ``csv_safe`` was given, from the cell it wrote (one leading apostrophe removed)."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 class Echo:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit.chain import CHAIN_COLUMNS, GENESIS_HASH, link_hash
 from audit.models import AuditCheckpoint, AuditEvent, AuditSealing, AuditVerification
+from audit.retention import read_archive
 
 logger = logging.getLogger("audit")
 
@@ -152,9 +153,25 @@ class VerificationResult:
     message: str = ""
 
 
-def audit_verify_chain(*, record: bool = True) -> VerificationResult:
-    """Walks the chain from the retention checkpoint; names the first event that does not hold."""
-    result = _verify()
+def audit_verify_chain(*, record: bool = True, archives: str = "latest") -> VerificationResult:
+    """Walks the chain from the retention checkpoint; names the first event that does not hold.
+
+    What retention removed is checked against its archives, which live outside the database:
+    ``archives="latest"`` reads the archive of the latest checkpoint (the rows it holds must chain
+    and hash, from the checkpoint before it up to the one the table continues from), ``"all"``
+    every archive back to the first event, ``"none"`` skips them (archives moved off this host).
+    Without that check, anyone able to delete rows with the retention flag and insert a checkpoint
+    could remove recent events unnoticed.
+    """
+    result = _verify_archives(archives)
+    if result.ok:
+        table = _verify()
+        result = VerificationResult(
+            table.ok,
+            table.checked,
+            table.first_broken_event_id,
+            table.message if not result.message else f"{table.message} {result.message}",
+        )
     if record:
         AuditVerification.objects.create(
             ok=result.ok,
@@ -229,6 +246,72 @@ def _verify() -> VerificationResult:
                 "(the table was rewritten).",
             )
     return VerificationResult(True, checked, None, f"{checked} sealed events verified; chain head #{last_index}.")
+
+
+def _archive_path(name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+
+
+def _verify_archives(which: str) -> VerificationResult:
+    """Checks the checkpoints against the archived rows they claim were removed (see above)."""
+    if which not in ("latest", "all", "none"):
+        raise ValueError(f"archives must be 'latest', 'all' or 'none', not {which!r}")
+    checkpoints = list(
+        AuditCheckpoint.objects.order_by("id").values_list("id", "last_chain_index", "last_hash", "archive")
+    )
+    if which == "none" or not checkpoints:
+        return VerificationResult(True, 0, None, "")
+    # One archive per retention run; the checkpoints of its batches name it, in order.
+    runs: list[tuple[str, list[tuple[int, str]]]] = []
+    for _, index, row_hash, archive in checkpoints:
+        if not runs or runs[-1][0] != archive:
+            runs.append((archive, []))
+        runs[-1][1].append((index, row_hash))
+    first = 0 if which == "all" else len(runs) - 1
+    start_index, start_hash = (0, GENESIS_HASH) if first == 0 else runs[first - 1][1][-1]
+    checked = 0
+    for archive, marks in runs[first:]:
+        path = _archive_path(archive)
+        if not path.exists():
+            return VerificationResult(
+                False,
+                0,
+                None,
+                f"checkpoint #{marks[-1][0]} names the archive {archive}, which is not in the export storage: "
+                "the removal of the events before it cannot be confirmed (verify with archives='none' if the "
+                "archives were moved elsewhere on purpose).",
+            )
+        expected_index, prev_hash = start_index + 1, start_hash
+        wanted = dict(marks)
+        for row in read_archive(path):
+            if row["chain_index"] > marks[-1][0]:
+                break  # archived, but still in the table (a run interrupted before its last batch)
+            name = f"archived event {row['id']} (chain position {row['chain_index']}, {archive})"
+            if row["chain_index"] != expected_index or row["prev_hash"] != prev_hash:
+                return VerificationResult(
+                    False, checked, None, f"{name} does not follow chain position {expected_index - 1}."
+                )
+            if link_hash(row, prev_hash) != row["hash"]:
+                return VerificationResult(False, checked, None, f"{name}: content does not match its hash.")
+            if wanted.pop(row["chain_index"], row["hash"]) != row["hash"]:
+                return VerificationResult(
+                    False, checked, None, f"{name}: the checkpoint recorded another hash at its position."
+                )
+            prev_hash = row["hash"]
+            expected_index += 1
+            checked += 1
+        if wanted:
+            position = min(wanted)
+            return VerificationResult(
+                False,
+                checked,
+                None,
+                f"a checkpoint says chain position {position} was removed, but {archive} does not hold it "
+                "(events deleted outside retention).",
+            )
+        start_index, start_hash = marks[-1]
+    return VerificationResult(True, checked, None, f"{checked} archived events verified.")
 
 
 def _expected_heads() -> dict[int, tuple[str, str]]:

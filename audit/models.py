@@ -18,7 +18,7 @@ from agentplatform.ids import uuid7
 
 class AppendOnlyViolation(Conflict):
     code = "audit_append_only"
-    default_message = "Audit events are append-only: they cannot be changed or deleted."
+    default_message = "Audit events and retention checkpoints are append-only: they cannot be changed or deleted."
 
 
 class Severity(models.IntegerChoices):
@@ -37,8 +37,8 @@ class Severity(models.IntegerChoices):
         raise ValueError(f"unknown severity {name!r}; expected one of {', '.join(m.label for m in cls)}")
 
 
-class AuditEventQuerySet(models.QuerySet):
-    """Refuses every bulk change: the only writes are inserts and the sealer's raw chain fill."""
+class AppendOnlyQuerySet(models.QuerySet):
+    """Refuses every bulk change: the only writes are inserts (and the sealer's raw chain fill)."""
 
     def update(self, **kwargs):
         raise AppendOnlyViolation()
@@ -61,7 +61,28 @@ class AuditEventQuerySet(models.QuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
 
-class AuditEvent(models.Model):
+class AppendOnlyModel(models.Model):
+    """A row written once: ``save()`` only inserts, ``delete()`` and the bulk changes are refused."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, force_update=False, update_fields=None, **kwargs):
+        if not self._state.adding or force_update or update_fields is not None:
+            raise AppendOnlyViolation()
+        # Always an INSERT: a new instance given the primary key of a stored row would otherwise
+        # be saved as an UPDATE of it (Django tries UPDATE first when the pk is set); this way the
+        # database refuses it as a duplicate key.
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyViolation()
+
+
+class AuditEvent(AppendOnlyModel):
     """One thing that happened: who did what to which resource, when, and whether it worked."""
 
     event_id = models.UUIDField(unique=True, default=uuid7, editable=False)
@@ -93,8 +114,6 @@ class AuditEvent(models.Model):
     chain_index = models.BigIntegerField(null=True, blank=True, editable=False)  # unique: Meta.constraints
     prev_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     hash = models.CharField(max_length=64, blank=True, default="", editable=False)
-
-    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -142,18 +161,6 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_label} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
-    def save(self, *args, force_update=False, update_fields=None, **kwargs):
-        if not self._state.adding or force_update or update_fields is not None:
-            raise AppendOnlyViolation()
-        # Always an INSERT: a new instance given the primary key of a stored event would otherwise
-        # be saved as an UPDATE of it (Django tries UPDATE first when the pk is set); this way the
-        # database refuses it as a duplicate key.
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyViolation()
-
     @property
     def severity_name(self) -> str:
         return Severity(self.severity).label
@@ -194,7 +201,7 @@ class AuditVerification(models.Model):
         return f"{'ok' if self.ok else 'BROKEN'} at {self.verified_at:%Y-%m-%d %H:%M:%S}"
 
 
-class AuditCheckpoint(models.Model):
+class AuditCheckpoint(AppendOnlyModel):
     """What retention removed from the start of the chain, so verification can start after it.
 
     Written in the same transaction as each deleted batch: the latest row names the last chain

@@ -10,17 +10,21 @@ starts right after whatever was removed, even if the job is interrupted halfway.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import json
 import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.exports import write_csv
+from audit.exports import restore_cell, write_csv
 from audit.models import AuditCheckpoint, AuditEvent, AuditExport, Severity
 
 logger = logging.getLogger("audit")
@@ -30,6 +34,7 @@ EXPORT_COLUMNS = (
     "event_id",
     "occurred_at",
     "recorded_at",
+    "actor_id",
     "actor_label",
     "action",
     "severity",
@@ -52,6 +57,43 @@ def export_cells(row: tuple) -> list:
     cells = list(row)
     cells[_SEVERITY_AT] = Severity(cells[_SEVERITY_AT]).label
     return cells
+
+
+def read_archive(path: Path) -> Iterator[dict[str, Any]]:
+    """The events of a retention archive, as the ``CHAIN_COLUMNS`` values they were sealed with.
+
+    The inverse of ``export_cells`` and ``csv_safe``: text cells lose the apostrophe the export
+    added, numbers, booleans, times, severities and details get their types back, so the chain's
+    hashes can be recomputed from the file alone.
+    """
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
+        for cells in csv.DictReader(file):
+            text = {name: restore_cell(cells[name]) for name in _TEXT_COLUMNS}
+            yield {
+                **text,
+                "id": int(cells["id"]),
+                "event_id": cells["event_id"],
+                "chain_index": int(cells["chain_index"]),
+                "occurred_at": datetime.fromisoformat(cells["occurred_at"]),
+                "recorded_at": datetime.fromisoformat(cells["recorded_at"]),
+                "actor_id": int(cells["actor_id"]) if cells["actor_id"] else None,
+                "severity": int(Severity.from_name(cells["severity"])),
+                "success": cells["success"] == "true",
+                "ip": restore_cell(cells["ip"]) or None,
+                "details": json.loads(restore_cell(cells["details"])),
+            }
+
+
+_TEXT_COLUMNS = (
+    "actor_label",
+    "action",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "user_agent",
+    "prev_hash",
+    "hash",
+)
 
 
 def export_dir() -> Path:

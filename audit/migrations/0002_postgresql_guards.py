@@ -1,7 +1,7 @@
 """PostgreSQL-only parts of the audit table: the append-only trigger and the BRIN/pattern indexes.
 
 On other databases (SQLite in the embedded mode) this migration does nothing: the ORM's refusal
-(``AuditEventQuerySet``) and the hash chain are the protection there.
+(``AppendOnlyQuerySet``) and the hash chain are the protection there.
 """
 
 from django.db import migrations

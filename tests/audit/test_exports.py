@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.http import StreamingHttpResponse
 
-from audit.exports import csv_lines, csv_safe, stream_csv, write_csv
+from audit.exports import csv_lines, csv_safe, restore_cell, stream_csv, write_csv
 
 
 @pytest.mark.parametrize("dangerous", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "\nx", '=HYPERLINK("x")'])
@@ -21,6 +21,12 @@ def test_csv_safe_prefixes_formula_cells_with_an_apostrophe(dangerous):
 @pytest.mark.parametrize("plain", ["hello", "a=b", "1+1", "user@example.com", ""])
 def test_csv_safe_leaves_ordinary_text_alone(plain):
     assert csv_safe(plain) == plain
+
+
+@pytest.mark.parametrize("text", ["=x", "'=x", "''=x", "'", "'quoted'", "-1", "plain", "", "\nx"])
+def test_the_escape_is_reversible_so_archives_keep_the_exact_text(text):
+    assert restore_cell(csv_safe(text)) == text
+    assert csv_safe("'=x") != csv_safe("=x")
 
 
 def test_csv_safe_writes_numbers_as_numbers_even_when_negative():

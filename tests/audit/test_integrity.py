@@ -22,7 +22,8 @@ from django.utils import timezone
 from audit import tasks
 from audit.chain import GENESIS_HASH, link_hash
 from audit.integrity import head_file_path
-from audit.models import AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
+from audit.models import AppendOnlyViolation, AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
+from audit.retention import read_archive
 from audit.services import audit_export_period, audit_retention_run, audit_seal_pending, audit_verify_chain
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +59,10 @@ def tamper(sql: str, params=()) -> None:
             cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_guard")
 
 
-def verify_command() -> tuple[int, str]:
+def verify_command(*args: str) -> tuple[int, str]:
     out = io.StringIO()
     try:
-        call_command("verify_audit", stdout=out)
+        call_command("verify_audit", *args, stdout=out)
     except CommandError as error:
         return error.returncode, str(error)
     return 0, out.getvalue()
@@ -264,6 +265,82 @@ def test_verify_still_catches_tampering_after_retention(aged_log):
     )
     result = audit_verify_chain()
     assert not result.ok
+
+
+def test_the_archive_holds_the_exact_values_so_verification_recomputes_every_archived_hash(
+    store_events, seal, settings
+):
+    settings.AUDIT_RETENTION_DAYS = 30
+    tricky = ["=1+1", "'=1+1", "'", "-", "@x", "\ttab", "line\nbreak", "plain"]
+    with time_machine.travel(timezone.now() - timedelta(days=40), tick=False):
+        store_events(*({"action": "old.happened", "actor": text, "resource_id": text} for text in tricky))
+    seal()
+    assert audit_retention_run() == len(tricky)
+    archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
+    rows = list(read_archive(archive))
+    assert [row["actor_label"] for row in rows] == tricky
+    assert all(link_hash(row, row["prev_hash"]) == row["hash"] for row in rows)
+    result = audit_verify_chain(archives="all")
+    assert result.ok, result.message
+    assert f"{len(tricky)} archived events verified" in result.message
+
+
+def test_recent_events_deleted_behind_a_forged_checkpoint_are_caught(aged_log):
+    """Someone with database access deletes the newest sealed events as retention would, and adds a
+    checkpoint to match: the archives, outside the database, hold no such rows."""
+    _, new = aged_log
+    audit_retention_run()
+    newest = AuditEvent.objects.get(event_id=new[0].event_id)
+    assert audit_verify_chain().ok
+    tamper("DELETE FROM audit_auditevent WHERE chain_index <= %s", [newest.chain_index])
+    AuditCheckpoint.objects.create(
+        last_chain_index=newest.chain_index,
+        last_hash=newest.hash,
+        deleted_count=1,
+        archive=AuditCheckpoint.objects.order_by("-id").first().archive,
+    )
+    result = audit_verify_chain()
+    assert not result.ok
+    assert f"chain position {newest.chain_index} was removed" in result.message
+    code, message = verify_command()
+    assert code == 1 and "events deleted outside retention" in message
+
+
+def test_a_missing_archive_fails_verification_unless_archives_are_skipped(aged_log, settings):
+    audit_retention_run()
+    archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
+    archive.rename(archive.with_name("moved.csv.gz"))
+    result = audit_verify_chain()
+    assert not result.ok and "not in the export storage" in result.message
+    assert audit_verify_chain(archives="none").ok
+    code, _ = verify_command("--archives", "none")
+    assert code == 0
+
+
+def test_a_modified_archive_is_caught(aged_log, settings):
+    audit_retention_run()
+    archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
+    with gzip.open(archive, "rt", encoding="utf-8") as file:
+        text = file.read()
+    with gzip.open(archive, "wt", encoding="utf-8") as file:
+        file.write(text.replace("old.happened", "old.rewritten", 1))
+    result = audit_verify_chain()
+    assert not result.ok and "content does not match its hash" in result.message
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the append-only triggers exist on PostgreSQL only")
+def test_the_database_refuses_to_change_or_delete_a_checkpoint(aged_log):
+    from django.db import DatabaseError, transaction
+
+    audit_retention_run()
+    for sql in ("UPDATE audit_auditcheckpoint SET last_hash = 'x'", "DELETE FROM audit_auditcheckpoint"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+    checkpoint = AuditCheckpoint.objects.get()
+    with pytest.raises(AppendOnlyViolation):
+        checkpoint.delete()
+    with pytest.raises(AppendOnlyViolation):
+        AuditCheckpoint.objects.update(last_hash="x")
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
