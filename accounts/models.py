@@ -16,6 +16,10 @@ class Role(models.TextChoices):
     AGENT = "agent", "Agent (service identity)"
 
 
+# What a user may reach besides the role: a change of any of these is audited.
+ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
+
+
 class User(AbstractUser):
     """The platform's user: a person (admin, operator, analyst) or an agent's service identity."""
 
@@ -33,6 +37,7 @@ class User(AbstractUser):
         # What the row said when loaded: save() and the role signal compare against it.
         instance._loaded_role = instance.__dict__.get("role")
         instance._loaded_is_active = instance.__dict__.get("is_active")
+        instance._loaded_access = {field: instance.__dict__.get(field) for field in ACCESS_FIELDS}
         return instance
 
     @property
@@ -43,6 +48,15 @@ class User(AbstractUser):
     def loaded_role(self) -> str | None:
         """The role stored in the database when this instance was loaded (None for a new user)."""
         return getattr(self, "_loaded_role", None)
+
+    def access_changes(self) -> dict[str, dict[str, bool]]:
+        """The access flags that differ from the stored ones: {"is_staff": {"from": False, "to": True}}."""
+        loaded = getattr(self, "_loaded_access", None) or {}
+        return {
+            field: {"from": loaded[field], "to": getattr(self, field)}
+            for field in ACCESS_FIELDS
+            if loaded.get(field) is not None and loaded[field] != getattr(self, field)
+        }
 
     def set_password(self, raw_password) -> None:
         """Sets a new password and retires every token issued under the old one."""
@@ -71,6 +85,7 @@ class User(AbstractUser):
         super().save(*args, **kwargs)
         self._loaded_role = self.role
         self._loaded_is_active = self.is_active
+        self._loaded_access = {field: getattr(self, field) for field in ACCESS_FIELDS}
 
 
 class ApiKeyQuerySet(models.QuerySet):

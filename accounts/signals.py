@@ -32,6 +32,27 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
             details={"username": instance.username, "from": previous_role, "to": instance.role},
         )
     if not created:
+        actor = getattr(instance, "_changed_by", None)
+        if changes := instance.access_changes():
+            audit_services.audit_log(
+                actor=actor,
+                action="user.access_changed",
+                resource_type="user",
+                resource_id=instance.pk,
+                severity="warning" if any(c["to"] for f, c in changes.items() if f != "is_active") else "info",
+                details={"username": instance.username, **changes},
+            )
+        # set_password() keeps the new raw password until the save has finished (Django passes it to
+        # the password validators then): set means this save stored a new password. The raw value
+        # is never logged; a re-hash of the same password at login (check_password) clears it first.
+        if getattr(instance, "_password", None) is not None:
+            audit_services.audit_log(
+                actor=actor,
+                action="user.password_changed",
+                resource_type="user",
+                resource_id=instance.pk,
+                details={"username": instance.username},
+            )
         # Role, permissions or active status may have changed: cached key checks must not outlive it.
         api_keys_forget_cached(user_id=instance.pk)
 

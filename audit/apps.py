@@ -9,9 +9,11 @@ class AuditConfig(AppConfig):
         from celery.signals import worker_process_shutdown, worker_shutdown
 
         from agentplatform.health import register_info
+        from audit import admin_trail
         from audit.background import stop_background_writer
         from audit.selectors import audit_chain_status
 
+        admin_trail.connect()  # every admin change is audited
         # Informational only: a stale seal or a failed verification never fails readiness.
         register_info("audit", audit_chain_status)
         # A Celery worker drains its background writer (if anything handed it events) as it stops;

@@ -124,6 +124,44 @@ def test_role_change_in_the_admin_is_audited_with_the_admin_as_actor(user_factor
     assert list(target.groups.values_list("name", flat=True)) == [role_group_name(Role.OPERATOR)]
 
 
+def test_access_flag_changes_are_audited_with_who_made_them(user_factory, audit_events):
+    admin = user_factory(role="admin")
+    target = user_factory(role="analyst")
+    assert not audit_events.of("user.access_changed")  # creating a user is user.created's business
+    target._changed_by = admin
+    target.is_superuser = True
+    target.is_active = False
+    target.save()
+    (event,) = audit_events.of("user.access_changed")
+    assert event["actor"] == admin and event["severity"] == "warning"
+    assert event["details"] == {
+        "username": target.username,
+        "is_active": {"from": True, "to": False},
+        "is_superuser": {"from": False, "to": True},
+    }
+    target.save()  # nothing changed: nothing recorded
+    assert len(audit_events.of("user.access_changed")) == 1
+
+
+def test_a_new_password_is_audited_without_its_value_and_a_login_rehash_is_not(user_factory, audit_events, settings):
+    from accounts.models import User
+
+    target = user_factory(role="analyst")
+    target.set_password("a-new-secret-passphrase-9")
+    target.save()
+    (event,) = audit_events.of("user.password_changed")
+    assert "a-new-secret-passphrase-9" not in repr(event)
+    # A hasher upgrade re-hashes the same password at login: not a password change.
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",  # the tests' hasher: the stored hash's
+    ]
+    stored = User.objects.get(pk=target.pk)
+    assert stored.check_password("a-new-secret-passphrase-9")
+    assert User.objects.get(pk=target.pk).password.startswith("pbkdf2_sha256$")  # it was re-hashed...
+    assert len(audit_events.of("user.password_changed")) == 1  # ...and that is no password change
+
+
 class _Caller:
     """A request whose user has the cached permission set the API-key snapshot gives it."""
 

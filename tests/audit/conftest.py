@@ -26,14 +26,9 @@ def _audit_files(settings, tmp_path):
 
 
 def _grant(user, role: str) -> None:
+    # The flags are given at creation (make_user below): changing them later is an audited event.
     if role == Role.ADMIN:
-        user.is_superuser = True
-        user.is_staff = True
-        user.save()
         return
-    if role != Role.AGENT:
-        user.is_staff = True
-        user.save()
     for dotted in ROLE_PERMISSIONS[role]:
         app_label, codename = dotted.split(".", 1)
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
@@ -43,7 +38,11 @@ def _grant(user, role: str) -> None:
 def make_user(django_user_model):
     def make(role: str = Role.ANALYST, username: str | None = None):
         user = django_user_model.objects.create_user(
-            username=username or f"{role}-{next(_counter)}", password="x-test-password-1", role=role
+            username=username or f"{role}-{next(_counter)}",
+            password="x-test-password-1",
+            role=role,
+            is_staff=role != Role.AGENT,
+            is_superuser=role == Role.ADMIN,
         )
         _grant(user, role)
         return django_user_model.objects.get(pk=user.pk)  # fresh: no stale permission cache
