@@ -1,8 +1,10 @@
 """The request body parser every API view uses: DRF's JSON parser, faster and refusing pathological nesting.
 
-- Python's json module recurses once per nesting level, so ``[[[[...]]]]`` a few thousand levels
-  deep raises ``RecursionError`` inside the parser, which DRF does not treat as a parse error (it
-  became a 500). Here it is a 400 like any other malformed body.
+- Nesting is capped at ``MAX_DEPTH`` levels (a 400 past it). Python's json module recurses once
+  per level, so ``[[[[...]]]]`` a few thousand levels deep raises ``RecursionError`` inside the
+  parser, which DRF does not treat as a parse error (it became a 500); and a body just shallow
+  enough to parse could still exhaust the stack in any later recursive walk of the value (a
+  serializer's validation, a masking pass). With the cap, everything after the parser may recurse.
 - DRF's parser wraps the stream in a ``codecs`` reader and builds a new ``JSONDecoder`` for every
   request (``json.load`` with keyword arguments does); agents send a small JSON body on every turn,
   so this one reads the bytes once, decodes them in C, and reuses one decoder. Same answers: the
@@ -24,6 +26,9 @@ from rest_framework.parsers import JSONParser as _DRFJSONParser
 from rest_framework.parsers import get_encoding
 from rest_framework.utils.json import strict_constant
 
+# Levels of objects and arrays a body may nest (the top-level value is the first): far more than
+# any request of the API needs, far fewer than the interpreter's recursion limit.
+MAX_DEPTH = 64
 _STRICT = json.JSONDecoder(parse_constant=strict_constant)
 _LENIENT = json.JSONDecoder()
 # Bodies rarely hold a \u escape at all: one substring scan decides whether the value is walked.
@@ -40,6 +45,25 @@ def _holds_unpaired_surrogate(text: str, data: Any, encoding: str) -> bool:
         except UnicodeEncodeError:
             return True
     return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None and _unpaired_surrogate(data) is not None
+
+
+def _too_deep(text: str, data: Any) -> bool:
+    """Whether ``data`` nests more than ``MAX_DEPTH`` levels (walked without recursion)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # an upper bound of the depth, counted in C
+        return False
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            children = value.values()
+        elif type(value) is list:
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) is dict or type(child) is list)
+    return False
 
 
 def _unpaired_surrogate(value: Any) -> str | None:
@@ -71,6 +95,8 @@ class JSONParser(_DRFJSONParser):
         try:
             text = stream.read().decode(encoding)
             data = decoder.decode(text)
+            if _too_deep(text, data):
+                raise ParseError(f"JSON parse error - the body is nested more than {MAX_DEPTH} levels deep.")
             if _holds_unpaired_surrogate(text, data, encoding):
                 raise ParseError("JSON parse error - a string holds an unpaired surrogate (\\ud800-\\udfff).")
             return data

@@ -272,8 +272,8 @@ def _event(
     details_value, details_json = _details_and_json(details)
     return PendingEvent(
         event_id=_as_uuid(event_id),
-        # In UTC: an offset of seconds (+01:00:30, which fromisoformat accepts) has no text form
-        # PostgreSQL reads, and the instant is the same.
+        # In UTC: an offset with a fraction of a second (+01:00:30.5, which fromisoformat accepts and
+        # isoformat writes back) has no text form PostgreSQL reads, and the instant is the same.
         occurred_at=now if occurred_at is None else _utc(occurred_at),
         recorded_at=now,
         actor_id=origin.actor_id,

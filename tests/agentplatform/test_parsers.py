@@ -11,7 +11,7 @@ import pytest
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DRFJSONParser
 
-from agentplatform.parsers import JSONParser
+from agentplatform.parsers import MAX_DEPTH, JSONParser
 
 
 def parse(body: bytes, encoding: str = "utf-8", parser=JSONParser):
@@ -55,6 +55,27 @@ def test_a_non_text_or_unknown_charset_is_refused_before_decoding(encoding):
 def test_malformed_bodies_are_parse_errors(body, message):
     with pytest.raises(ParseError, match=message):
         parse(body)
+
+
+def nested(levels: int) -> bytes:
+    """``levels`` levels of objects and arrays, alternating: {"a": [{"a": [...]}]}."""
+    value: object = "leaf"
+    for level in range(levels):
+        value = {"a": value} if level % 2 else [value]
+    return json.dumps(value).encode()
+
+
+def test_nesting_is_capped_at_max_depth():
+    assert parse(nested(MAX_DEPTH)) == json.loads(nested(MAX_DEPTH))
+    with pytest.raises(ParseError, match=f"nested more than {MAX_DEPTH} levels"):
+        parse(nested(MAX_DEPTH + 1))
+    with pytest.raises(ParseError, match=f"nested more than {MAX_DEPTH} levels"):
+        parse(nested(900))  # parses in C, but would exhaust the stack of a recursive walk later
+
+
+def test_brackets_inside_strings_and_wide_bodies_are_not_depth():
+    wide = [{"k": [i, {"v": "[{" * 50}]} for i in range(2000)]
+    assert parse(json.dumps(wide).encode()) == wide
 
 
 def test_the_lenient_mode_follows_drfs_strict_json_setting(monkeypatch):

@@ -147,7 +147,8 @@ def test_every_field_of_every_write_endpoint_refuses_hostile_values_without_a_5x
     url, role, build = WRITE_ENDPOINTS[name]
     client = clients(role)
     for field in FIELDS[name]:
-        for value in [*HOSTILE_STRINGS, *HOSTILE_VALUES, deep(200)]:
+        # deep(600): parses, and once crashed a recursive check of the audit API with a 500.
+        for value in [*HOSTILE_STRINGS, *HOSTILE_VALUES, deep(200), deep(600)]:
             send = client.patch if name == "experiment_update" else client.post
             response = send(url, build(field, value), format="json")
             assert_handled(response, f"{name}.{field}={str(value)[:40]!r}")
