@@ -11,6 +11,7 @@ recomputed) still disagrees with a head recorded outside it.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -257,61 +258,66 @@ def _verify_archives(which: str) -> VerificationResult:
     """Checks the checkpoints against the archived rows they claim were removed (see above)."""
     if which not in ("latest", "all", "none"):
         raise ValueError(f"archives must be 'latest', 'all' or 'none', not {which!r}")
-    checkpoints = list(
-        AuditCheckpoint.objects.order_by("id").values_list("id", "last_chain_index", "last_hash", "archive")
-    )
+    checkpoints = list(AuditCheckpoint.objects.order_by("id").values_list("last_chain_index", "last_hash", "archive"))
     if which == "none" or not checkpoints:
         return VerificationResult(True, 0, None, "")
     # One archive per retention run; the checkpoints of its batches name it, in order.
     runs: list[tuple[str, list[tuple[int, str]]]] = []
-    for _, index, row_hash, archive in checkpoints:
+    for index, row_hash, archive in checkpoints:
         if not runs or runs[-1][0] != archive:
             runs.append((archive, []))
         runs[-1][1].append((index, row_hash))
     first = 0 if which == "all" else len(runs) - 1
-    start_index, start_hash = (0, GENESIS_HASH) if first == 0 else runs[first - 1][1][-1]
+    start = (0, GENESIS_HASH) if first == 0 else runs[first - 1][1][-1]
     checked = 0
     for archive, marks in runs[first:]:
         path = _archive_path(archive)
         if not path.exists():
             return VerificationResult(
                 False,
-                0,
+                checked,
                 None,
                 f"checkpoint #{marks[-1][0]} names the archive {archive}, which is not in the export storage: "
                 "the removal of the events before it cannot be confirmed (verify with archives='none' if the "
                 "archives were moved elsewhere on purpose).",
             )
-        expected_index, prev_hash = start_index + 1, start_hash
-        wanted = dict(marks)
-        for row in read_archive(path):
-            if row["chain_index"] > marks[-1][0]:
-                break  # archived, but still in the table (a run interrupted before its last batch)
-            name = f"archived event {row['id']} (chain position {row['chain_index']}, {archive})"
-            if row["chain_index"] != expected_index or row["prev_hash"] != prev_hash:
-                return VerificationResult(
-                    False, checked, None, f"{name} does not follow chain position {expected_index - 1}."
-                )
-            if link_hash(row, prev_hash) != row["hash"]:
-                return VerificationResult(False, checked, None, f"{name}: content does not match its hash.")
-            if wanted.pop(row["chain_index"], row["hash"]) != row["hash"]:
-                return VerificationResult(
-                    False, checked, None, f"{name}: the checkpoint recorded another hash at its position."
-                )
-            prev_hash = row["hash"]
-            expected_index += 1
-            checked += 1
-        if wanted:
-            position = min(wanted)
-            return VerificationResult(
-                False,
-                checked,
-                None,
-                f"a checkpoint says chain position {position} was removed, but {archive} does not hold it "
-                "(events deleted outside retention).",
-            )
-        start_index, start_hash = marks[-1]
+        try:
+            problem, count = _check_archive(path, archive, start, marks)
+        except (OSError, EOFError, ValueError, KeyError, csv.Error) as exc:  # unreadable, or an old format
+            problem, count = f"the archive {archive} cannot be read ({exc.__class__.__name__}: {exc}).", 0
+        checked += count
+        if problem:
+            return VerificationResult(False, checked, None, problem)
+        start = marks[-1]
     return VerificationResult(True, checked, None, f"{checked} archived events verified.")
+
+
+def _check_archive(path: Path, archive: str, start: tuple[int, str], marks: list[tuple[int, str]]) -> tuple[str, int]:
+    """(what is wrong or "", rows checked): the archive's rows chain on from ``start``, hash right,
+    and hold each checkpoint's position with the checkpoint's hash."""
+    expected_index, prev_hash = start[0] + 1, start[1]
+    wanted = dict(marks)
+    checked = 0
+    for row in read_archive(path):
+        if row["chain_index"] > marks[-1][0]:
+            break  # archived, but still in the table (a run interrupted before its last batch)
+        name = f"archived event {row['id']} (chain position {row['chain_index']}, {archive})"
+        if row["chain_index"] != expected_index or row["prev_hash"] != prev_hash:
+            return f"{name} does not follow chain position {expected_index - 1}.", checked
+        if link_hash(row, prev_hash) != row["hash"]:
+            return f"{name}: content does not match its hash.", checked
+        if wanted.pop(row["chain_index"], row["hash"]) != row["hash"]:
+            return f"{name}: the checkpoint recorded another hash at its position.", checked
+        prev_hash = row["hash"]
+        expected_index += 1
+        checked += 1
+    if wanted:
+        return (
+            f"a checkpoint says chain position {min(wanted)} was removed, but {archive} does not hold it "
+            "(events deleted outside retention).",
+            checked,
+        )
+    return "", checked
 
 
 def _expected_heads() -> dict[int, tuple[str, str]]:

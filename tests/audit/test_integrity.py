@@ -317,6 +317,16 @@ def test_a_missing_archive_fails_verification_unless_archives_are_skipped(aged_l
     assert code == 0
 
 
+def test_an_archive_that_cannot_be_read_fails_verification_with_a_message(aged_log, settings):
+    audit_retention_run()
+    archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
+    archive.write_bytes(b"not gzip at all")
+    result = audit_verify_chain()
+    assert not result.ok and "cannot be read (BadGzipFile" in result.message
+    code, message = verify_command()
+    assert code == 1 and "cannot be read" in message
+
+
 def test_a_modified_archive_is_caught(aged_log, settings):
     audit_retention_run()
     archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
