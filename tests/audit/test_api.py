@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -359,6 +360,49 @@ def test_pagination_is_stable_while_new_events_arrive(client_for, store_events):
     seen, _ = _all_pages(client, 4, between_pages=concurrent_inserts)
     assert len(seen) == len(set(seen))
     assert {str(e.event_id) for e in events} <= set(seen)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pagination_is_stable_while_another_connection_commits_events(client_for, store_events):
+    """Real concurrency: a second thread (its own connection) commits events, some with timestamps
+    the pages have already passed, while the first walks the pages."""
+    import threading
+
+    from django.db import connection as thread_connection
+
+    client, _ = client_for(Role.ANALYST)
+    before = store_events(
+        *({"action": "tool.called", "occurred_at": DAY + timedelta(seconds=i // 4)} for i in range(60))
+    )
+    stop, inserted, failures = threading.Event(), [], []
+
+    def writer():
+        try:
+            n = 0
+            while not stop.is_set():
+                batch = store_events(
+                    {"action": "tool.called"},
+                    {"action": "tool.called", "occurred_at": DAY + timedelta(seconds=n % 15)},
+                    {"action": "tool.called", "occurred_at": DAY - timedelta(seconds=n)},
+                )
+                inserted.extend(batch)
+                n += 1
+        except Exception as exc:  # reported below: a failing thread must fail the test
+            failures.append(exc)
+        finally:
+            thread_connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen, _ = _all_pages(client, 7, between_pages=lambda page: time.sleep(0.01))
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not failures
+    assert len(inserted) >= 3  # the writer really ran during the walk
+    assert len(seen) == len(set(seen))  # nothing repeated
+    assert {str(e.event_id) for e in before} <= set(seen)  # nothing present at the start skipped
 
 
 def test_page_size_is_capped(client_for, store_events, settings):
