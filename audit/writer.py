@@ -278,7 +278,9 @@ def _insert(
         connection.ensure_connection()
         with connection.wrap_database_errors:
             # A handful of events is one VALUES statement (one round trip) either way.
-            if optimistic and not connection.in_atomic_block and len(events) > _SMALL_BATCH_ROWS:
+            # in_transaction() rather than in_atomic_block: a TestCase's own atomic does not count, so
+            # tests take the path production takes (the COPY's atomic is then a savepoint).
+            if optimistic and not in_transaction(using) and len(events) > _SMALL_BATCH_ROWS:
                 if _copy_direct(connection, events, synchronous=synchronous):
                     return {e.event_id for e in events} if returning else set()
                 with transaction.atomic(using=using):
