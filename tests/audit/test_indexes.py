@@ -3,6 +3,8 @@ ones included, and a chain position stays unique."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -48,6 +50,19 @@ def table(user_factory):
         ({"action__startswith": "experiment."}, "audit_action_idx"),
         ({"action": "experiment.started"}, "audit_action_idx"),
         ({"chain_index__gt": 10}, "audit_chain_index_unique"),
+        # The filtered page of the benchmark: actor + action + one day.
+        (
+            {
+                "actor_label": "system",
+                "action": "job.ran",
+                "occurred_at__gte": datetime(2026, 1, 1, tzinfo=UTC),
+                "occurred_at__lt": datetime(2026, 1, 2, tzinfo=UTC),
+            },
+            "audit_actor_idx",
+        ),
+        ({"request_id": "r-1"}, "audit_request_idx"),
+        # Retention's and the statistics' time ranges: the BRIN summary, a few pages for any size.
+        ({"recorded_at__lt": datetime(2026, 1, 1, tzinfo=UTC)}, "audit_recorded_brin"),
     ],
 )
 def test_each_filter_uses_its_index(table, filters, index):
