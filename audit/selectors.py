@@ -138,17 +138,24 @@ def audit_stats(*, user, since: datetime, until: datetime) -> dict:
     }
 
 
+# Unsealed events counted exactly by the status; past it, "at least this many".
+AWAITING_SEAL_CAP = 100_000
+
+
 def audit_chain_status() -> dict:
     """Last sealing, last verification and the number of events awaiting sealing (for /readyz)."""
     from audit.models import AuditSealing, AuditVerification
 
     sealing = AuditSealing.objects.order_by("-id").first()
     verification = AuditVerification.objects.order_by("-id").first()
+    awaiting = AuditEvent.objects.filter(chain_index__isnull=True).order_by()[: AWAITING_SEAL_CAP + 1].count()
     return {
         "last_sealed_at": sealing.sealed_at.isoformat() if sealing else None,
         "chain_head": sealing.last_chain_index if sealing else None,
-        # Counted through the partial index of unsealed rows: small whatever the table's size.
-        "awaiting_seal": AuditEvent.objects.filter(chain_index__isnull=True).count(),
+        # Counted through the partial index of unsealed rows, and only up to a cap: probes call this
+        # every few seconds, and a stalled sealer leaves millions.
+        "awaiting_seal": min(awaiting, AWAITING_SEAL_CAP),
+        "awaiting_seal_capped": awaiting > AWAITING_SEAL_CAP,
         "last_verification": (
             {"at": verification.verified_at.isoformat(), "ok": verification.ok, "message": verification.message[:200]}
             if verification

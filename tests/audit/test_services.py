@@ -434,3 +434,14 @@ def test_the_chain_status_reports_what_awaits_sealing():
     audit_log(actor=None, action="thing.happened")
     status = audit_chain_status()
     assert (status["awaiting_seal"], status["last_sealed_at"], status["last_verification"]) == (1, None, None)
+    assert status["awaiting_seal_capped"] is False
+
+
+def test_the_chain_status_stops_counting_unsealed_events_at_its_cap(monkeypatch):
+    from audit import selectors
+
+    monkeypatch.setattr(selectors, "AWAITING_SEAL_CAP", 2)
+    for _ in range(3):
+        audit_log(actor=None, action="thing.happened")
+    status = selectors.audit_chain_status()
+    assert (status["awaiting_seal"], status["awaiting_seal_capped"]) == (2, True)
