@@ -50,7 +50,7 @@ def _holds_unpaired_surrogate(text: str, data: Any, encoding: str) -> bool:
 def _too_deep(text: str, data: Any) -> bool:
     """Whether ``data`` nests more than ``MAX_DEPTH`` levels (walked level by level, no recursion).
 
-    A batch of 1,000 events is walked in about a third of the time its decoding takes; a body with
+    A batch of 1,000 events is walked in a third to a half of the time its decoding takes; a body with
     no more brackets than ``MAX_DEPTH`` (most requests) is not walked at all.
     """
     if text.count("[") + text.count("{") <= MAX_DEPTH:  # an upper bound of the depth, counted in C
