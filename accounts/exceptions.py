@@ -23,7 +23,7 @@ def audit_denial(request, *, resource_type: str, view: str, required: list[str])
         action="auth.permission_denied",
         durable=True,
         resource_type=resource_type,
-        resource_id=getattr(request, "path", "")[:200],
+        resource_id=getattr(request, "path", "").replace("\x00", "\\x00")[:200],  # "%00" in a probed URL
         severity="warning",
         success=False,
         details={"method": getattr(request, "method", ""), "view": view, "required": required},

@@ -283,7 +283,15 @@ def _verify_archives(which: str) -> VerificationResult:
             )
         try:
             problem, count = _check_archive(path, archive, start, marks)
-        except (OSError, EOFError, ValueError, KeyError, csv.Error) as exc:  # unreadable, or an old format
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            csv.Error,
+        ) as exc:  # unreadable, or an old format
             problem, count = f"the archive {archive} cannot be read ({exc.__class__.__name__}: {exc}).", 0
         checked += count
         if problem:

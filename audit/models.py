@@ -55,10 +55,10 @@ class AppendOnlyQuerySet(models.QuerySet):
     def _raw_delete(self, using):
         raise AppendOnlyViolation()
 
-    def bulk_create(self, objs, *args, update_conflicts=False, **kwargs):
+    def bulk_create(self, objs, batch_size=None, ignore_conflicts=False, update_conflicts=False, *args, **kwargs):
         if update_conflicts:  # INSERT ... ON CONFLICT DO UPDATE: an update by another name
             raise AppendOnlyViolation()
-        return super().bulk_create(objs, *args, **kwargs)
+        return super().bulk_create(objs, batch_size, ignore_conflicts, False, *args, **kwargs)
 
 
 class AppendOnlyModel(models.Model):

@@ -66,8 +66,12 @@ def read_archive(path: Path) -> Iterator[dict[str, Any]]:
     added, numbers, booleans, times, severities and details get their types back, so the chain's
     hashes can be recomputed from the file alone.
     """
+    csv.field_size_limit(max(csv.field_size_limit(), 8 * settings.AUDIT_DETAILS_MAX_BYTES))
     with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
-        for cells in csv.DictReader(file):
+        reader = csv.DictReader(file)
+        if "actor_id" not in (reader.fieldnames or ()):
+            raise ValueError("the archive predates the verifiable format (no actor_id column): use --archives none")
+        for cells in reader:
             text = {name: restore_cell(cells[name]) for name in _TEXT_COLUMNS}
             yield {
                 **text,

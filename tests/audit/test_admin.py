@@ -56,6 +56,13 @@ def test_a_page_refused_with_403_is_audited_as_a_durable_permission_denial(staff
     assert denial.details["view"] == "admin:audit_auditevent_delete"
 
 
+def test_a_refused_url_holding_a_nul_is_still_a_403_and_audited(staff_client, some_events):
+    client, _ = staff_client(Role.ADMIN)
+    assert client.post(f"{CHANGELIST}{some_events[0].pk}%00/delete/").status_code == 403
+    (denial,) = AuditEvent.objects.filter(action="auth.permission_denied")
+    assert "\\x00" in denial.resource_id
+
+
 def test_the_changelist_shows_events_and_no_add_change_or_delete(staff_client, some_events):
     client, _ = staff_client(Role.ADMIN)
     response = client.get(CHANGELIST)

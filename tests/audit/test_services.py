@@ -364,6 +364,8 @@ def test_the_orm_refuses_updates_and_deletes():
         AuditEvent.objects.bulk_create(
             [forged], update_conflicts=True, unique_fields=["event_id"], update_fields=["action"]
         )
+    with pytest.raises(AppendOnlyViolation):  # the same, its flags passed by position
+        AuditEvent.objects.bulk_create([forged], None, False, True, ["action"], ["event_id"])
     assert list(AuditEvent.objects.values_list("action", "actor_label")) == [("thing.happened", "system")]
     AuditEvent.objects.bulk_create([AuditEvent(action="thing.added", actor_label="x")])  # inserts still work
     assert actions() == ["thing.happened", "thing.added"]
