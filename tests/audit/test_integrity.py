@@ -327,25 +327,25 @@ def test_an_archive_that_cannot_be_read_fails_verification_with_a_message(aged_l
     assert code == 1 and "cannot be read" in message
 
 
-def test_a_truncated_archive_row_fails_verification_instead_of_crashing_it(aged_log, settings):
+def rewrite_archive(edit) -> None:
+    """Runs retention, then replaces its archive's text with ``edit(text)`` (someone with file access)."""
     audit_retention_run()
     archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
     with gzip.open(archive, "rt", encoding="utf-8") as file:
         text = file.read()
     with gzip.open(archive, "wt", encoding="utf-8") as file:
-        file.write(text.rstrip("\r\n").rsplit(",", 5)[0] + "\r\n")
+        file.write(edit(text))
+
+
+def test_a_truncated_archive_row_fails_verification_instead_of_crashing_it(aged_log):
+    rewrite_archive(lambda text: text.rstrip("\r\n").rsplit(",", 5)[0] + "\r\n")
     result = audit_verify_chain()
     assert not result.ok and "cannot be read" in result.message
     assert AuditVerification.objects.order_by("-id").first().ok is False  # recorded for the status line
 
 
-def test_a_modified_archive_is_caught(aged_log, settings):
-    audit_retention_run()
-    archive = settings.MEDIA_ROOT / AuditExport.objects.get(kind="archive").path
-    with gzip.open(archive, "rt", encoding="utf-8") as file:
-        text = file.read()
-    with gzip.open(archive, "wt", encoding="utf-8") as file:
-        file.write(text.replace("old.happened", "old.rewritten", 1))
+def test_a_modified_archive_is_caught(aged_log):
+    rewrite_archive(lambda text: text.replace("old.happened", "old.rewritten", 1))
     result = audit_verify_chain()
     assert not result.ok and "content does not match its hash" in result.message
 
