@@ -4,10 +4,16 @@
 required, nothing insecure is assumed), ``development`` (``make run``: SQLite,
 a file cache and a filesystem broker shared by web, worker and beat) or
 ``test``. Every variable is listed in ``.env.example``.
+
+Sections go by topic: the process and its secrets, Django's application wiring, storage (database,
+cache, files), HTTP security, authentication, the API, rate limits, outbound calls, Celery and
+logging, then one section per app. Each setting is assigned once; its comment gives the unit and
+why the default is what it is, and the docs page that explains it.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -17,6 +23,7 @@ from agentplatform.env import env, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# --- Environment --------------------------------------------------------------------------------
 DJANGO_ENV = env.choice("DJANGO_ENV", ("production", "development", "test"), default="production")
 PRODUCTION = DJANGO_ENV == "production"
 DEVELOPMENT = DJANGO_ENV == "development"
@@ -27,10 +34,23 @@ VAR_DIR = Path(env.str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", DEVELOPMENT)
 
+# --- Secrets and hosts --------------------------------------------------------------------------
 _INSECURE_KEY = "django-insecure-development-only-key-never-use-in-production-0000"
 SECRET_KEY = env.str("SECRET_KEY", "") or (None if PRODUCTION else _INSECURE_KEY)
 if SECRET_KEY is None:
     raise ImproperlyConfigured("Environment variable SECRET_KEY is required when DJANGO_ENV=production.")
+
+# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
+# password reset links or anything else SECRET_KEY signs (docs/accounts.md).
+_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
+if JWT_SIGNING_KEY is None:
+    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
+if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
+
+# Bearer token for /metrics; when empty, /metrics answers only requests from loopback.
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 if PRODUCTION and not ALLOWED_HOSTS:
@@ -40,7 +60,12 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", "")
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
 # 0 (default) means the socket peer is the client: X-Forwarded-For is ignored entirely.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", "0", minimum=0, maximum=10)
+# Whether TRUSTED_PROXY_COUNT was given explicitly: production must say how many proxies sit in
+# front (0 is a valid answer), because a wrong default silently trusts or ignores X-Forwarded-For.
+# Read by agentplatform.checks (agentplatform.E004).
+TRUSTED_PROXY_COUNT_EXPLICIT = "TRUSTED_PROXY_COUNT" in env.source
 
+# --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -132,7 +157,14 @@ _test_db_name = env.str("DATABASE_TEST_NAME", "")
 if _test_db_name:
     # Lets parallel test runs on one PostgreSQL server use separate test databases.
     _db["TEST"] = {"NAME": _test_db_name}
+# A second connection to the same database, used only to write a durable audit event logged inside
+# a transaction outside any request or audit_buffer() scope, so the rollback cannot take it along
+# (docs/audit.md). SQLite allows one writer at a time, so the embedded mode has none (such a call
+# raises).
+AUDIT_DURABLE_DATABASE = "audit_durable" if _db["ENGINE"].endswith("postgresql") else ""
 DATABASES = {"default": _db}
+if AUDIT_DURABLE_DATABASE:
+    DATABASES[AUDIT_DURABLE_DATABASE] = {**_db, "CONN_MAX_AGE": 0}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------------------------
@@ -167,29 +199,22 @@ else:
     }
 EMBEDDED_CACHE = CACHES["default"]["BACKEND"].endswith("FileBasedCache")
 
-# django-ratelimit refuses caches without atomic increments (its checks E003/W001). Redis has
-# them; the embedded file cache does not, so make run (and only make run) silences that check.
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001", "django_ratelimit.E003"] if EMBEDDED_CACHE else []
+# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
+# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that make run's file cache and the test
+# suite's local-memory cache serve one machine or one process (E003: no atomic increments across
+# servers). Production refuses a non-Redis cache in agentplatform.checks (E002, E006).
+if CACHES["default"]["BACKEND"] == "agentplatform.cache.RedisCache":
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+else:
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001", "django_ratelimit.E003"]
 
-# --- Auth ---------------------------------------------------------------------------------------
-AUTH_USER_MODEL = "accounts.User"
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-if TESTING:
-    # Hashing with PBKDF2's full cost makes every test login take ~0.3 s; tests check logic, not cost.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-# --- Internationalisation -------------------------------------------------------------------
+# --- Internationalisation -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Static and media -----------------------------------------------------------------------
+# --- Static and media ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -205,7 +230,7 @@ STORAGES = {
     },
 }
 
-# --- Security -------------------------------------------------------------------------------
+# --- HTTP security (docs/cross-cutting.md) ------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", PRODUCTION)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
 # Health probes come over plain HTTP from the orchestrator, inside the network.
@@ -226,9 +251,84 @@ MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", str(1024 * 1024), minimum=1024)
 MAX_BATCH_REQUEST_BYTES = env.int(
     "MAX_BATCH_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=1024, maximum=10 * 1024 * 1024
 )
+# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
+MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BATCH_REQUEST_BYTES
 
-# --- REST framework -------------------------------------------------------------------------
+# --- Authentication (docs/accounts.md) ----------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    # Hashing with PBKDF2's full cost makes every test login take ~0.3 s; tests check logic, not cost.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# JWTs (the key is JWT_SIGNING_KEY above). HS256 is pinned: decoding accepts only it.
+# Minutes: short, because an access token is only revocable through the denylist check.
+JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
+# Hours: how long a person stays logged in without using the refresh token (one working day).
+JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "ISSUER": "agent-ops-platform",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+
+# Agent API keys.
+# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
+# cache: the longest a permission change can lag, and the bound on revocation when the cache
+# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds each process keeps a verified key's snapshot in memory (no cache round trip); another
+# process honours a revocation within this time. 0 reads the shared cache on every request.
+API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", minimum=0)
+# Seconds: a key's last_used_at is written at most this often (not once per request).
+API_KEY_TOUCH_SECONDS = 60
+
+# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
+# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
+# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
+    # axes forgets a client's failures once the cool-down has passed since the last one.
+    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+AXES_ENABLED = env.bool("AXES_ENABLED", True)
+AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# --- REST framework and the API schema ----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["agentplatform.parsers.JSONParser"],
@@ -240,7 +340,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
+    # Every API 403 goes through accounts' wrapper of the platform handler
+    # (agentplatform.errors.api_exception_handler), which audits it once.
+    "EXCEPTION_HANDLER": "accounts.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -256,17 +358,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }
 
-# Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
-BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", False)
-# Bearer token for /metrics; when empty, /metrics answers only requests from loopback.
-METRICS_TOKEN = env.str("METRICS_TOKEN", "")
-
-# --- Rate limits (django-ratelimit) ---------------------------------------------------------
+# --- Rate limits (agentplatform.ratelimit, docs/cross-cutting.md) -------------------------------
 # Per endpoint group, "N/period"; each is overridable as RATE_LIMIT_<GROUP> with dots as
 # underscores, e.g. RATE_LIMIT_PROMPTS_RESOLVE=6000/m.
 _DEFAULT_RATE_LIMITS = {
     "auth.token": "10/m",
     "auth.refresh": "30/m",
+    "auth.me": "300/m",
     "prompts.resolve": "6000/m",
     "experiments.results": "600/m",
     "experiments.read": "600/m",
@@ -279,15 +377,66 @@ _DEFAULT_RATE_LIMITS = {
     "documents.search": "300/m",
     "reports.read": "120/m",
 }
+# Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", False)
 RATE_LIMITS = {
     group: env.rate("RATE_LIMIT_" + group.upper().replace(".", "_"), default)
     for group, default in _DEFAULT_RATE_LIMITS.items()
 }
+if BENCH_ENDPOINTS:
+    # The benchmark's rate-limited no-op: counted on every request, never reached.
+    RATE_LIMITS["bench.noop"] = "1000000000/h"
 for _group, _rate in RATE_LIMITS.items():
     parse_rate(_rate, name=_group)
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
+# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
+# glob patterns. Login fails closed (an outage must not open the door to password guessing);
+# agent endpoints fail open (an outage must not stop the fleet).
+RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
+# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
+# one socket timeout every few seconds, not one per request).
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
+# Largest share of a limit one process reserves from Redis at a time (agentplatform/ratelimit.py,
+# "Leases"): 0.01 lets a busy caller skip 99 of 100 round trips, at the price of being refused up
+# to 1 % of the limit early per process it is served by. 0 counts every request in Redis.
+RATE_LIMIT_LEASE_SHARE = env.float("RATE_LIMIT_LEASE_SHARE", "0.01", minimum=0)
 
-# --- Celery ---------------------------------------------------------------------------------
+# --- Outbound HTTP and circuit breakers (docs/cross-cutting.md) ---------------------------------
+# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
+# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
+HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
+HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
+# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
+# own default is 300 s; agents wait on these calls, so a minute).
+MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
+
+# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
+# entry. fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial
+# call; success_threshold: successful trials that close it; max_retry_after: seconds, the longest
+# an upstream Retry-After may hold it open.
+CIRCUIT_BREAKERS: dict[str, dict] = {
+    "default": {
+        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
+        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
+        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
+        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
+    },
+    # The enrichment web provider fetches arbitrary sites: a handful of slow ones is normal and
+    # must not stop every page fetch, so its breaker opens only after a long run of failures, and
+    # retries sooner.
+    "enrichment.web": {"fail_max": 20, "reset_timeout": 15.0},
+}
+# Where breaker state is shared between processes; empty = each process keeps its own.
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
+# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
+# and calls don't each wait for a socket timeout).
+CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
+
+# --- Celery -------------------------------------------------------------------------------------
 # Broker: CELERY_BROKER_URL, else REDIS_URL, else (make run) a filesystem broker under VAR_DIR.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL or ("memory://" if TESTING else "filesystem://"))
 if PRODUCTION and CELERY_BROKER_URL.startswith(("filesystem", "memory")):
@@ -323,8 +472,11 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+# Workers log through LOGGING below (JSON with the request id restored from the task's headers,
+# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# --- Logging --------------------------------------------------------------------------------
+# --- Logging ------------------------------------------------------------------------------------
 # JSON lines in production (one object per record, for log shippers); readable lines otherwise.
 LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "text"), "json" if PRODUCTION else "text")
 LOG_LEVEL = env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
@@ -352,146 +504,7 @@ LOGGING = {
     },
 }
 
-
-# --- cross-cutting: rate limits, breakers, outbound HTTP (issue 3) -------------------------------
-# Outbound HTTP (agentplatform.http): seconds per phase; every client bounds all four. Connect and
-# pool are short so a dead host is noticed fast; read is what a slow but healthy API needs.
-HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", "3", minimum=0.1)
-HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", "10", minimum=0.1)
-HTTP_WRITE_TIMEOUT = env.float("HTTP_WRITE_TIMEOUT", "10", minimum=0.1)
-HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
-# Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
-# own default is 300 s; agents wait on these calls, so a minute).
-MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
-HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
-
-# Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
-# entry; apps add entries in their sections, e.g. CIRCUIT_BREAKERS["search"] = {"fail_max": 3}.
-# fail_max: consecutive failures that open it; reset_timeout: seconds open before a trial call;
-# success_threshold: successful trials that close it; max_retry_after: seconds, the longest an
-# upstream Retry-After may hold it open.
-CIRCUIT_BREAKERS: dict[str, dict] = {
-    "default": {
-        "fail_max": env.int("CIRCUIT_BREAKER_FAIL_MAX", "5", minimum=1),
-        "reset_timeout": env.float("CIRCUIT_BREAKER_RESET_TIMEOUT", "30", minimum=1),
-        "success_threshold": env.int("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "1", minimum=1),
-        "max_retry_after": env.float("CIRCUIT_BREAKER_MAX_RETRY_AFTER", "300", minimum=1),
-    },
-}
-# Where breaker state is shared between processes; empty = each process keeps its own.
-CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
-CIRCUIT_BREAKER_KEY_PREFIX = env.str("CIRCUIT_BREAKER_KEY_PREFIX", "ap:breaker")
-# Seconds between attempts to reach Redis again once it failed (meanwhile the local state serves,
-# and calls don't each wait for a socket timeout).
-CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SECONDS", "5", minimum=0)
-
-# Rate limits (agentplatform.ratelimit; the groups and their rates are RATE_LIMITS above).
-# Groups whose requests are refused (503) rather than served unlimited while the cache is down:
-# glob patterns. Login fails closed (an outage must not open the door to password guessing);
-# agent endpoints fail open (an outage must not stop the fleet).
-RATE_LIMIT_FAIL_CLOSED = env.list("RATE_LIMIT_FAIL_CLOSED", "auth.*")
-# Seconds the rate limiter skips an unreachable cache before trying again (so an outage costs
-# one socket timeout every few seconds, not one per request).
-RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5", minimum=0)
-# Largest share of a limit one process reserves from Redis at a time (agentplatform/ratelimit.py,
-# "Leases"): 0.01 lets a busy caller skip 99 of 100 round trips, at the price of being refused up
-# to 1 % of the limit early per process it is served by. 0 counts every request in Redis.
-RATE_LIMIT_LEASE_SHARE = env.float("RATE_LIMIT_LEASE_SHARE", "0.01", minimum=0)
-# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
-# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
-# for its local-memory cache).
-if CACHES["default"]["BACKEND"] == "agentplatform.cache.RedisCache":
-    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
-elif TESTING:
-    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
-
-# Workers log through LOGGING above (JSON with the request id restored from the task's headers,
-# agentplatform.task_context) instead of Celery replacing the root logger's handlers.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-
-# Bytes: no view may raise its body limit (``max_body_bytes``) past this, whatever it declares.
-MAX_REQUEST_BYTES_CEILING = 10 * 1024 * 1024
-if BENCH_ENDPOINTS:
-    # The benchmark's rate-limited no-op: counted on every request, never reached.
-    RATE_LIMITS["bench.noop"] = "1000000000/h"
-
-
-# --- accounts (issue 4) -------------------------------------------------------------------------
-from datetime import timedelta  # noqa: E402  (kept inside this section)
-
-# JWTs are signed with their own key, so rotating it logs everyone out without touching sessions,
-# password reset links or anything else SECRET_KEY signs. HS256 is pinned: decoding accepts only it.
-_INSECURE_JWT_KEY = "django-insecure-jwt-signing-key-for-development-and-tests-only-000000"
-JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", "") or (None if PRODUCTION else _INSECURE_JWT_KEY)
-if JWT_SIGNING_KEY is None:
-    raise ImproperlyConfigured("Environment variable JWT_SIGNING_KEY is required when DJANGO_ENV=production.")
-if PRODUCTION and (JWT_SIGNING_KEY == SECRET_KEY or len(JWT_SIGNING_KEY) < 32):
-    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters and differ from SECRET_KEY.")
-# Minutes: short, because an access token is only revocable through the denylist check.
-JWT_ACCESS_TOKEN_MINUTES = env.int("JWT_ACCESS_TOKEN_MINUTES", "5", minimum=1, maximum=60)
-# Hours: how long a person stays logged in without using the refresh token (one working day).
-JWT_REFRESH_TOKEN_HOURS = env.int("JWT_REFRESH_TOKEN_HOURS", "24", minimum=1, maximum=24 * 30)
-SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_TOKEN_MINUTES),
-    "REFRESH_TOKEN_LIFETIME": timedelta(hours=JWT_REFRESH_TOKEN_HOURS),
-    "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
-    "UPDATE_LAST_LOGIN": False,
-    "ALGORITHM": "HS256",
-    "SIGNING_KEY": JWT_SIGNING_KEY,
-    "VERIFYING_KEY": "",
-    "ISSUER": "agent-ops-platform",
-    "LEEWAY": 0,
-    "AUTH_HEADER_TYPES": ("Bearer",),
-    "USER_ID_FIELD": "id",
-    "USER_ID_CLAIM": "user_id",
-    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
-    "TOKEN_TYPE_CLAIM": "token_type",
-    "JTI_CLAIM": "jti",
-    "CHECK_USER_IS_ACTIVE": True,
-}
-# Seconds a verified API key (with its user's role and permissions) is trusted from the shared
-# cache: the longest a permission change can lag, and the bound on revocation when the cache
-# delete on revoke fails. 10 s keeps agents' hot path free of database queries.
-API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximum=300)
-# Seconds each process keeps a verified key's snapshot in memory (no cache round trip); another
-# process honours a revocation within this time. 0 reads the shared cache on every request.
-API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", minimum=0)
-# Seconds: a key's last_used_at is written at most this often (not once per request).
-API_KEY_TOUCH_SECONDS = 60
-
-# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
-# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
-# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
-LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
-LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
-if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
-    # axes forgets a client's failures once the cool-down has passed since the last one.
-    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
-    "django.contrib.auth.backends.ModelBackend",
-]
-AXES_ENABLED = env.bool("AXES_ENABLED", True)
-AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
-AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
-AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_HTTP_RESPONSE_CODE = 429
-AXES_VERBOSE = False
-
-# auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
-RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
-# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
-
-
-# --- audit (issue 5) ----------------------------------------------------------------------------
+# --- Audit log (docs/audit.md) ------------------------------------------------------------------
 # Days an audit event stays in the table (by recorded_at); older sealed events are archived to a
 # gzipped CSV under AUDIT_EXPORT_DIR, then deleted. One year: the usual audit review horizon.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", "365", minimum=1)
@@ -522,8 +535,8 @@ AUDIT_WRITE_MODE = env.choice(
 )
 # Seconds between the background writer's inserts: the loss window on a SIGKILL, and the delay
 # before a request's events are readable. 1 s (the flush period of log shippers such as Fluent
-# Bit) batches ~1,000 requests per COPY at load: against 0.2 s, a third less database CPU per event
-# and +4 points on the audited no-op's throughput ratio (bench/README.md, docs/audit.md).
+# Bit) batches a second of requests per COPY at load, for less database CPU per event than shorter
+# intervals (measured in bench/README.md and docs/audit.md).
 AUDIT_FLUSH_INTERVAL_SECONDS = env.float("AUDIT_FLUSH_INTERVAL_SECONDS", "1", minimum=0.001)
 # Events the background queue may hold (per process) before requests write their own events
 # synchronously (back-pressure when the database is slow or down); ~2 KB each, so 20,000 is ~40 MB.
@@ -541,17 +554,10 @@ AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", "50", minimum=1)
 AUDIT_MAX_PAGE_SIZE = env.int("AUDIT_MAX_PAGE_SIZE", "500", minimum=1)
 # Where archives, period exports and the chain-head file go (the admin lists and serves them).
 AUDIT_EXPORT_DIR = Path(env.str("AUDIT_EXPORT_DIR", str(MEDIA_ROOT / "exports")))
-# A second connection to the same database, used only to write a durable event logged inside a
-# transaction outside any request or audit_buffer() scope, so the rollback cannot take it along.
-# SQLite allows one writer at a time, so the embedded mode has none (such a call raises).
-AUDIT_DURABLE_DATABASE = "audit_durable" if DATABASES["default"]["ENGINE"].endswith("postgresql") else ""
-if AUDIT_DURABLE_DATABASE:
-    DATABASES[AUDIT_DURABLE_DATABASE] = {**DATABASES["default"], "CONN_MAX_AGE": 0}
 
-
-# --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# --- Experiments (docs/experiments.md) ----------------------------------------------------------
 # Seconds between a process's checks of the shared experiments version key: how long a start,
-# pause or stop takes to reach every web process (the issue asks for about one second).
+# pause or stop takes to reach every web process (about one second is what operators expect).
 EXPERIMENTS_SNAPSHOT_CHECK_SECONDS = env.float("EXPERIMENTS_SNAPSHOT_CHECK_SECONDS", "1.0", minimum=0.0)
 # Entries: (experiment, user) pairs a process remembers having buffered, so returning users cost
 # no Redis write; ~100 bytes each, so 200,000 is ~20 MB per process at most.
@@ -561,11 +567,10 @@ EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000
 EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
 # Seconds between scheduled exposure flushes: how stale the analysis population may be.
 EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
-# Rows per results request: the issue's contract (1 to 1,000); larger batches answer 413.
+# Rows per results request: the API contract (1 to 1,000); larger batches answer 413.
 EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
-
-# Experiment statistics (issue 7).
+# --- Experiment statistics (docs/statistics.md) -------------------------------------------------
 # Significance level of every test and interval (two-sided; 0.05 is the industry default).
 EXPERIMENT_STATS_ALPHA = env.float("EXPERIMENT_STATS_ALPHA", 0.05, minimum=0.0001)
 # Power the MDE and sample sizes are computed for (0.8 is the convention GrowthBook/Eppo use).
@@ -586,8 +591,7 @@ EXPERIMENT_STATS_MAX_STALENESS_SECONDS = env.int("EXPERIMENT_STATS_MAX_STALENESS
 # raw-results path streams users from an index and needs no work_mem.)
 EXPERIMENT_STATS_WORK_MEM = env.str("EXPERIMENT_STATS_WORK_MEM", "256MB")
 
-
-# --- monitoring (issue 8) -----------------------------------------------------------------------
+# --- Monitoring (docs/monitoring.md) ------------------------------------------------------------
 # Where open minutes of latency histograms accumulate: "redis" (atomic HINCRBY, any number of
 # processes and hosts) or "database" (UPSERT increments into monitoring_countercell; the embedded
 # mode, shared by web and worker through SQLite). Defaults to redis whenever REDIS_URL is set.
@@ -616,8 +620,7 @@ MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
 MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
 MONITORING_MAX_RUNS_PER_BATCH = 1000
 
-
-# --- enrichment (issue 9) -----------------------------------------------------------------------
+# --- Enrichment (docs/enrichment.md) ------------------------------------------------------------
 # Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
 # for less (deadline_ms) but never more than the maximum, so one call cannot hold a worker long.
 ENRICHMENT_DEFAULT_DEADLINE_MS = env.int("ENRICHMENT_DEFAULT_DEADLINE_MS", "8000", minimum=100)
@@ -674,12 +677,8 @@ ENRICHMENT_COLLECT_BACKOFF_SECONDS = env.int("ENRICHMENT_COLLECT_BACKOFF_SECONDS
 ENRICHMENT_COLLECT_TIMEOUT = env.float("ENRICHMENT_COLLECT_TIMEOUT", "30", minimum=1)
 # Count: items kept from one feed or JSON source per run.
 ENRICHMENT_COLLECT_MAX_ITEMS = env.int("ENRICHMENT_COLLECT_MAX_ITEMS", "200", minimum=1)
-# The web provider fetches arbitrary sites: a handful of slow ones is normal and must not stop
-# every page fetch, so its breaker opens only after a long run of failures, and retries sooner.
-CIRCUIT_BREAKERS.setdefault("enrichment.web", {"fail_max": 20, "reset_timeout": 15.0})
 
-
-# --- jobs and reports (issue 10) ----------------------------------------------------------------
+# --- Jobs and reports (docs/jobs.md) ------------------------------------------------------------
 # Retries of a job after a transient error (database/Redis connection, DependencyUnavailable);
 # 3 covers a failover or a restart without hammering a dependency that is really down.
 JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", "3", minimum=0, maximum=10)
@@ -695,9 +694,3 @@ JOBS_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", "600", minimum=2)
 JOBS_EMBEDDED_WORKER_MAX_AGE = env.int("JOBS_EMBEDDED_WORKER_MAX_AGE", "180", minimum=60)
 # Rows: creators kept in one creator-analytics report (the most active first); bounds the JSON.
 REPORTS_MAX_CREATORS = env.int("REPORTS_MAX_CREATORS", "1000", minimum=10)
-
-# --- reliability and security (issue 12) --------------------------------------------------------
-# Whether TRUSTED_PROXY_COUNT was given explicitly: production must say how many proxies sit in
-# front (0 is a valid answer), because a wrong default silently trusts or ignores X-Forwarded-For.
-# Read by agentplatform.checks (agentplatform.E004).
-TRUSTED_PROXY_COUNT_EXPLICIT = "TRUSTED_PROXY_COUNT" in env.source
