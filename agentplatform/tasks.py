@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.core.cache import cache
 
-from agentplatform.health import HEARTBEAT_CACHE_KEY
+from agentplatform.probes import HEARTBEAT_CACHE_KEY
 
 logger = logging.getLogger(__name__)
 

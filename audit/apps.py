@@ -8,7 +8,7 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_shutdown, worker_shutdown
 
-        from agentplatform.health import register_info
+        from agentplatform.probes import register_info
         from audit import admin_trail
         from audit.background import stop_background_writer
         from audit.selectors import audit_chain_status

@@ -6,7 +6,7 @@ class EnrichmentConfig(AppConfig):
     verbose_name = "Enrichment"
 
     def ready(self) -> None:
-        from agentplatform.health import register_info
+        from agentplatform.probes import register_info
         from enrichment import checks  # noqa: F401 - registers the system checks
         from enrichment.health import provider_health
 

@@ -8,7 +8,7 @@ class ExperimentsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from agentplatform.health import register_info
+        from agentplatform.probes import register_info
         from agentplatform.schedules import Schedule, register_schedule
         from experiments.exposures import exposures_buffered
 

@@ -322,7 +322,7 @@ def worker_available() -> bool:
 
     from django.core.cache import cache
 
-    from agentplatform.health import HEARTBEAT_CACHE_KEY
+    from agentplatform.probes import HEARTBEAT_CACHE_KEY
 
     last = cache.get(HEARTBEAT_CACHE_KEY)
     return last is not None and time.time() - last < settings.JOBS_EMBEDDED_WORKER_MAX_AGE

@@ -1,6 +1,6 @@
 from django.core.cache import cache
 
-from agentplatform.health import HEARTBEAT_CACHE_KEY
+from agentplatform.probes import HEARTBEAT_CACHE_KEY
 from agentplatform.tasks import heartbeat
 
 

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from agentplatform.health import HEARTBEAT_CACHE_KEY
+from agentplatform.probes import HEARTBEAT_CACHE_KEY
 from reports.jobs.runner import worker_available
 from reports.models import JobOutcome, JobRun, JobTrigger
 
