@@ -92,6 +92,43 @@ class Env:
         return parse_rate(value, name=name)
 
 
+# What .env.example's placeholder secrets contain: a value with it was copied, not generated.
+PLACEHOLDER_MARKER = "change-me"
+# Characters: HS256 wants a key at least as long as its 256-bit hash, 32 bytes (RFC 7518, 3.2);
+# a shorter key can be brute-forced offline from a single signed token.
+SECRET_MIN_LENGTH = 32
+# Distinct characters: rejects long but trivially guessable values ("aaaa...", "0123012301230123...").
+SECRET_MIN_DISTINCT_CHARACTERS = 10
+GENERATE_HINT = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+
+
+def check_secrets(secrets: Mapping[str, str]) -> None:
+    """Refuses placeholder, short, repetitive or shared secrets, naming the variable at fault.
+
+    ``secrets`` maps variable names to values, in the order they are reported. Empty values are
+    skipped: whether a secret is required at all is the caller's rule. Never echoes a value.
+    """
+    checked: dict[str, str] = {}
+    for name, value in secrets.items():
+        if not value:
+            continue
+        if PLACEHOLDER_MARKER in value.lower():
+            problem = f"contains the placeholder {PLACEHOLDER_MARKER!r} from .env.example"
+        elif len(value) < SECRET_MIN_LENGTH:
+            problem = f"is {len(value)} characters long; at least {SECRET_MIN_LENGTH} are required"
+        elif len(set(value)) < SECRET_MIN_DISTINCT_CHARACTERS:
+            problem = (
+                f"has only {len(set(value))} distinct characters; at least "
+                f"{SECRET_MIN_DISTINCT_CHARACTERS} are required"
+            )
+        else:
+            same = [other for other, other_value in checked.items() if other_value == value]
+            problem = f"must differ from {same[0]} (each secret has its own value)" if same else ""
+        if problem:
+            raise ImproperlyConfigured(f"Environment variable {name} {problem}: {GENERATE_HINT}.")
+        checked[name] = value
+
+
 def parse_rate(value: str, *, name: str = "rate") -> str:
     value = value.strip()
     match = _RATE_RE.match(value)

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from agentplatform.env import Env, parse_rate
+from agentplatform.env import Env, check_secrets, parse_rate
 from tests.conftest import PRODUCTION_ENV, run_manage
 
 
@@ -66,3 +66,25 @@ def test_bad_settings_stop_start_up_with_a_clear_message(overrides, message):
     result = run_manage("check", env={**PRODUCTION_ENV, **overrides})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_check_secrets_accepts_distinct_generated_values():
+    import secrets
+
+    check_secrets({"A": secrets.token_urlsafe(50), "B": secrets.token_urlsafe(50), "C": ""})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"A": "x" * 40 + "Change-Me"}, "A contains the placeholder 'change-me'"),
+        ({"A": "k3Y" * 10}, "A is 30 characters long; at least 32"),
+        ({"A": "0123456780" * 4}, "A has only 9 distinct characters; at least 10"),
+        ({"A": "Qw8-" + "abcdefghij" * 4, "B": "Qw8-" + "abcdefghij" * 4}, "B must differ from A"),
+    ],
+    ids=["placeholder", "short", "repetitive", "shared"],
+)
+def test_check_secrets_names_the_weak_variable(values, message):
+    with pytest.raises(ImproperlyConfigured, match=message) as raised:
+        check_secrets(values)
+    assert list(values.values())[-1] not in str(raised.value)

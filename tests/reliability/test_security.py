@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from agentplatform.checks import check_security_configuration
 from tests.accounts.matrix import MATRIX
-from tests.conftest import PRODUCTION_ENV, run_manage, run_python
+from tests.conftest import PRODUCTION_ENV, ROOT, run_manage, run_python
 
 
 def _api_routes(patterns, prefix=""):
@@ -182,6 +182,49 @@ def test_production_with_a_jwt_key_equal_to_the_secret_key_does_not_start():
     result = run_manage("check", "--deploy", env=env)
     assert result.returncode != 0
     assert "JWT_SIGNING_KEY" in result.stderr
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+_STRONG = {
+    "SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"],
+    "JWT_SIGNING_KEY": PRODUCTION_ENV["JWT_SIGNING_KEY"],
+    "METRICS_TOKEN": "metrics-production-like-token-with-enough-entropy-Zq81Lw3",
+}
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SIGNING_KEY", "METRICS_TOKEN"])
+def test_production_refuses_to_start_with_a_secret_copied_from_env_example(name):
+    """The .env.example placeholders, kept by mistake, would let anyone sign an admin JWT or scrape /metrics."""
+    example = _env_example()[name]
+    assert "change-me" in example
+    result = run_python("import agentplatform.wsgi", env=_production_env(**{**_STRONG, name: example}))
+    assert result.returncode != 0
+    assert f"Environment variable {name} contains the placeholder 'change-me'" in result.stderr
+    assert example not in result.stderr  # the message names the variable, never its value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SECRET_KEY", "Sh0rt-but-random-9f3kLm", "is 23 characters long"),
+        ("JWT_SIGNING_KEY", "abc123" * 8, "has only 6 distinct characters"),
+        ("JWT_SIGNING_KEY", _STRONG["SECRET_KEY"], "must differ from SECRET_KEY"),
+        ("METRICS_TOKEN", _STRONG["JWT_SIGNING_KEY"], "must differ from JWT_SIGNING_KEY"),
+    ],
+    ids=["short", "repetitive", "jwt-key-is-the-secret-key", "metrics-token-is-the-jwt-key"],
+)
+def test_production_refuses_to_start_with_a_weak_or_shared_secret(name, value, message):
+    result = run_python("import agentplatform.settings", env=_production_env(**{**_STRONG, name: value}))
+    assert result.returncode != 0
+    assert f"Environment variable {name} {message}" in result.stderr
 
 
 def test_a_correct_production_configuration_starts():
