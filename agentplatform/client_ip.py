@@ -1,12 +1,15 @@
-"""The client's IP address, trusting exactly ``settings.TRUSTED_PROXY_COUNT`` reverse proxies.
+"""The client's IP address, believing ``X-Forwarded-For`` only from the proxies we run.
 
-Each proxy appends the address it received the connection from to ``X-Forwarded-For``, so with N
-trusted proxies in front of the app the client is the N-th entry from the right (the socket peer,
-``REMOTE_ADDR``, being the last proxy). Entries further left were written by the client itself and
-are never believed. With ``TRUSTED_PROXY_COUNT = 0`` the header is ignored entirely.
+The header is read only when the connecting address (``REMOTE_ADDR``) lies in one of
+``settings.TRUSTED_PROXIES`` (CIDRs) and ``settings.TRUSTED_PROXY_COUNT`` is above 0; anyone else
+who sends it is a client naming its own address, and is ignored. Each proxy appends the address it
+received the connection from, so with N trusted proxies in front of the app the client is the N-th
+entry from the right. Entries further left were written by the client itself and are never
+believed.
 
-Rate limits and login lockouts key on this value, so it is always a syntactically valid address
-(normalised by ``ipaddress``): a caller cannot mint fresh buckets by sending arbitrary strings.
+Rate limits, login lockouts and audit rows key on this value, so it is always a syntactically valid
+address (normalised by ``ipaddress``): a caller cannot mint fresh buckets by sending arbitrary
+strings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 FORWARDED_FOR_META = "HTTP_X_FORWARDED_FOR"
+FORWARDED_PROTO_META = "HTTP_X_FORWARDED_PROTO"
 # Returned when even REMOTE_ADDR is missing or malformed (unit tests, odd WSGI servers): one
 # shared, clearly-not-a-client bucket rather than a key derived from garbage.
 UNKNOWN_IP = "0.0.0.0"  # noqa: S104  (a label, never bound)
@@ -54,11 +58,32 @@ def normalise_ip(value: str | None) -> str | None:
     return str(address)
 
 
+@functools.lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of its arguments; callers repeat a few proxies
+def _address_in(address: str, cidrs: tuple[str, ...]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == network.version and ip in network for network in _networks(cidrs))
+
+
+def is_trusted_proxy(address: str | None) -> bool:
+    """Whether ``address`` (normalised, as from :func:`normalise_ip`) is one of TRUSTED_PROXIES."""
+    cidrs = settings.TRUSTED_PROXIES
+    if not cidrs or not address or address == UNKNOWN_IP:
+        return False
+    return _address_in(address, tuple(cidrs))
+
+
 def get_client_ip(request) -> str:
     """The client address of ``request`` as a validated, normalised IP string."""
     remote = normalise_ip(request.META.get("REMOTE_ADDR")) or UNKNOWN_IP
     trusted = settings.TRUSTED_PROXY_COUNT
-    if trusted <= 0:
+    if trusted <= 0 or not is_trusted_proxy(remote):
+        # No proxy is configured, or this connection did not come from one: whatever the
+        # X-Forwarded-For header says, the client wrote it.
         return remote
     header = request.META.get(FORWARDED_FOR_META, "")
     # Several X-Forwarded-For headers arrive joined by commas, which is the order we want.

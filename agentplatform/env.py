@@ -7,6 +7,7 @@ instead of misbehaving later.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -79,6 +80,18 @@ class Env:
         if isinstance(value, list):
             return value
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def networks(self, name: str, default=_MISSING) -> tuple[str, ...]:
+        """Comma-separated CIDRs or single addresses, as normalised network strings (``10.0.0.0/8``)."""
+        networks = []
+        for item in self.list(name, default):
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"Environment variable {name} entry {item!r} is not an IP network (e.g. 10.0.0.0/8, 172.18.0.5)."
+                ) from None
+        return tuple(networks)
 
     def choice(self, name: str, choices: tuple[str, ...], default=_MISSING) -> str:
         value = self._raw(name, default)

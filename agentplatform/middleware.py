@@ -10,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
 from agentplatform import request_id
+from agentplatform.client_ip import FORWARDED_FOR_META, FORWARDED_PROTO_META, is_trusted_proxy, normalise_ip
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,28 @@ class RequestIdMiddleware:
             request_id.reset_request_id(token)
         response[request_id.HEADER] = value
         return response
+
+
+class ForwardedHeadersMiddleware:
+    """Drops ``X-Forwarded-For`` and ``X-Forwarded-Proto`` unless a trusted proxy sent them.
+
+    ``get_client_ip`` already ignores a client's own ``X-Forwarded-For``; Django's
+    ``SECURE_PROXY_SSL_HEADER`` and any library reading ``request.META`` do not check who sent the
+    header, so a client connecting directly could otherwise claim HTTPS. Outermost but one, before
+    ``SecurityMiddleware`` decides about the HTTPS redirect.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        meta = request.META
+        if (FORWARDED_FOR_META in meta or FORWARDED_PROTO_META in meta) and not is_trusted_proxy(
+            normalise_ip(meta.get("REMOTE_ADDR"))
+        ):
+            meta.pop(FORWARDED_FOR_META, None)
+            meta.pop(FORWARDED_PROTO_META, None)
+        return self.get_response(request)
 
 
 class _BoundedStream:

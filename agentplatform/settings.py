@@ -62,8 +62,18 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", "")
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
-# 0 (default) means the socket peer is the client: X-Forwarded-For is ignored entirely.
+# 0 (default: docker-compose publishes gunicorn with no proxy in front) means the socket peer is the
+# client: X-Forwarded-For is ignored entirely (docs/cross-cutting.md, "Client IP behind a proxy").
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", "0", minimum=0, maximum=10)
+# The proxies' own addresses (CIDRs or single addresses, comma-separated): X-Forwarded-For and
+# X-Forwarded-Proto are read only from a connection whose address is in one of them. Empty by
+# default, because which addresses are ours is only known where the app is deployed.
+TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES", "")
+if TRUSTED_PROXY_COUNT and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} needs TRUSTED_PROXIES, the proxies' addresses (CIDRs): "
+        "without it anyone could send X-Forwarded-For."
+    )
 # Whether TRUSTED_PROXY_COUNT was given explicitly: production must say how many proxies sit in
 # front (0 is a valid answer), because a wrong default silently trusts or ignores X-Forwarded-For.
 # Read by agentplatform.checks (agentplatform.E004).
@@ -96,6 +106,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agentplatform.middleware.RequestIdMiddleware",
+    "agentplatform.middleware.ForwardedHeadersMiddleware",
     "monitoring.middleware.RequestTimingMiddleware",
     "agentplatform.middleware.RequestBodyLimitMiddleware",
     "audit.middleware.AuditBufferMiddleware",

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from agentplatform.client_ip import is_trusted_proxy, normalise_ip
 from agentplatform.errors import DependencyUnavailable
 from monitoring.models import ProcessHeartbeat
 from monitoring.recorder import HTTP_COUNTERS_KEY, HTTP_LATENCY_BUCKETS, PLATFORM_COUNTERS_KEY
@@ -194,12 +195,10 @@ def render_metrics() -> bytes:
 
 
 def _is_loopback(request) -> bool:
-    if settings.TRUSTED_PROXY_COUNT and request.META.get("HTTP_X_FORWARDED_FOR"):
-        return False  # came through a proxy: the socket peer is the proxy, not the client
-    try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:
-        return False
+    peer = normalise_ip(request.META.get("REMOTE_ADDR"))
+    if peer is None or is_trusted_proxy(peer):
+        return False  # a proxy on this host forwards outsiders: its loopback address says nothing
+    return ipaddress.ip_address(peer).is_loopback
 
 
 def metrics_allowed(request) -> bool:

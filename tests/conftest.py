@@ -79,7 +79,8 @@ PRODUCTION_ENV = {
     "CSRF_TRUSTED_ORIGINS": "https://ops.example.com",
     "DATABASE_URL": "postgres://root@127.0.0.1:5432/postgres",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
-    "TRUSTED_PROXY_COUNT": "1",
+    # As docker-compose ships: clients connect to gunicorn directly (production requires it explicit).
+    "TRUSTED_PROXY_COUNT": "0",
 }
 
 

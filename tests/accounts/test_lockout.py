@@ -67,7 +67,7 @@ def test_ip_lock_applies_to_every_username(api_client, person, user_factory):
 
 
 def test_forwarded_for_header_does_not_escape_the_ip_lock(api_client, person):
-    # TRUSTED_PROXY_COUNT is 0 in tests: X-Forwarded-For is the client's own claim.
+    # No trusted proxy in tests: X-Forwarded-For is the client's own claim.
     for number in range(LIMIT):
         login(api_client, f"guess-{number}", "wrong-password", ip="10.0.4.4", HTTP_X_FORWARDED_FOR=f"1.2.3.{number}")
     assert login(api_client, person.username, TEST_PASSWORD, ip="10.0.4.4").status_code == 429

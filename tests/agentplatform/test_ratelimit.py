@@ -220,7 +220,7 @@ def test_undeclared_groups_fail_the_system_checks(settings):
     assert all("'test.tiny'" in error.msg for error in errors)
 
 
-@override_settings(TRUSTED_PROXY_COUNT=1)
+@override_settings(TRUSTED_PROXY_COUNT=1, TRUSTED_PROXIES=("10.0.0.0/24",))
 def test_behind_a_trusted_proxy_clients_are_told_apart_by_the_forwarded_address(client, clock):
     def get(forwarded):
         return client.get("/api/v1/test/tiny", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded).status_code

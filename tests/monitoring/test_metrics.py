@@ -94,8 +94,10 @@ def test_metrics_without_a_token_answer_loopback_only(client, settings):
 def test_metrics_without_a_token_refuse_proxied_requests(client, settings):
     settings.METRICS_TOKEN = ""
     settings.TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXIES = ("127.0.0.1/32",)  # a proxy on this host: its loopback address says nothing
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
 
 
 def test_metrics_answer_503_when_the_store_is_down(client, settings):

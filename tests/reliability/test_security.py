@@ -123,6 +123,61 @@ def test_admin_actions_refuse_a_post_without_a_csrf_token(user_factory):
     assert response.status_code == 403
 
 
+# --- client address and proxies ------------------------------------------------------------------
+_PROXY_SETTINGS = {"TRUSTED_PROXY_COUNT": 1, "TRUSTED_PROXIES": ("10.9.0.0/16",)}
+
+
+@pytest.mark.django_db
+@override_settings(**_PROXY_SETTINGS)
+def test_invented_forwarded_addresses_neither_escape_the_login_lockout_nor_reach_the_audit_log(api_client):
+    """30 failed logins, each claiming a new X-Forwarded-For, from a peer that is not our proxy."""
+    from audit.models import AuditEvent
+
+    statuses = [
+        api_client.post(
+            "/api/v1/auth/token",
+            {"username": f"guess-{number}", "password": "wrong-password"},
+            format="json",
+            REMOTE_ADDR="198.51.100.20",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{number}",
+        ).status_code
+        for number in range(30)
+    ]
+    assert statuses[:4] == [401] * 4
+    assert set(statuses[4:]) == {429}
+    locked = AuditEvent.objects.filter(action="auth.locked_out")
+    assert locked.exists()
+    assert {str(event.ip) for event in locked} == {"198.51.100.20"}
+    assert not AuditEvent.objects.filter(ip__startswith="203.0.113.").exists()
+
+
+@pytest.mark.django_db
+@override_settings(**_PROXY_SETTINGS)
+def test_the_forwarded_address_counts_only_when_our_proxy_sends_it(api_client):
+    def login(peer, forwarded):
+        body = {"username": "nobody", "password": "wrong-password"}
+        return api_client.post(
+            "/api/v1/auth/token", body, format="json", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded
+        )
+
+    from audit.models import AuditEvent
+
+    for number in range(5):
+        login("10.9.0.7", f"1.2.3.4, 203.0.113.{number}")
+    assert {str(event.ip) for event in AuditEvent.objects.filter(action="auth.locked_out")} == {"203.0.113.4"}
+
+
+@override_settings(
+    **_PROXY_SETTINGS, SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")
+)
+def test_a_direct_client_cannot_claim_https_with_x_forwarded_proto():
+    direct = Client(REMOTE_ADDR="198.51.100.20").get("/healthz-not-exempt", HTTP_X_FORWARDED_PROTO="https")
+    assert direct.status_code == 301
+    assert direct["Location"].startswith("https://")
+    proxied = Client(REMOTE_ADDR="10.9.0.7").get("/healthz-not-exempt", HTTP_X_FORWARDED_PROTO="https")
+    assert proxied.status_code == 404  # believed: served as HTTPS, no redirect
+
+
 # --- configuration checks ------------------------------------------------------------------------
 def _ids(messages) -> set[str]:
     return {message.id for message in messages}
