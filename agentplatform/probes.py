@@ -4,18 +4,25 @@
 database outage never makes an orchestrator kill healthy web processes). ``/readyz`` checks the
 database, the cache and the broker concurrently, each bounded by ``READINESS_TIMEOUT``, and answers
 503 naming whichever is down.
+
+Anyone may ask ``/readyz`` (orchestrators send no credentials), so anonymous callers get only
+``{"status", "checks": {name: "ok" | "down"}}``. The details (latencies, connection errors with
+hosts and ports, the apps' information sections: audit chain head, provider hosts, MCP server
+names...) need ``Authorization: Bearer <METRICS_TOKEN>`` or a staff session.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -101,11 +108,29 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+def may_see_details(request) -> bool:
+    """The metrics token as a bearer token, or a staff session."""
+    token = settings.METRICS_TOKEN
+    scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    try:
+        return bool(request.user.is_staff)
+    except DatabaseError:
+        # The session lives in the database, which may be the very thing that is down.
+        return False
+
+
 @never_cache
 @require_GET
 def readyz(request):
     ok, dependencies = readiness()
-    body: dict = {"status": "ready" if ok else "unavailable", "dependencies": dependencies}
+    status = "ready" if ok else "unavailable"
+    checks = {name: "ok" if item["status"] == "up" else "down" for name, item in dependencies.items()}
+    body: dict = {"status": status, "checks": checks}
+    if not may_see_details(request):
+        return JsonResponse(body, status=200 if ok else 503)
+    body["dependencies"] = dependencies
     info = {}
     for name, provider in _info_sections.items():
         try:

@@ -19,51 +19,78 @@ def test_healthz_answers_without_dependencies(client):
     assert response["X-Request-ID"]
 
 
+TOKEN = "readyz-test-metrics-token-with-enough-entropy-7Gq2"
+
+
 @pytest.mark.django_db
-def test_readyz_reports_each_dependency_up(client):
-    response = client.get("/readyz")
+def test_readyz_reports_each_dependency_up(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    response = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "cache": "ok", "broker": "ok"}
     assert set(body["dependencies"]) == {"database", "cache", "broker"}
     for dependency in body["dependencies"].values():
         assert dependency["status"] == "up"
         assert dependency["latency_ms"] >= 0
 
 
+@pytest.mark.django_db
+def test_readyz_answers_an_anonymous_caller_with_the_check_names_only(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "cache": "ok", "broker": "ok"}}
+
+
 _PROBE = """
-import json, django
+import json, os, django
 django.setup()
 from django.test import Client
-response = Client().get("/readyz")
-print(json.dumps({"status": response.status_code, "body": response.json()}))
+outcome = {}
+bearer = "Bearer " + os.environ["METRICS_TOKEN"]
+for name, headers in (("anonymous", {}), ("operator", {"HTTP_AUTHORIZATION": bearer})):
+    response = Client().get("/readyz", **headers)
+    outcome[name] = {"status": response.status_code, "body": response.json()}
+print(json.dumps(outcome))
 """
 
 
-@pytest.mark.parametrize("down", ["database", "cache", "broker"])
-def test_readyz_answers_503_naming_the_dependency_that_is_down(down):
-    port = _closed_port()
+def run_probe(env: dict[str, str]) -> dict:
+    """/readyz answered in a fresh process, anonymously and with the metrics token."""
+    result = run_python(_PROBE, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def probe_env(down: str, port: int) -> dict[str, str]:
     env = {
         "DJANGO_SETTINGS_MODULE": "agentplatform.settings",
         "DJANGO_ENV": "test",
         "CELERY_BROKER_URL": "memory://",
         "REDIS_URL": "",
         "DATABASE_URL": "",
+        "METRICS_TOKEN": TOKEN,
         "VAR_DIR": "/tmp/agentplatform-readyz-test",
     }
     if down == "database":
         env["DATABASE_URL"] = f"postgres://root@127.0.0.1:{port}/postgres"
     elif down == "cache":
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        env["CELERY_BROKER_URL"] = "memory://"
     else:
         env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{port}/0"
-    result = run_python(_PROBE, env=env)
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["status"] == 503
-    body = outcome["body"]
-    assert body["status"] == "unavailable"
+    return env
+
+
+@pytest.mark.parametrize("down", ["database", "cache", "broker"])
+def test_readyz_answers_503_naming_the_dependency_that_is_down(down):
+    outcome = run_probe(probe_env(down, _closed_port()))
+    anonymous, operator = outcome["anonymous"], outcome["operator"]
+    assert anonymous["status"] == operator["status"] == 503
+    assert anonymous["body"]["status"] == "unavailable"
+    assert anonymous["body"]["checks"][down] == "down"
+    assert all(value == "ok" for name, value in anonymous["body"]["checks"].items() if name != down)
+    body = operator["body"]
     assert body["dependencies"][down]["status"] == "down"
     assert body["error"]["details"]["down"] == [down]
     assert down in body["error"]["message"]

@@ -4,8 +4,10 @@ from agentplatform.probes import HEARTBEAT_CACHE_KEY
 from agentplatform.tasks import heartbeat
 
 
-def test_heartbeat_records_its_time_for_readyz(client):
+def test_heartbeat_records_its_time_for_readyz(client, settings):
+    settings.METRICS_TOKEN = "heartbeat-test-metrics-token-with-entropy-Qw8"
     stamp = heartbeat.apply().get()
     assert cache.get(HEARTBEAT_CACHE_KEY) == stamp
-    info = client.get("/readyz").json()["info"]["beat_heartbeat"]
+    details = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").json()
+    info = details["info"]["beat_heartbeat"]
     assert info["last_seen"] == stamp

@@ -32,8 +32,9 @@ def test_health_reports_configuration_breaker_and_last_hour_figures(agent_client
     assert "key" not in repr(report["supadata"]).replace("key_set", "")
 
 
-def test_readyz_carries_provider_health_as_information(client, db):
-    response = client.get("/readyz")
+def test_readyz_carries_provider_health_as_information(client, db, settings):
+    settings.METRICS_TOKEN = "providers-test-metrics-token-with-entropy-Qw8"
+    response = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")
     body = response.json()
     assert set(body["info"]["enrichment_providers"]) >= {"web", "search.primary", "supadata", "youtube", "mcp"}
 

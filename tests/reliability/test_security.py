@@ -6,6 +6,7 @@ the admin carries CSRF and clickjacking protection, and production refuses a wea
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -176,6 +177,40 @@ def test_a_direct_client_cannot_claim_https_with_x_forwarded_proto():
     assert direct["Location"].startswith("https://")
     proxied = Client(REMOTE_ADDR="10.9.0.7").get("/healthz-not-exempt", HTTP_X_FORWARDED_PROTO="https")
     assert proxied.status_code == 404  # believed: served as HTTPS, no redirect
+
+
+# --- /readyz -------------------------------------------------------------------------------------
+def test_readyz_tells_an_anonymous_caller_which_check_is_down_and_nothing_more():
+    """The 503 used to carry the connection error, host and port included; the info sections more."""
+    from tests.agentplatform.test_probes import _closed_port, probe_env, run_probe
+
+    port = _closed_port()
+    outcome = run_probe(probe_env("database", port))
+    anonymous = outcome["anonymous"]
+    assert anonymous["status"] == 503
+    assert anonymous["body"] == {"status": "unavailable", "checks": {"database": "down", "cache": "ok", "broker": "ok"}}
+    operator = json.dumps(outcome["operator"]["body"])
+    assert str(port) in operator and "info" in outcome["operator"]["body"]  # the details exist, for the operator
+
+
+@pytest.mark.django_db
+def test_readyz_details_need_the_metrics_token_or_a_staff_session(client, settings, user_factory):
+    settings.METRICS_TOKEN = "readyz-security-metrics-token-with-entropy-Zq81"
+
+    def keys(response):
+        assert response.status_code == 200
+        return set(response.json())
+
+    assert keys(client.get("/readyz")) == {"status", "checks"}
+    assert keys(client.get("/readyz", HTTP_AUTHORIZATION="Bearer wrong-token")) == {"status", "checks"}
+    assert keys(client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")) >= {
+        "dependencies",
+        "info",
+    }
+    client.force_login(user_factory(role="analyst", is_staff=False))
+    assert keys(client.get("/readyz")) == {"status", "checks"}
+    client.force_login(user_factory(role="analyst", is_staff=True))
+    assert keys(client.get("/readyz")) >= {"dependencies", "info"}
 
 
 # --- configuration checks ------------------------------------------------------------------------
