@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
@@ -57,6 +58,24 @@ class ForwardedHeadersMiddleware:
             meta.pop(FORWARDED_FOR_META, None)
             meta.pop(FORWARDED_PROTO_META, None)
         return self.get_response(request)
+
+
+# Answers a browser does not render as a page: they need no page policy (and the API's hot path
+# does not pay for building one).
+_NOT_DOCUMENTS = ("application/json", "text/plain", "application/problem+json", "application/openmetrics-text")
+
+
+class DocumentSecurityHeadersMiddleware(CSPMiddleware):
+    """django-csp's Content-Security-Policy plus ``Permissions-Policy``, on pages only.
+
+    A view can still adjust its page's policy with django-csp's decorators (``csp_update``).
+    """
+
+    def process_response(self, request, response):
+        if response.get("Content-Type", "").startswith(_NOT_DOCUMENTS):
+            return response
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return super().process_response(request, response)
 
 
 class _BoundedStream:

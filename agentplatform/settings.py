@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from agentplatform.env import check_secrets, env, parse_rate
@@ -95,6 +96,7 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
     "axes",
+    "csp",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -111,6 +113,7 @@ MIDDLEWARE = [
     "agentplatform.middleware.RequestBodyLimitMiddleware",
     "audit.middleware.AuditBufferMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "agentplatform.middleware.DocumentSecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -259,6 +262,32 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy of every page a browser renders (django-csp; JSON and plain-text answers
+# carry none, agentplatform.middleware.DocumentSecurityHeadersMiddleware). Scripts and style sheets
+# come only from our own static files: no page needs inline script, so an injected <script> or
+# onclick= does not run. Style attributes stay allowed (admin templates and server-rendered charts
+# set widths and colours with them; they cannot run code). The Swagger UI page adds its own
+# exceptions (agentplatform.api_docs).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Permissions-Policy of every page: the admin uses none of these browser features, so no page
+# (or anything injected into one) may ask for them.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
 
 # Bytes: largest request body accepted by default; batch endpoints raise it per view, never past
 # the hard ceiling.
@@ -360,6 +389,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Whether /api/schema/ and /api/docs/ answer without a login (agentplatform.api_docs). Off in
+# production: the schema maps every endpoint and parameter for whoever asks.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", not PRODUCTION)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Ops Platform API",
     "DESCRIPTION": "Prompt experiments, audit, metrics and enrichment for a fleet of LLM agents.",
@@ -369,6 +401,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # No call to swagger.io's online validator: the page stays within its same-origin policy.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
     "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
 }

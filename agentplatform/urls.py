@@ -1,9 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from agentplatform import probes
+from agentplatform import api_docs, probes
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -27,8 +26,8 @@ urlpatterns = [
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", include("monitoring.metrics_urls")),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/schema/", api_docs.schema_view, name="schema"),
+    path("api/docs/", api_docs.docs_view, name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]
 

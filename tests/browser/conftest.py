@@ -2,7 +2,8 @@
 
 Skipped when Chromium is absent, except under CI=true where its absence fails the run: CI installs
 the package (.ci/run) and the staff flow must be exercised there. Screenshots of each page land in
-tests/browser/artifacts/ (git-ignored); any browser console error fails the test.
+tests/browser/artifacts/ (git-ignored); any browser console error, Content-Security-Policy violations
+included, fails the test.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def page(browser, request):
     errors = ConsoleErrors()
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy violation fails the test with what was blocked and where (Chromium
+    # also logs one, but as a console message that names neither the directive nor the page). The
+    # listener is injected by Playwright, outside the page's own policy.
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error("
+        "`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} on ${e.documentURI}`));"
+    )
     page.console_errors = errors
     counter = {"n": 0}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from django.test import Client, override_settings
@@ -211,6 +212,70 @@ def test_readyz_details_need_the_metrics_token_or_a_staff_session(client, settin
     assert keys(client.get("/readyz")) == {"status", "checks"}
     client.force_login(user_factory(role="analyst", is_staff=True))
     assert keys(client.get("/readyz")) >= {"dependencies", "info"}
+
+
+# --- page headers and the API docs ---------------------------------------------------------------
+_TEMPLATE_DIRS = [ROOT / "templates", *sorted(ROOT.glob("*/templates"))]
+_INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*type=\"application/(?:ld\+)?json\")[^>]*>", re.I)
+_EVENT_HANDLER = re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I)
+
+
+def test_no_project_template_carries_inline_script_or_event_handlers():
+    """The page policy runs no inline script, so none may be needed: each would break under it."""
+    templates = [path for directory in _TEMPLATE_DIRS for path in directory.rglob("*.html")]
+    assert len(templates) >= 10
+    offenders = []
+    for path in templates:
+        text = path.read_text()
+        if _INLINE_SCRIPT.search(text) or _EVENT_HANDLER.search(text) or "javascript:" in text.lower():
+            offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"move inline script to a static file: {offenders}"
+
+
+@pytest.mark.django_db
+def test_an_injected_inline_script_would_not_run_on_an_admin_page(client, user_factory):
+    client.force_login(user_factory(role="admin"))
+    for url in ("/admin/login/", "/admin/", "/admin/audit/auditevent/"):
+        response = client.get(url, follow=True)
+        assert response.status_code == 200
+        policy = dict(
+            part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";") if part.strip()
+        )
+        assert policy["script-src"] == "'self'"  # no 'unsafe-inline', no nonce: inline script never runs
+        assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert "unsafe" not in policy["style-src"]
+        assert "camera=()" in response["Permissions-Policy"]
+
+
+def test_json_answers_carry_no_page_policy(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Content-Security-Policy" not in response and "Permissions-Policy" not in response
+
+
+@pytest.mark.django_db
+def test_the_api_docs_need_a_login_unless_public(client, settings, user_factory):
+    settings.API_DOCS_PUBLIC = False
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code in (401, 403)
+    assert b"/api/v1/" not in schema.content
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 302 and docs["Location"].startswith("/admin/login/?next=/api/docs/")
+    client.force_login(user_factory(role="analyst"))
+    assert client.get("/api/schema/", HTTP_ACCEPT="application/json").status_code == 200
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    assert "'unsafe-inline'" not in page["Content-Security-Policy"].split("script-src", 1)[1].split(";")[0]
+    client.logout()
+    settings.API_DOCS_PUBLIC = True
+    assert client.get("/api/schema/", HTTP_ACCEPT="application/json").status_code == 200
+
+
+def test_production_keeps_the_api_docs_behind_a_login_by_default():
+    code = "from agentplatform import settings; print(settings.API_DOCS_PUBLIC)"
+    assert run_python(code, env=_production_env()).stdout.split() == ["False"]
+    assert run_python(code, env=_production_env(API_DOCS_PUBLIC="1")).stdout.split() == ["True"]
 
 
 # --- configuration checks ------------------------------------------------------------------------
