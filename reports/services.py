@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from agentplatform.errors import ValidationFailed
 from reports import sections
-from reports.jobs import periods
+from agentplatform.scheduling import periods
 from reports.models import Report, ReportKind
 
 
