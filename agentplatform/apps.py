@@ -10,10 +10,10 @@ class AgentPlatformConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from agentplatform import checks, task_context  # noqa: F401  (registers checks and signals)
-        from agentplatform.scheduling import schedules  # noqa: F401  (installs default schedules after migrate)
         from agentplatform.breakers import breakers_info
         from agentplatform.health import register_info
         from agentplatform.logging import install_record_factory
+        from agentplatform.scheduling import schedules  # noqa: F401  (installs default schedules after migrate)
 
         install_record_factory()
         register_info("circuit_breakers", breakers_info)

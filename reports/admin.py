@@ -22,8 +22,6 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from agentplatform.errors import PlatformError
-from reports import exports
-from reports.charts import report_charts
 from agentplatform.scheduling import periods
 from agentplatform.scheduling.registry import JOBS, job_for_task, job_get
 from agentplatform.scheduling.runner import JobRequest, job_enqueue
@@ -33,6 +31,8 @@ from agentplatform.scheduling.services import (
     schedule_save,
     schedules_set_enabled,
 )
+from reports import exports
+from reports.charts import report_charts
 from reports.models import JobOutcome, JobRun, JobTrigger, Report
 
 

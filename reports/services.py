@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentplatform.errors import ValidationFailed
-from reports import sections
 from agentplatform.scheduling import periods
+from reports import sections
 from reports.models import Report, ReportKind
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agentplatform.scheduling.runner import JobRequest, job_run
-from reports.models import JobOutcome
 from monitoring.models import ProcessHeartbeat, SystemSnapshot
 from monitoring.recorder import recorder
 from monitoring.services import process_heartbeat_record, system_snapshot
+from reports.models import JobOutcome
 
 pytestmark = pytest.mark.django_db
 

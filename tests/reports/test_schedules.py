@@ -7,8 +7,8 @@ import json
 import pytest
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from agentplatform.scheduling.schedules import install_default_schedules
 from agentplatform.scheduling.registry import JOBS
+from agentplatform.scheduling.schedules import install_default_schedules
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from agentplatform.scheduling.runner import JobRequest, job_enqueue, job_run
-from reports.models import JobOutcome, JobRun, JobTrigger
 from agentplatform.scheduling.tasks import run_job_task
+from reports.models import JobOutcome, JobRun, JobTrigger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,8 +62,8 @@ def test_run_now_enqueues_to_the_worker_with_a_server_broker(fake_jobs, celery_w
 
 
 def test_worker_writes_the_daily_report_through_the_job_task(celery_worker):
-    from reports.models import Report
     from agentplatform.scheduling.tasks import JOB_TASKS
+    from reports.models import Report
 
     JOB_TASKS["daily_report"].delay(date="2026-11-26")
     run = wait_for_run(job="daily_report", outcome=JobOutcome.SUCCESS)
