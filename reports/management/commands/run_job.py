@@ -28,7 +28,7 @@ class Command(BaseCommand):
                 schedule = str(job.schedule) if job.schedule else "on demand"
                 tracked = job.period or "untracked"
                 self.stdout.write(
-                    f"{job.app:<12} {job.name:<24} {state:<12} {tracked:<13} {schedule:<26} {job.description}"
+                    f"{job.app:<14} {job.name:<24} {state:<12} {tracked:<13} {schedule:<26} {job.description}"
                 )
             return
         name = options["name"]
