@@ -31,6 +31,7 @@ from agentplatform.scheduling.runner import (
     job_run,
     retry_countdown,
 )
+from reports.models import JobTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ def _header(request, name: str):
 
 def run_trigger(request) -> str:
     """What started this delivery: beat (its messages carry ``periodic_task_name``) or run-now."""
-    from reports.models import JobTrigger
-
     if _header(request, "periodic_task_name"):
         # Beat and the schedule admin name the periodic task; a schedule's own headers cannot
         # claim another trigger.
