@@ -1,7 +1,9 @@
 """Admin: job runs (filters, CSV export, run again), "run a job now", reports with charts and downloads.
 
-django-celery-beat's periodic task admin is re-registered with a "run now" that goes through the
-same ``job_enqueue`` as everything else, so it runs in-process when no worker would take the job.
+django-celery-beat's periodic task admin is re-registered so that its actions check permissions
+(enable / disable / toggle need ``change_periodictask``, run needs ``reports.run_job``), every change
+goes through an audited service (``schedule.*``), and "run now" of a job goes through the same
+``job_enqueue`` as everything else, so it runs in-process when no worker would take the job.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from agentplatform.errors import PlatformError
+from agentplatform.scheduling import periods
+from agentplatform.scheduling.registry import JOBS, job_for_task, job_get
+from agentplatform.scheduling.runner import JobRequest, job_enqueue
+from agentplatform.scheduling.services import (
+    schedule_delete,
+    schedule_run_requested,
+    schedule_save,
+    schedules_set_enabled,
+)
 from reports import exports
 from reports.charts import report_charts
-from reports.jobs import periods
-from reports.jobs.registry import JOBS, job_get
-from reports.jobs.runner import JobRequest, job_enqueue
 from reports.models import JobOutcome, JobRun, JobTrigger, Report
 
 
@@ -52,7 +60,9 @@ class RunJobForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["job"].choices = [
-            (job.name, job.name if job.available else f"{job.name} (unavailable)") for job in JOBS.values()
+            (job.name, job.name if job.available else f"{job.name} (unavailable)")
+            for job in JOBS.values()
+            if job.tracked
         ]
 
     def clean(self):
@@ -151,7 +161,7 @@ class JobRunAdmin(admin.ModelAdmin):
             "title": "Run a job now",
             "opts": self.model._meta,
             "form": form,
-            "jobs": list(JOBS.values()),
+            "jobs": [job for job in JOBS.values() if job.tracked],
         }
         return TemplateResponse(request, "reports/admin/run_job.html", context)
 
@@ -229,19 +239,63 @@ class ReportAdmin(admin.ModelAdmin):
 
 
 class JobPeriodicTaskAdmin(PeriodicTaskAdmin):
-    """django-celery-beat's admin, whose "run now" sends jobs through ``job_enqueue``."""
+    """django-celery-beat's admin with permission-checked, audited actions; jobs run via ``job_enqueue``.
 
+    The stock actions carry no ``allowed_permissions``, so anyone who may *view* schedules could
+    enable, disable or run them; each is redeclared here with the permission it needs.
+    """
+
+    def has_run_job_permission(self, request) -> bool:
+        return request.user.has_perm("reports.run_job")
+
+    def save_model(self, request, obj, form, change) -> None:
+        schedule_save(
+            actor=request.user, periodic_task=obj, created=not change, changed_fields=form.changed_data, request=request
+        )
+
+    def delete_model(self, request, obj) -> None:
+        schedule_delete(actor=request.user, periodic_task=obj, request=request)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for periodic_task in queryset:
+            schedule_delete(actor=request.user, periodic_task=periodic_task, request=request)
+
+    def _set_enabled(self, request, queryset, enabled: bool | None, verb: str) -> None:
+        changed = schedules_set_enabled(actor=request.user, periodic_tasks=queryset, enabled=enabled, request=request)
+        for periodic_task in changed:
+            state = "Enabled" if periodic_task.enabled else "Disabled"
+            self.log_change(request, periodic_task, f"{state} ({verb} action).")
+        self.message_user(request, f"{len(changed)} task(s) {verb}d.")
+
+    @admin.action(description=PeriodicTaskAdmin.enable_tasks.short_description, permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, True, "enable")
+
+    @admin.action(description=PeriodicTaskAdmin.disable_tasks.short_description, permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, False, "disable")
+
+    @admin.action(description=PeriodicTaskAdmin.toggle_tasks.short_description, permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, None, "toggle")
+
+    @admin.action(description=PeriodicTaskAdmin.run_tasks.short_description, permissions=["run_job"])
     def run_tasks(self, request, queryset):
-        jobs = [task for task in queryset if task.task.startswith("jobs.")]
-        for task in jobs:
-            kwargs = json.loads(task.kwargs or "{}")
-            name = kwargs.get("job", "") if task.task == "jobs.run" else task.task.removeprefix("jobs.")
-            _enqueue_and_report(request, JobRequest(job=name, source_id=kwargs.get("source_id")))
-        others = queryset.exclude(pk__in=[task.pk for task in jobs])
-        if others.exists():
-            super().run_tasks(request, others)
-
-    run_tasks.short_description = PeriodicTaskAdmin.run_tasks.short_description
+        others = []
+        for periodic_task in queryset:
+            schedule_run_requested(actor=request.user, periodic_task=periodic_task, request=request)
+            self.log_change(request, periodic_task, "Run now requested.")
+            kwargs = json.loads(periodic_task.kwargs or "{}")
+            spec = job_for_task(periodic_task.task)
+            if periodic_task.task == "jobs.run":
+                _enqueue_and_report(request, JobRequest(job=kwargs.get("job", ""), source_id=kwargs.get("source_id")))
+            elif spec is not None and spec.tracked:
+                _enqueue_and_report(request, JobRequest(job=spec.name, source_id=kwargs.get("source_id")))
+            else:
+                others.append(periodic_task.pk)
+        if others:
+            # Untracked tickers and plain tasks: sent as django-celery-beat sends them.
+            super().run_tasks(request, queryset.filter(pk__in=others))
 
 
 admin.site.unregister(PeriodicTask)

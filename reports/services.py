@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.scheduling import periods
 from reports import sections
-from reports.jobs import periods
 from reports.models import Report, ReportKind
 
 

@@ -37,12 +37,12 @@ def _median_seconds(fn, repeat: int) -> float:
 def _job_overhead(bench) -> None:
     from django.utils import timezone
 
-    from reports.jobs import periods
-    from reports.jobs.registry import JOBS, Job
-    from reports.jobs.runner import JobRequest, job_run
+    from agentplatform.scheduling import periods
+    from agentplatform.scheduling.registry import JOBS, JobSpec
+    from agentplatform.scheduling.runner import JobRequest, job_run
 
     # A service that does nothing measurable, importable by dotted path, taking no arguments.
-    JOBS["bench_noop"] = Job(
+    JOBS["bench_noop"] = JobSpec(
         name="bench_noop", service="django.utils.timezone.now", description="", period=periods.MINUTE
     )
     request = JobRequest(job="bench_noop", force=True)

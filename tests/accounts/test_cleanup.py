@@ -9,7 +9,6 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import RevokedAccessToken
-from accounts.tasks import token_cleanup_task
 from accounts.tokens import token_cleanup
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +41,8 @@ def test_cleanup_keeps_rows_that_expired_within_the_margin(person):
     assert token_cleanup(now=now) == 0
 
 
-def test_cleanup_task_calls_the_service(person):
+def test_cleanup_job_runs_the_service(person):
+    from agentplatform.scheduling.runner import JobRequest, job_run
+
     make_rows(person, expired=1, live=0)
-    assert token_cleanup_task.apply().get() == 3
+    assert job_run(request=JobRequest(job="token_cleanup")).rows_affected == 3

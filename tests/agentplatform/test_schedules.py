@@ -2,13 +2,13 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from agentplatform.schedules import DEFAULT_SCHEDULES, install_default_schedules
+from agentplatform.scheduling.schedules import default_schedules, install_default_schedules
 
 
 @pytest.mark.django_db
 def test_migrate_installs_every_default_schedule():
     names = set(PeriodicTask.objects.values_list("name", flat=True))
-    assert set(DEFAULT_SCHEDULES) <= names
+    assert set(default_schedules()) <= names
 
 
 @pytest.mark.django_db

@@ -19,7 +19,6 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
-from audit import tasks
 from audit.chain import GENESIS_HASH, link_hash
 from audit.integrity import head_file_path
 from audit.models import AppendOnlyViolation, AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
@@ -392,10 +391,14 @@ def test_export_period_writes_the_events_of_the_range_and_audits_itself(store_ev
     assert AuditEvent.objects.filter(action="audit.exported", actor_label="system:audit_export").exists()
 
 
-def test_the_celery_tasks_call_the_services(store_events, django_capture_on_commit_callbacks):
+def test_the_audit_jobs_run_the_services(store_events, django_capture_on_commit_callbacks):
+    from agentplatform.scheduling.tasks import JOB_TASKS
+    from reports.models import JobRun
+
     store_events({"action": "thing.happened", "occurred_at": timezone.now() - timedelta(days=1)})
     with time_machine.travel(timezone.now() + LATER), django_capture_on_commit_callbacks(execute=True):
-        assert tasks.seal.apply().get() == 1
-    assert tasks.retention.apply().get() == 0
-    export_id = tasks.export.apply().get()
-    assert AuditExport.objects.get(pk=export_id).row_count == 1
+        JOB_TASKS["audit_seal"].apply()
+    assert JobRun.objects.get(job="audit_seal").rows_affected == 1
+    JOB_TASKS["audit_retention"].apply()
+    retention = JobRun.objects.get(job="audit_retention")
+    assert (retention.outcome, retention.rows_affected) == ("success", 0)

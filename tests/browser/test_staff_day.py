@@ -95,7 +95,7 @@ def downloaded_csv(download) -> list[dict]:
 def test_a_staff_day_in_the_admin(page, live_server, staff, agent_http, settings):
     settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 0  # read the results just posted
     # No worker in this test: with the embedded broker, "run now" runs the job in the web process
-    # (reports.jobs.runner.job_enqueue); the agent flow covers the worker path.
+    # (agentplatform.scheduling.runner.job_enqueue); the agent flow covers the worker path.
     settings.CELERY_BROKER_URL = "memory://"
     admin = f"{live_server.url}/admin"
 

@@ -171,10 +171,10 @@ def wait_for_daily_report(day: str, timeout: float = 60.0):
 
 def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fake_sources, user_factory):
     from accounts.services import api_key_create
+    from agentplatform.scheduling.tasks import JOB_TASKS
     from experiments.exposures import exposures_flush, exposures_forget_seen
     from monitoring.recorder import recorder
     from reports.models import JobOutcome
-    from reports.tasks import JOB_TASKS
 
     exposures_forget_seen()
     recorder._pending.clear()  # request timings earlier tests left unflushed in this process

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring import tasks
+from agentplatform.scheduling.runner import JobRequest, job_run
 from monitoring.models import ProcessHeartbeat, SystemSnapshot
 from monitoring.recorder import recorder
 from monitoring.services import process_heartbeat_record, system_snapshot
+from reports.models import JobOutcome
 
 pytestmark = pytest.mark.django_db
 
@@ -57,11 +58,12 @@ def test_a_heartbeat_updates_its_own_row():
     assert ProcessHeartbeat.objects.filter(kind="worker", pid=os.getpid()).count() == 1
 
 
-def test_the_tasks_call_their_services(store_name):
-    assert isinstance(tasks.system_snapshot(), int)
+def test_the_monitoring_jobs_run_their_services(store_name):
+    assert job_run(request=JobRequest(job="system_snapshot")).outcome == JobOutcome.SUCCESS
     assert SystemSnapshot.objects.count() == 1
-    assert tasks.rollup() == 0
-    assert tasks.prune() >= 0
+    assert job_run(request=JobRequest(job="metrics_rollup")).rows_affected == 0
+    pruned = job_run(request=JobRequest(job="metrics_prune"))
+    assert (pruned.outcome, pruned.rows_affected >= 0) == (JobOutcome.SUCCESS, True)
 
 
 def test_demo_seed_is_idempotent(store_name):

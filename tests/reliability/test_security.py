@@ -278,6 +278,30 @@ def test_production_keeps_the_api_docs_behind_a_login_by_default():
     assert run_python(code, env=_production_env(API_DOCS_PUBLIC="1")).stdout.split() == ["True"]
 
 
+def test_an_analyst_cannot_disable_audit_sealing_or_run_a_job_from_the_schedule_admin(user_factory, settings):
+    from django.contrib.auth.models import Permission
+    from django_celery_beat.models import PeriodicTask
+
+    from audit.models import AuditEvent
+    from reports.models import JobRun
+
+    settings.CELERY_BROKER_URL = "memory://"  # no worker: a run that got through would happen here
+    analyst = user_factory(role="analyst")
+    analyst.user_permissions.add(Permission.objects.get(codename="view_periodictask"))
+    client = Client()
+    client.force_login(analyst)
+    sealing = list(PeriodicTask.objects.filter(name__in=["audit_seal", "audit_retention"]).values_list("pk", flat=True))
+    report = PeriodicTask.objects.get(name="daily_report").pk
+    url = "/admin/django_celery_beat/periodictask/"
+    assert client.get(url).status_code == 200  # the analyst may look at schedules
+    for action in ("disable_tasks", "toggle_tasks"):
+        client.post(url, {"action": action, "_selected_action": sealing})
+    client.post(url, {"action": "run_tasks", "_selected_action": [report]})
+    assert PeriodicTask.objects.filter(pk__in=sealing, enabled=True).count() == 2
+    assert not JobRun.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="schedule.").exists()
+
+
 # --- configuration checks ------------------------------------------------------------------------
 def _ids(messages) -> set[str]:
     return {message.id for message in messages}

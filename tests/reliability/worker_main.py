@@ -55,10 +55,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
     django.setup()
 
-    from reports.jobs import periods
-    from reports.jobs.registry import JOBS, Job
+    from agentplatform.scheduling import periods
+    from agentplatform.scheduling.registry import JOBS, JobSpec
 
-    JOBS[JOB_NAME] = Job(
+    JOBS[JOB_NAME] = JobSpec(
         name=JOB_NAME,
         service="tests.reliability.worker_main.gated_daily_report",
         description="Writes a daily report, then blocks until the fault test releases it.",

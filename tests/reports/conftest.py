@@ -7,40 +7,40 @@ import os
 import pytest
 from django.db import connections
 
-from reports.jobs import periods
-from reports.jobs.registry import JOBS, Job
+from agentplatform.scheduling import periods
+from agentplatform.scheduling.registry import JOBS, JobSpec
 
 FAKE_JOBS = {
-    "fake_ok": Job(
+    "fake_ok": JobSpec(
         name="fake_ok", service="tests.reports.fake_services.succeed", description="ok", period=periods.MINUTE
     ),
-    "fake_single": Job(
+    "fake_single": JobSpec(
         name="fake_single",
         service="tests.reports.fake_services.succeed",
         description="one at a time",
         period=periods.MINUTE,
         single_flight=True,
     ),
-    "fake_daily": Job(
+    "fake_daily": JobSpec(
         name="fake_daily",
         service="tests.reports.fake_services.per_day",
         description="per day",
         period=periods.DAY,
         completed_period=True,
     ),
-    "fake_fail": Job(
+    "fake_fail": JobSpec(
         name="fake_fail", service="tests.reports.fake_services.fail", description="fails", period=periods.MINUTE
     ),
-    "fake_flaky": Job(
+    "fake_flaky": JobSpec(
         name="fake_flaky", service="tests.reports.fake_services.flaky", description="flaky", period=periods.MINUTE
     ),
-    "fake_blocking": Job(
+    "fake_blocking": JobSpec(
         name="fake_blocking",
         service="tests.reports.fake_services.blocking",
         description="blocks",
         period=periods.DAY,
     ),
-    "fake_missing": Job(
+    "fake_missing": JobSpec(
         name="fake_missing", service="nowhere.services.missing", description="missing", period=periods.MINUTE
     ),
 }

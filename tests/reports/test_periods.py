@@ -1,6 +1,6 @@
 from datetime import UTC, date, datetime
 
-from reports.jobs.periods import period_containing, period_for_day
+from agentplatform.scheduling.periods import period_containing, period_for_day
 
 MOMENT = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
-from reports.jobs.locks import JobLock
-from reports.jobs.periods import period_containing
-from reports.jobs.runner import JobRequest, TransientJobFailure, job_run, retry_countdown
+from agentplatform.scheduling.locks import JobLock
+from agentplatform.scheduling.periods import period_containing
+from agentplatform.scheduling.runner import JobRequest, TransientJobFailure, job_run, retry_countdown
 from reports.models import JobOutcome, JobRun
 from tests.reports import fake_services
 
@@ -116,7 +116,7 @@ def test_failed_run_records_its_error_logs_and_audits(fake_jobs, caplog, monkeyp
         run = job_run(request=JobRequest(job="fake_fail"))
     assert run.outcome == JobOutcome.FAILED
     assert run.error_summary == "ValueError: the seeded data is inconsistent"
-    assert any(r.name == "reports.jobs.runner" and r.levelno == logging.ERROR for r in caplog.records)
+    assert any(r.name == "agentplatform.scheduling.runner" and r.levelno == logging.ERROR for r in caplog.records)
     [entry] = audited
     assert (entry["action"], entry["actor_label"], entry["success"]) == ("job.failed", "system:fake_fail", False)
     assert entry["resource_id"] == run.pk
@@ -132,11 +132,11 @@ def test_failed_period_can_be_run_again_without_force(fake_jobs):
 
 def test_transient_error_is_handed_back_for_retry_on_the_same_row(fake_jobs):
     with pytest.raises(TransientJobFailure) as caught:
-        job_run(request=JobRequest(job="fake_flaky"), retryable=True)
+        job_run(request=JobRequest(job="fake_flaky"), task_id="t-1", retryable=True)
     run = JobRun.objects.get(pk=caught.value.run_id)
     assert run.outcome == JobOutcome.RETRYING
     assert "OperationalError" in run.error_summary
-    retried = job_run(request=JobRequest(job="fake_flaky"), run_id=run.pk, retryable=True)
+    retried = job_run(request=JobRequest(job="fake_flaky"), task_id="t-1", retryable=True, continues_retry=True)
     assert (retried.pk, retried.outcome, retried.attempts, retried.rows_affected) == (run.pk, "success", 2, 7)
 
 
@@ -202,7 +202,7 @@ def test_recent_running_run_is_left_alone(fake_jobs):
 def test_only_connection_and_dependency_errors_are_transient(error, transient):
     from django.utils.module_loading import import_string
 
-    from reports.jobs.runner import is_transient
+    from agentplatform.scheduling.runner import is_transient
 
     assert is_transient(import_string(error)("x")) is transient
 
@@ -220,8 +220,8 @@ def test_soft_time_limit_fails_the_run_without_retry(fake_jobs, monkeypatch):
 
 
 def test_retry_after_the_period_ended_continues_the_original_period(fake_jobs):
-    with time_machine.travel(NOW, tick=False), pytest.raises(TransientJobFailure) as caught:
-        job_run(request=JobRequest(job="fake_flaky"), retryable=True)
+    with time_machine.travel(NOW, tick=False), pytest.raises(TransientJobFailure):
+        job_run(request=JobRequest(job="fake_flaky"), task_id="t-1", retryable=True)
     with time_machine.travel(NOW + timedelta(minutes=2), tick=False):
-        retried = job_run(request=JobRequest(job="fake_flaky"), run_id=caught.value.run_id, retryable=True)
+        retried = job_run(request=JobRequest(job="fake_flaky"), task_id="t-1", retryable=True, continues_retry=True)
     assert (retried.outcome, retried.period) == (JobOutcome.SUCCESS, "2026-11-27T14:05")

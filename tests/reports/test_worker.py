@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from reports.jobs.runner import JobRequest, job_enqueue, job_run
+from agentplatform.scheduling.runner import JobRequest, job_enqueue, job_run
+from agentplatform.scheduling.tasks import run_job_task
 from reports.models import JobOutcome, JobRun, JobTrigger
-from reports.tasks import run_job_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,8 +62,8 @@ def test_run_now_enqueues_to_the_worker_with_a_server_broker(fake_jobs, celery_w
 
 
 def test_worker_writes_the_daily_report_through_the_job_task(celery_worker):
+    from agentplatform.scheduling.tasks import JOB_TASKS
     from reports.models import Report
-    from reports.tasks import JOB_TASKS
 
     JOB_TASKS["daily_report"].delay(date="2026-11-26")
     run = wait_for_run(job="daily_report", outcome=JobOutcome.SUCCESS)

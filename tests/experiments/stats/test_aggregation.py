@@ -183,11 +183,11 @@ def test_rollup_finishes_a_completed_experiment_then_leaves_it_alone():
     assert ExperimentStatsState.objects.get(experiment=experiment).rolled_through < AFTER_LOAD
 
 
-def test_celery_task_runs_the_rollup_service():
-    from experiments.stats.tasks import stats_rollup
+def test_the_rollup_job_runs_the_rollup_service():
+    from agentplatform.scheduling.runner import JobRequest, job_run
 
     experiment = load_dataset(datasets.clear_win())
-    assert stats_rollup.apply().get() == len(datasets.clear_win().calls)
+    assert job_run(request=JobRequest(job="experiment_stats_rollup")).rows_affected == len(datasets.clear_win().calls)
     assert ExperimentStatsState.objects.filter(experiment=experiment).exists()
 
 

@@ -4,8 +4,9 @@
 succeeded (unless forced), calls the service and records the outcome. Failures are logged and
 audited (``actor_label="system:<job>"``), never silent. Transient errors (database or Redis
 connection trouble, ``DependencyUnavailable``) are handed back to the Celery task as
-``TransientJobFailure`` when it still has retries left; it retries with exponential backoff and the
-same ``JobRun`` row.
+``TransientJobFailure`` when it still has retries left; it retries with exponential backoff, and
+the retry (same Celery task id) continues the ``JobRun`` row that task id left in ``retrying``.
+The ``JobRun`` model stays in the ``reports`` app, where its table has always been.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from django.db import InterfaceError, OperationalError
 from django.db import models as db_models
 from django.utils import timezone
 
-from agentplatform.errors import DependencyUnavailable, NotFound
+from agentplatform.errors import DependencyUnavailable, NotFound, PlatformError, ValidationFailed
 from agentplatform.request_id import get_request_id, new_request_id, reset_request_id, set_request_id
-from reports.jobs import periods
-from reports.jobs.locks import JobLock
-from reports.jobs.registry import Job, JobUnavailable, job_get
+from agentplatform.scheduling import periods
+from agentplatform.scheduling.locks import JobLock
+from agentplatform.scheduling.registry import JobSpec, JobUnavailable, job_get
 from reports.models import JobOutcome, JobRun, JobTrigger
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def _finish(run: JobRun, outcome: str, *, error: str = "", rows: int | None = No
     return run
 
 
-def job_runs_mark_abandoned(*, job: Job, now) -> int:
+def job_runs_mark_abandoned(*, job: JobSpec, now) -> int:
     """Fails runs of ``job`` still "running" long after any attempt could have ended.
 
     A worker killed by the hard time limit, the OOM killer or a deploy never records an outcome;
@@ -167,7 +168,7 @@ def job_runs_mark_abandoned(*, job: Job, now) -> int:
     """
     from datetime import timedelta
 
-    from reports.jobs.locks import LOCK_MARGIN_SECONDS
+    from agentplatform.scheduling.locks import LOCK_MARGIN_SECONDS
 
     limit = job.time_limit or settings.JOBS_TIME_LIMIT
     bound = (settings.JOBS_MAX_RETRIES + 1) * (limit + settings.JOBS_RETRY_BACKOFF_MAX_SECONDS) + LOCK_MARGIN_SECONDS
@@ -189,35 +190,52 @@ def job_run(
     *,
     request: JobRequest,
     trigger: str = JobTrigger.SCHEDULE,
-    run_id: int | None = None,
     task_id: str = "",
     retryable: bool = False,
+    continues_retry: bool = False,
 ) -> JobRun:
     """Runs one job for one period with bookkeeping, lock and idempotency; returns its ``JobRun``.
 
     Raises ``TransientJobFailure`` only when ``retryable`` and the error is transient; every other
-    outcome (success, failure, skip) is returned as the recorded row.
+    outcome (success, failure, skip) is returned as the recorded row. ``continues_retry`` (a Celery
+    retry) continues the row this job's ``task_id`` left in ``retrying``; no caller can name
+    another row, so a run only ever writes its own.
     """
     token = None
     if get_request_id() is None:
         token = set_request_id(task_id or new_request_id())
     try:
-        return _job_run(request=request, trigger=trigger, run_id=run_id, task_id=task_id, retryable=retryable)
+        return _job_run(
+            request=request, trigger=trigger, task_id=task_id, retryable=retryable, continues_retry=continues_retry
+        )
     finally:
         if token is not None:
             reset_request_id(token)
 
 
-def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: str, retryable: bool) -> JobRun:
+def _own_retrying_run(*, job: str, task_id: str) -> JobRun | None:
+    """The row an earlier attempt of this very task left to be retried (same job and task id)."""
+    if not task_id:
+        return None
+    return (
+        JobRun.objects.filter(job=job[:64], task_id=task_id[:64], outcome=JobOutcome.RETRYING).order_by("-pk").first()
+    )
+
+
+def _job_run(*, request: JobRequest, trigger: str, task_id: str, retryable: bool, continues_retry: bool) -> JobRun:
     now = timezone.now()
     scope = f"source={request.source_id}" if request.source_id is not None else ""
-    job: Job | None = None
-    unknown: NotFound | None = None
+    job: JobSpec | None = None
+    unknown: PlatformError | None = None
     try:
         job = job_get(request.job)
     except NotFound as exc:
         unknown = exc
-    run = JobRun.objects.get(pk=run_id) if run_id is not None else None
+    if job is not None and not job.tracked:
+        # Untracked tickers run from their own task; a record of one would be misleading.
+        unknown = ValidationFailed(f"Job {job.name!r} runs on every tick without a record; it has no run path.")
+        job = None
+    run = _own_retrying_run(job=request.job, task_id=task_id) if continues_retry else None
     if job is None:
         period = None
     elif run is not None and run.period_start is not None:
@@ -238,10 +256,11 @@ def _job_run(*, request: JobRequest, trigger: str, run_id: int | None, task_id: 
             task_id=task_id[:64],
             started_at=now,
         )
+    continuing = run.pk is not None
     run.attempts += 1
     run.outcome = JobOutcome.RUNNING
     run.save()
-    if job is not None and run_id is None:
+    if job is not None and not continuing:
         job_runs_mark_abandoned(job=job, now=now)
 
     if job is None or period is None:
@@ -331,12 +350,18 @@ def worker_available() -> bool:
 def job_enqueue(*, request: JobRequest, trigger: str = JobTrigger.ADMIN, actor=None) -> JobRun | None:
     """Queues a run ("run now"); runs it in-process when no worker would pick it up.
 
-    Returns the ``JobRun`` when it ran in-process, ``None`` when it was queued.
+    Returns the ``JobRun`` when it ran in-process, ``None`` when it was queued. The trigger travels
+    in a message header, never in the task's arguments (which a schedule can also set).
     """
+    from agentplatform.scheduling.tasks import JOB_TASKS, TRIGGER_HEADER, run_job_task
     from audit.services import audit_log
-    from reports.tasks import JOB_TASKS, run_job_task
 
     job = job_get(request.job)
+    if not job.tracked:
+        raise ValidationFailed(
+            f"Job {job.name!r} runs on every tick without a record: run its periodic task instead.",
+            details={"job": job.name},
+        )
     audit_log(
         actor=actor,
         action="job.run_requested",
@@ -345,12 +370,13 @@ def job_enqueue(*, request: JobRequest, trigger: str = JobTrigger.ADMIN, actor=N
         details={**request.as_task_kwargs(), "trigger": trigger},
     )
     if worker_available():
-        kwargs = {**request.as_task_kwargs(), "trigger": trigger}
+        kwargs = request.as_task_kwargs()
+        headers = {TRIGGER_HEADER: trigger}
         task = JOB_TASKS.get(job.name)
-        if task is None:  # a job registered after import (tests): the generic task runs it
-            run_job_task.apply_async(kwargs=kwargs)
+        if task is None:  # a job put in the registry without register_job (tests): the generic task
+            run_job_task.apply_async(kwargs=kwargs, headers=headers)
         else:
             del kwargs["job"]
-            task.apply_async(kwargs=kwargs)
+            task.apply_async(kwargs=kwargs, headers=headers)
         return None
     return job_run(request=request, trigger=trigger)

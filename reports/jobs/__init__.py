@@ -1,1 +1,0 @@
-"""Scheduled jobs: the registry of fixed job names, the run path, locks and periods."""
