@@ -60,7 +60,7 @@ def retry_countdown(retries: int) -> float:
 
 
 class TransientJobFailure(Exception):
-    """A run hit a transient error and may be retried; carries the row the retry continues."""
+    """A run hit a transient error and may be retried; ``run_id`` names its row (for logs)."""
 
     def __init__(self, run_id: int, cause: BaseException):
         super().__init__(f"job run {run_id} hit a transient error: {cause!r}")
