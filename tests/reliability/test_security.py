@@ -278,6 +278,14 @@ def test_production_keeps_the_api_docs_behind_a_login_by_default():
     assert run_python(code, env=_production_env(API_DOCS_PUBLIC="1")).stdout.split() == ["True"]
 
 
+def test_the_benchmark_views_are_not_served_without_bench_endpoints():
+    from django.urls import Resolver404
+
+    for path in ("/api/v1/bench/noop", "/api/v1/bench/noop-audit", "/api/v1/bench/noop-untimed"):
+        with pytest.raises(Resolver404):
+            resolve(path)
+
+
 # --- configuration checks ------------------------------------------------------------------------
 def _ids(messages) -> set[str]:
     return {message.id for message in messages}
