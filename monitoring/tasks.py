@@ -1,4 +1,4 @@
-"""Thin Celery tasks; the jobs helper (issue 10) schedules them as metrics_rollup, metrics_prune and
+"""Thin Celery tasks; the jobs app (docs/jobs.md) schedules them as metrics_rollup, metrics_prune and
 system_snapshot."""
 
 from __future__ import annotations

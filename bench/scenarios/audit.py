@@ -1,4 +1,4 @@
-"""Audit log benchmarks (issue 5).
+"""Audit log benchmarks.
 
 1. The cost of one ``audit_log()`` in a request: the no-op view with one buffered event
    (``/api/v1/bench/noop-audit``) divided by the bare no-op, measured in alternating pairs;
