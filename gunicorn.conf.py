@@ -35,16 +35,16 @@ gc_freeze = os.environ.get("GUNICORN_GC_FREEZE", "1") != "0"
 def post_worker_init(worker):
     """Moves the loaded application's objects out of the garbage collector's reach.
 
-    A warmed-up worker tracks ~237,000 objects (modules, classes, functions, URL patterns, settings)
-    that live as long as the process. Each full collection walks all of them: ~160 ms here during
-    which the worker's every thread waits, a pause that lands in some request's latency, and it
-    comes round more often the more objects requests leave alive for a while (queued audit events,
-    caches). ``gc.freeze()`` puts them in a permanent generation no collection visits: a full
-    collection then walks only what was made since. Django loads the URL configuration (and with it
-    every view module) on the first request, so it is loaded here first. The ``gc`` documentation
-    freezes in the parent before forking, to spare copy-on-write memory too; these workers load the
-    app after the fork, so what this saves is collection time. Objects frozen here are never freed,
-    which is what they were going to be.
+    A warmed-up worker tracks hundreds of thousands of objects (modules, classes, functions, URL
+    patterns, settings) that live as long as the process. Each full collection walks all of them, a
+    pause (bench/README.md, "Figures behind the code") during which the worker's every thread waits,
+    that lands in some request's latency, and it comes round more often the more objects requests
+    leave alive for a while (queued audit events, caches). ``gc.freeze()`` puts them in a permanent
+    generation no collection visits: a full collection then walks only what was made since. Django
+    loads the URL configuration (and with it every view module) on the first request, so it is
+    loaded here first. The ``gc`` documentation freezes in the parent before forking, to spare
+    copy-on-write memory too; these workers load the app after the fork, so what this saves is
+    collection time. Objects frozen here are never freed, which is what they were going to be.
     """
     if not gc_freeze:
         return

@@ -26,14 +26,14 @@ def role_group_name(role: str) -> str:
     return f"role:{role}"
 
 
-# --- accounts (issue 4) -------------------------------------------------------------------------
+# --- accounts ---------------------------------------------------------------------------------
 # Everyone authenticated may read their own identity (auth/me needs no permission). Analysts read
 # users and keys (who can do what), admins manage them (ADMIN_ALL).
 ROLE_PERMISSIONS[Role.ANALYST] |= {"accounts.view_user", "accounts.view_apikey"}
 ROLE_PERMISSIONS[Role.OPERATOR] |= {"accounts.view_user", "accounts.view_apikey"}
 
 
-# --- audit (issue 5) ----------------------------------------------------------------------------
+# --- audit ------------------------------------------------------------------------------------
 # Agents write events and read only their own (the selector filters on the caller); people who
 # read read everything and may export; only admins (ADMIN_ALL) have more. Nobody changes or deletes
 # events: the admin is read-only and the ORM and a database trigger refuse it.
@@ -51,7 +51,7 @@ ROLE_PERMISSIONS[Role.ANALYST] |= _AUDIT_READ
 ROLE_PERMISSIONS[Role.OPERATOR] |= _AUDIT_READ
 
 
-# --- experiments (issues 6 and 7) ---------------------------------------------------------------
+# --- experiments ------------------------------------------------------------------------------
 # Agents resolve prompts (and read the GrowthBook payload to do it locally) and report results;
 # analysts read and export; operators also create, change, start, pause and stop.
 _EXPERIMENTS_READ = {
@@ -74,7 +74,7 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
 }
 
 
-# --- monitoring (issue 8) -----------------------------------------------------------------------
+# --- monitoring -------------------------------------------------------------------------------
 # Agents push operations and runs; analysts, operators and admins read summaries, the dashboard
 # and the rows behind them (admin views and CSV exports); nobody but admins changes or deletes them.
 _MONITORING_READ = {
@@ -90,7 +90,7 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _MONITORING_READ
 ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
-# --- enrichment (issue 9) -----------------------------------------------------------------------
+# --- enrichment -------------------------------------------------------------------------------
 # Agents fetch outside context and search collected documents; people read sources and documents
 # (analysts and operators may export them); operators may also run a source's collection now.
 _ENRICHMENT_READ = {"enrichment.view_collecteddocument", "enrichment.view_datasource"}
@@ -100,7 +100,7 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _ENRICHMENT_READ | {"enrichment.collect_datas
 ROLE_PERMISSIONS[Role.ADMIN] |= _ENRICHMENT_READ | {"enrichment.collect_datasource", "enrichment.fetch_context"}
 
 
-# --- reports and jobs (issue 10) ----------------------------------------------------------------
+# --- reports and jobs ---------------------------------------------------------------------------
 # Analysts read reports, download them and see job runs and schedules; operators also run jobs now
 # and edit schedules (django-celery-beat); admins have everything through ADMIN_ALL.
 _REPORTS_READ = {

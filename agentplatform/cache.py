@@ -1,10 +1,10 @@
 """Django's Redis cache backend with one reusable client per connection pool.
 
 Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` object on every cache call;
-with redis-py 6+ that constructor copies ~170 response callbacks into a case-insensitive dict,
-about 0.15 ms of CPU per call (profiled on the resolve path, which makes several cache calls per
-request). A ``redis.Redis`` instance is thread-safe (it checks connections out of its pool per
-command), so one per pool serves every thread of the process.
+with redis-py 6+ that constructor copies every response callback into a case-insensitive dict,
+a cost the resolve path (several cache calls per request) paid on each call (profile in
+bench/README.md, "Figures behind the code"). A ``redis.Redis`` instance is thread-safe (it checks
+connections out of its pool per command), so one per pool serves every thread of the process.
 """
 
 from __future__ import annotations

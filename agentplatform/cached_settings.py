@@ -1,9 +1,10 @@
 """Values derived from settings, read on hot paths: computed once, recomputed when a setting changes.
 
-``settings.X`` goes through Django's ``LazySettings`` in Python (~0.5 µs an attribute), which adds
-up on code every request runs. A ``CachedSetting`` keeps its derived value until Django's
-``setting_changed`` signal (sent by ``override_settings`` and pytest-django's ``settings`` fixture)
-names one of the settings it was computed from. Settings do not change at run time otherwise.
+``settings.X`` goes through Django's ``LazySettings`` in Python on every read, which adds up on code
+every request runs (bench/README.md, "Figures behind the code"). A ``CachedSetting`` keeps its
+derived value until Django's ``setting_changed`` signal (sent by ``override_settings`` and
+pytest-django's ``settings`` fixture) names one of the settings it was computed from. Settings do
+not change at run time otherwise.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def uuid7_int() -> int:
     )
 
 
-# uuid.UUID(int=...) re-validates its argument in Python (~0.8 us); an id made here is a valid
+# uuid.UUID(int=...) re-validates its argument in Python (bench/README.md, "Figures behind the
+# code"); an id made here is a valid
 # 128-bit value by construction, so the object is filled in directly, as CPython 3.14's own uuid7()
 # does (uuid.UUID._from_int). UUID is immutable through __setattr__, hence object.__setattr__.
 _new_object = object.__new__

@@ -33,6 +33,7 @@ TESTING = DJANGO_ENV == "test"
 # Runtime files of the embedded mode (SQLite database, file cache, broker folders, exports).
 VAR_DIR = Path(env.str("VAR_DIR", str(BASE_DIR / "var")))
 
+# Django's debug pages and behaviour: on for make run only; production refuses it (agentplatform.E001).
 DEBUG = env.bool("DEBUG", DEVELOPMENT)
 
 # --- Secrets and hosts --------------------------------------------------------------------------
@@ -57,9 +58,13 @@ if PRODUCTION:
     # stop the process here, naming the variable (docs/cross-cutting.md, "Secrets").
     check_secrets({"SECRET_KEY": SECRET_KEY, "JWT_SIGNING_KEY": JWT_SIGNING_KEY, "METRICS_TOKEN": METRICS_TOKEN})
 
+# Host names this deployment answers for (comma-separated): required in production, where no default
+# can be right; local names elsewhere.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("Environment variable ALLOWED_HOSTS is required when DJANGO_ENV=production.")
+# Origins (https://ops.example.com) whose admin form posts pass the CSRF check behind a proxy that
+# terminates TLS; none by default, because same-origin posts need none.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", "")
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
@@ -186,6 +191,8 @@ if AUDIT_DURABLE_DATABASE:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------------------------
+# redis://host:6379/0: cache, rate limits, breakers, metrics and (by default) the broker. Required in
+# production (shared atomic counters); make run and tests work without it.
 REDIS_URL = env.str("REDIS_URL", "")
 # Seconds a Redis call may take before the caller treats Redis as down (fail-open/closed paths).
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", "0.5", minimum=0.01)
@@ -249,11 +256,16 @@ STORAGES = {
 }
 
 # --- HTTP security (docs/cross-cutting.md) ------------------------------------------------------
+# Redirect plain HTTP to HTTPS: on in production (secure cookies and HSTS assume it).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Behind a TLS-terminating proxy, its X-Forwarded-Proto says whether the client used HTTPS; the
+# header only reaches Django from TRUSTED_PROXIES (agentplatform.middleware.ForwardedHeadersMiddleware).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
 # Health probes come over plain HTTP from the orchestrator, inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+# Seconds browsers remember to use HTTPS only: one year in production (the preload list's minimum),
+# 0 elsewhere so a local http:// server stays reachable.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", "31536000" if PRODUCTION else "0", minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 # Preload is on by default so check --deploy is clean; turn off (0) before the domain is ready for it.
@@ -360,6 +372,7 @@ LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
 if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
     # axes forgets a client's failures once the cool-down has passed since the last one.
     raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+# 0 turns the login lockout off (some tests do; never a deployment).
 AXES_ENABLED = env.bool("AXES_ENABLED", True)
 AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
@@ -437,6 +450,7 @@ if BENCH_ENDPOINTS:
     RATE_LIMITS["bench.noop"] = "1000000000/h"
 for _group, _rate in RATE_LIMITS.items():
     parse_rate(_rate, name=_group)
+# 0 turns every rate limit off: for benchmarks of raw throughput only, never a deployment.
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
 # Groups whose requests are refused (503) rather than served unlimited while the cache is down:
 # glob patterns. Login fails closed (an outage must not open the door to password guessing);
@@ -460,6 +474,7 @@ HTTP_POOL_TIMEOUT = env.float("HTTP_POOL_TIMEOUT", "3", minimum=0.1)
 # Seconds an MCP server's event stream may stay silent before the session is dropped (the SDK's
 # own default is 300 s; agents wait on these calls, so a minute).
 MCP_SSE_READ_TIMEOUT = env.float("MCP_SSE_READ_TIMEOUT", "60", minimum=1)
+# User-Agent of every outbound call, so the sites and APIs we call can tell who we are.
 HTTP_USER_AGENT = env.str("HTTP_USER_AGENT", "AgentOpsPlatform/1.0")
 
 # Circuit breakers (agentplatform.breakers): "default" applies to every name without its own
@@ -517,6 +532,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Seconds: the default soft/hard limits of any task; jobs set their own where they need more.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", "300", minimum=1)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", "360", minimum=1)
+# 1 runs tasks inline in the caller (debugging only): off, because a worker is part of the design.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -528,6 +544,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Logging ------------------------------------------------------------------------------------
 # JSON lines in production (one object per record, for log shippers); readable lines otherwise.
 LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "text"), "json" if PRODUCTION else "text")
+# Root log level: INFO records start-up, jobs and degraded dependencies without per-request noise.
 LOG_LEVEL = env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOGGING = {
     "version": 1,

@@ -13,13 +13,7 @@ api_v1 = [
     path("reports/", include("reports.urls")),
 ]
 if settings.BENCH_ENDPOINTS:
-    from agentplatform.bench_views import AuthenticatedNoopView, NoopView, RateLimitedNoopView
-
-    api_v1 += [
-        path("bench/noop", NoopView.as_view(), name="bench-noop"),
-        path("bench/noop-auth", AuthenticatedNoopView.as_view(), name="bench-noop-auth"),
-        path("bench/noop-limited", RateLimitedNoopView.as_view(), name="bench-noop-limited"),
-    ]
+    api_v1.append(path("bench/", include("bench.urls")))
 
 urlpatterns = [
     path("healthz", probes.healthz, name="healthz"),

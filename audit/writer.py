@@ -304,7 +304,8 @@ _TABLE = AuditEvent._meta.db_table
 _ASYNC_PRELUDE = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))"
 
 # A request's few events: a plain VALUES list bound client-side beats the array statement, whose
-# unprepared plan and 14 array dumps cost ~1 ms however few the rows.
+# unprepared plan and 14 array dumps cost the same however few the rows (bench/README.md, "Figures
+# behind the code").
 _SMALL_BATCH_ROWS = 20
 _VALUES_ROW = (
     "(%s::uuid, %s::timestamptz, %s::timestamptz, %s::bigint, %s, %s, %s, %s, %s::smallint, %s::boolean, %s, "
@@ -358,7 +359,7 @@ def _insert_postgresql_values(connection, events: Sequence[PendingEvent], *, syn
 
 # Larger batches (a busy process's background flush, the batch API's 1,000 rows) are copied into a
 # temporary staging table, then moved with one INSERT ... SELECT: COPY's binary rows are formatted
-# by psycopg's C code (~1 us a row, against ~15 us for binding 14 arrays), and the INSERT keeps
+# by psycopg's C code (far cheaper per row than binding 14 arrays: bench/README.md), and the INSERT keeps
 # ON CONFLICT (event_id) DO NOTHING RETURNING, which COPY cannot do. The staging table lives as
 # long as the database session (created once per connection, ON COMMIT DELETE ROWS); the INSERT
 # takes the rows out of it with DELETE ... RETURNING, so a batch inside a longer transaction never

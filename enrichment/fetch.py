@@ -44,7 +44,7 @@ class FetchedDocument:
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA bundle per client costs ~20 ms."""
+    """One verifying TLS context per process: loading the CA bundle per client is slow (bench/README.md)."""
     return httpx.create_ssl_context()
 
 

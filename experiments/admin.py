@@ -458,7 +458,7 @@ class ResultAdmin(_ReadOnlyAdmin):
     search_fields = ("event_id", "user_id")
 
 
-# Statistics pages (issue 7): added to the registered Experiment admin through its get_urls.
+# Statistics pages (docs/statistics.md): added to the registered Experiment admin through its get_urls.
 from experiments.stats.admin_views import install as install_stats_admin  # noqa: E402
 
 install_stats_admin()

@@ -176,5 +176,5 @@ class Result(models.Model):
         return self.event_id
 
 
-# The statistics rollups (issue 7) live in their own module; importing them here registers them.
+# The statistics rollups (docs/statistics.md) live in their own module; importing them here registers them.
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: E402, F401

@@ -24,7 +24,7 @@ urlpatterns = [
     path("experiments/<slug:key>/results", api.ResultsView.as_view(), name="experiment-results"),
 ]
 
-# Statistics (issue 7): GET experiments/<key>/stats.
+# Statistics (docs/statistics.md): GET experiments/<key>/stats.
 from experiments.stats.urls import urlpatterns as stats_urlpatterns  # noqa: E402
 
 urlpatterns += stats_urlpatterns

@@ -84,7 +84,7 @@ PRODUCTION_ENV = {
 }
 
 
-# --- accounts (issue 4): identities for any app's tests ------------------------------------------
+# --- accounts: identities for any app's tests ---------------------------------------------------
 # user_factory(role=...) -> a saved user in that role's group; agent_key -> the Authorization
 # header of a fresh agent's API key; auth_client(role) -> an APIClient authenticated as a fresh
 # user of that role (Bearer JWT for people, Api-Key for "agent"). Every one goes through the real

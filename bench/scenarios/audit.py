@@ -1,7 +1,7 @@
-"""Audit log benchmarks (issue 5).
+"""Audit log benchmarks.
 
 1. The cost of one ``audit_log()`` in a request: the no-op view with one buffered event
-   (``/api/v1/audit/bench/noop-audit``) divided by the bare no-op, measured in alternating pairs;
+   (``/api/v1/bench/noop-audit``) divided by the bare no-op, measured in alternating pairs;
    the median latency added; the in-process cost, and the background writer's cost per event.
 2. Events/s through ``POST /api/v1/audit/events`` (1,000 events per request), and as a ratio to
    PostgreSQL ``COPY`` of the same rows into the same table.
@@ -57,14 +57,14 @@ def _request_cost(bench) -> None:
     # Warm-up: the first loads of a fresh server pay its imports, connections and the writer
     # thread's start; they are not what one audit_log() costs.
     bench.load("/api/v1/bench/noop", duration=3)
-    bench.load("/api/v1/audit/bench/noop-audit", duration=3)
+    bench.load("/api/v1/bench/noop-audit", duration=3)
     pairs = []
     for index in range(REQUEST_COST_PAIRS):
         if index % 2 == 0:
             noop = bench.load("/api/v1/bench/noop", duration=duration)
-            audited = bench.load("/api/v1/audit/bench/noop-audit", duration=duration)
+            audited = bench.load("/api/v1/bench/noop-audit", duration=duration)
         else:
-            audited = bench.load("/api/v1/audit/bench/noop-audit", duration=duration)
+            audited = bench.load("/api/v1/bench/noop-audit", duration=duration)
             noop = bench.load("/api/v1/bench/noop", duration=duration)
         pairs.append((noop, audited))
     baseline_rps = statistics.median(noop.requests_per_s for noop, _ in pairs)
@@ -135,7 +135,7 @@ def _request_cost(bench) -> None:
     single = [
         (
             bench.load("/api/v1/bench/noop", duration=3, connections=1, threads=1),
-            bench.load("/api/v1/audit/bench/noop-audit", duration=3, connections=1, threads=1),
+            bench.load("/api/v1/bench/noop-audit", duration=3, connections=1, threads=1),
         )
         for _ in range(3)
     ]

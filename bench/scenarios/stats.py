@@ -1,4 +1,4 @@
-"""Experiment statistics at the issue's size: 10M results from 1M users (times ``bench.scale``).
+"""Experiment statistics at the target size: 10M results from 1M users (times ``bench.scale``).
 
 Seeds one experiment with ``generate_series`` in PostgreSQL (no Python row loop), then times:
 

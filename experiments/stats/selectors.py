@@ -37,8 +37,8 @@ SOURCES = ("rollup", "raw")
 
 # Planner settings for the raw query (PostgreSQL): an ordered index-only scan of the covering index
 # feeding streaming GroupAggregates. Left to itself the planner prefers a sequential scan into a
-# million-group HashAggregate, which measured about twice as slow at 10M results (it mis-costs the
-# cached index as random reads and the hash table as cheap).
+# million-group HashAggregate, which is slower on large experiments (it mis-costs the cached index
+# as random reads and the hash table as cheap; bench/README.md, "Figures behind the code").
 _RAW_PLAN = {"enable_hashagg": "off", "enable_sort": "off", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 
 

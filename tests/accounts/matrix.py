@@ -43,7 +43,7 @@ MATRIX: list[Endpoint] = [
     Endpoint("POST", "/api/v1/auth/token/refresh", {"refresh": "not-a-token"}, everyone(401, anonymous=401)),
     Endpoint("POST", "/api/v1/auth/logout", {}, everyone(400)),
     Endpoint("GET", "/api/v1/auth/me", None, everyone(200)),
-    # experiments (issues 6 and 7): a missing key is 404 for those allowed, 403 for the rest;
+    # experiments: a missing key is 404 for those allowed, 403 for the rest;
     # an empty body is 400 for those allowed. Permission is decided before either.
     Endpoint("POST", "/api/v1/prompts/resolve", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint(
@@ -71,18 +71,18 @@ MATRIX: list[Endpoint] = [
     Endpoint(
         "GET", f"/api/v1/experiments/{MISSING}/stats", None, expect(agent=403, analyst=404, operator=404, admin=404)
     ),
-    # audit (issue 5): agents write and read their own; people read; only agents and admins write.
+    # audit: agents write and read their own; people read; only agents and admins write.
     Endpoint("POST", "/api/v1/audit/events", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/audit/events", None, everyone(200)),
     Endpoint("GET", "/api/v1/audit/stats", None, everyone(200)),
-    # monitoring (issue 8): agents push; people read.
+    # monitoring: agents push; people read.
     Endpoint("POST", "/api/v1/monitoring/operations", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("POST", "/api/v1/monitoring/agent-runs", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/monitoring/summary", None, expect(agent=403, analyst=200, operator=200, admin=200)),
-    # enrichment (issue 9): agents fetch context; everyone may search collected documents.
+    # enrichment: agents fetch context; everyone may search collected documents.
     Endpoint("POST", "/api/v1/enrichment/context", {}, expect(agent=200, analyst=403, operator=403, admin=200)),
     Endpoint("GET", "/api/v1/documents/search?q=matrix", None, everyone(200)),
-    # reports (issue 10): people read.
+    # reports: people read.
     Endpoint("GET", "/api/v1/reports/", None, expect(agent=403, analyst=200, operator=200, admin=200)),
     Endpoint("GET", "/api/v1/reports/999999999", None, expect(agent=403, analyst=404, operator=404, admin=404)),
 ]

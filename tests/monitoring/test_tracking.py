@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.test import override_settings
 
 import monitoring
 from monitoring.recorder import HTTP_COUNTERS_KEY, recorder
@@ -80,6 +81,14 @@ def test_the_middleware_can_be_switched_off(store_name, client, settings):
     settings.MONITORING_TIMING_ENABLED = False
     client.get("/healthz")
     assert _open("http GET healthz") == {}
+
+
+@override_settings(ROOT_URLCONF="tests.monitoring.urls_bench")
+def test_the_middleware_skips_views_that_declare_request_timing_false(store_name, client):
+    assert client.get("/api/v1/bench/noop-untimed").status_code == 200
+    assert client.get("/api/v1/bench/noop").status_code == 200
+    assert _open("http GET bench-noop-untimed") == {}
+    assert _open("http GET bench-noop")["n"] == 1
 
 
 def test_platform_counters_reach_the_shared_store(store_name):

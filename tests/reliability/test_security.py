@@ -302,6 +302,14 @@ def test_an_analyst_cannot_disable_audit_sealing_or_run_a_job_from_the_schedule_
     assert not AuditEvent.objects.filter(action__startswith="schedule.").exists()
 
 
+def test_the_benchmark_views_are_not_served_without_bench_endpoints():
+    from django.urls import Resolver404
+
+    for path in ("/api/v1/bench/noop", "/api/v1/bench/noop-audit", "/api/v1/bench/noop-untimed"):
+        with pytest.raises(Resolver404):
+            resolve(path)
+
+
 # --- configuration checks ------------------------------------------------------------------------
 def _ids(messages) -> set[str]:
     return {message.id for message in messages}

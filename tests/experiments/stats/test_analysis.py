@@ -1,4 +1,4 @@
-"""The assembled analysis on the issue's fixed data sets: numbers against scipy, and the decision."""
+"""The assembled analysis on fixed reference data sets: numbers against scipy, and the decision."""
 
 from __future__ import annotations
 
