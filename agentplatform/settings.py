@@ -253,7 +253,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
-    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metric_catalogue.METRIC_NAMES"},
 }
 
 # Serves /api/v1/bench/* (the benchmark harness's baseline views); never on in a real deployment.

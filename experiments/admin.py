@@ -23,9 +23,10 @@ from django.utils.html import format_html
 from agentplatform.errors import PlatformError
 from audit.services import audit_log
 from experiments import exports, namespaces, selectors, services
-from experiments.metrics import METRIC_CHOICES
+from experiments.metric_catalogue import METRIC_CHOICES
 from experiments.models import Experiment, ExperimentStatus, Exposure, Result, Variant
 from experiments.snapshot import snapshot_invalidate
+from experiments.stats import admin_views as stats_admin_views
 from experiments.validation import (
     ASSIGNMENT_FIELDS,
     CONTENT_REQUIRED,
@@ -316,8 +317,33 @@ class ExperimentAdmin(admin.ModelAdmin):
                 wrap(self.export_view),
                 name="experiments_experiment_export",
             ),
+            path("sample-size/", wrap(self.sample_size_view), name="experiments_experiment_sample_size"),
+            path("<path:object_id>/stats/", wrap(self.stats_view), name="experiments_experiment_stats"),
+            path(
+                "<path:object_id>/stats/export.csv", wrap(self.stats_csv_view), name="experiments_experiment_stats_csv"
+            ),
+            path(
+                "<path:object_id>/stats/export.json",
+                wrap(self.stats_json_view),
+                name="experiments_experiment_stats_json",
+            ),
+            # Last: the default URLs end with a catch-all "<path:object_id>/" that would take the pages above.
             *super().get_urls(),
         ]
+
+    # The statistics pages (``experiments.stats.admin_views``).
+
+    def stats_view(self, request, object_id: str):
+        return stats_admin_views.stats_view(request, object_id, model_admin=self)
+
+    def stats_csv_view(self, request, object_id: str):
+        return stats_admin_views.stats_export_csv(request, object_id, model_admin=self)
+
+    def stats_json_view(self, request, object_id: str):
+        return stats_admin_views.stats_export_json(request, object_id, model_admin=self)
+
+    def sample_size_view(self, request):
+        return stats_admin_views.sample_size_view(request, model_admin=self)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         experiment = self.get_object(request, object_id)
@@ -456,9 +482,3 @@ class ResultAdmin(_ReadOnlyAdmin):
     list_display = ("event_id", "experiment", "variant", "user_id", "occurred_at", "success", "quality_score")
     list_filter = ("experiment",)
     search_fields = ("event_id", "user_id")
-
-
-# Statistics pages (issue 7): added to the registered Experiment admin through its get_urls.
-from experiments.stats.admin_views import install as install_stats_admin  # noqa: E402
-
-install_stats_admin()

@@ -14,7 +14,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from experiments.metrics import METRIC_CHOICES, METRICS
+from experiments.metric_catalogue import METRIC_CHOICES, METRICS
+
+# The statistics rollup models live with the statistics; Django registers a model when its module
+# is imported, and it imports only this one for the app.
+from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: F401
 
 # The Result columns the metrics read, in the covering index below.
 RESULT_METRIC_FIELDS = [metric.field for metric in METRICS.values()]
@@ -174,7 +178,3 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
-
-
-# The statistics rollups (issue 7) live in their own module; importing them here registers them.
-from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: E402, F401

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 from experiments.validation import experiment_validate
 

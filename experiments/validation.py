@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agentplatform.errors import ValidationFailed
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 
 RESERVED_KEYS = frozenset({"growthbook-features"})

@@ -25,7 +25,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from agentplatform.errors import NotFound, ValidationFailed
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, Exposure, Result, Variant
 
 from .analysis import AnalysisSettings, VariantAggregate, experiment_analyse

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from scipy import stats
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Result, Variant
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay
 from experiments.stats.rollup import experiment_stats_catch_up, experiment_stats_rollup
