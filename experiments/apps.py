@@ -10,7 +10,7 @@ class ExperimentsConfig(AppConfig):
 
         from agentplatform.health import register_info
         from agentplatform.schedules import Schedule, register_schedule
-        from experiments.exposures import exposures_buffered
+        from experiments.services.exposures import exposures_buffered
 
         register_schedule(
             Schedule(

@@ -93,6 +93,20 @@ class Experiment(models.Model):
         return self.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
 
 
+# The settings staff choose for an experiment (besides its key and variants); the rest is its state.
+EXPERIMENT_SETTINGS = (
+    "name",
+    "hypothesis",
+    "target_prompt_type",
+    "primary_metric",
+    "guardrail_metrics",
+    "user_percentage",
+    "sequential",
+    "target_mde",
+    "seed",
+)
+
+
 class Variant(models.Model):
     """One arm of an experiment: the prompt content its users get."""
 

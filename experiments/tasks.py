@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from experiments.exposures import exposures_flush
+from experiments.services.exposures import exposures_flush
 
 # Celery autodiscovers ``<app>.tasks`` only; importing the statistics' module here registers its task.
 from experiments.stats.tasks import stats_rollup  # noqa: F401

@@ -35,6 +35,7 @@ from experiments.models import Experiment
 from .charts import cumulative_chart_svg, forest_plot_svg
 from .power import users_needed_for_mean, users_needed_for_rate
 from .selectors import SOURCES, experiment_daily_series, experiment_stats
+from .services import experiment_stats_refresh
 
 EXPORT_PERMISSION = "experiments.export_experiment"
 
@@ -101,6 +102,8 @@ def _stats_for(request, model_admin, object_id: str) -> tuple[Experiment, dict, 
     source = request.GET.get("source", "rollup")
     if source not in SOURCES:
         source = "rollup"
+    if source == "rollup":
+        experiment_stats_refresh(experiment=experiment)
     return experiment, experiment_stats(experiment=experiment, source=source), source
 
 
