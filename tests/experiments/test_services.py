@@ -168,3 +168,21 @@ def test_duplicate_key_is_a_conflict(make_experiment):
     make_experiment()
     with pytest.raises(Conflict):
         make_experiment()
+
+
+def test_update_records_only_the_fields_that_really_changed(make_experiment, operator, audit_calls):
+    experiment = make_experiment()
+    audit_calls.clear()
+    body = experiment_body()
+    same_and_new = {"name": body["name"], "hypothesis": "A new hypothesis.", "variants": body["variants"]}
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data=same_and_new)
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data={"name": body["name"]})
+    assert [(call["action"], call["details"]) for call in audit_calls] == [
+        ("experiment.updated", {"fields": ["hypothesis"]})
+    ]
+
+
+def test_empty_seed_keeps_the_current_one(make_experiment, operator):
+    experiment = make_experiment()
+    experiment = lifecycle.experiment_update(actor=operator, experiment=experiment, data={"seed": ""})
+    assert experiment.seed == "greeting-tone"
