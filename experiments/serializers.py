@@ -88,8 +88,9 @@ class ExperimentUpdateInputSerializer(ExperimentCreateInputSerializer):
         return attrs
 
 
-class IsoDateTimeField(serializers.ReadOnlyField):
-    """A date-time as ``datetime.isoformat()`` gives it (``+00:00``), as these endpoints always answered."""
+class IsoDateTimeField(serializers.DateTimeField):
+    """A date-time as ``datetime.isoformat()`` gives it (``+00:00``, where DRF writes ``Z``), as these
+    endpoints have always answered."""
 
     def to_representation(self, value):
         return value.isoformat()
