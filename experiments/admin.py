@@ -1,7 +1,7 @@
 """The experiments admin: the management UI staff run experiments from.
 
 Input is checked by ``experiments.validation`` (the same rules, in the same words, as the API);
-every write goes through the services with ``actor=request.user`` — saving the change form calls
+every change goes through the services with ``actor=request.user`` — saving the change form calls
 ``experiment_create``/``experiment_update`` with the form's and the variants' cleaned data, so a
 change made here and the same change made through the API store the same rows and audit events;
 transitions follow a confirmation page. Extra pages are ``get_urls`` entries: transitions, copy,
@@ -283,9 +283,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if variants is not None:
             data["variants"] = _variant_rows(variants)
         if change:
-            experiment = lifecycle.experiment_update(
-                actor=request.user, experiment=form.instance, data=data, request=request
-            )
+            lifecycle.experiment_update(actor=request.user, experiment=form.instance, data=data, request=request)
         else:
             experiment = lifecycle.experiment_create(actor=request.user, data=data, request=request)
             form.instance.pk = experiment.pk  # Django's history entry and redirect name the new row

@@ -150,7 +150,7 @@ class ResolveResponseSerializer(serializers.Serializer):
 
 
 class ResultRowSerializer(serializers.Serializer):
-    """Documentation only: rows are validated by ``experiments.results`` without a serializer."""
+    """Documentation only: rows are validated by ``experiments.services.results`` without a serializer."""
 
     event_id = serializers.CharField(max_length=128)
     user_id = serializers.CharField(max_length=255)
