@@ -417,7 +417,7 @@ SPECTACULAR_SETTINGS = {
     # No call to swagger.io's online validator: the page stays within its same-origin policy.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
-    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metrics.METRIC_NAMES"},
+    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metric_catalogue.METRIC_NAMES"},
 }
 
 # --- Rate limits (agentplatform.ratelimit, docs/cross-cutting.md) -------------------------------

@@ -108,10 +108,10 @@ def seed() -> list[str]:
     """A running experiment on prompt type ``soak`` (all users) and one API key per agent."""
     from accounts.models import User
     from accounts.services import api_key_create
-    from experiments import services
+    from experiments.services import lifecycle
 
     operator = User.objects.create_user(username="soak-operator", role="operator", password=None)
-    experiment = services.experiment_create(
+    experiment = lifecycle.experiment_create(
         actor=operator,
         data={
             "key": "soak",
@@ -125,7 +125,7 @@ def seed() -> list[str]:
             ],
         },
     )
-    services.experiment_start(actor=operator, experiment=experiment)
+    lifecycle.experiment_start(actor=operator, experiment=experiment)
     from accounts.tokens import token_pair_for
 
     analyst = User.objects.create_user(username="soak-analyst", role="analyst", password=None)

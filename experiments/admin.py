@@ -1,15 +1,18 @@
 """The experiments admin: the management UI staff run experiments from.
 
-Validation is ``experiments.validation`` (the same rules as the API); state changes go through the
-services with ``actor=request.user`` after a confirmation page. Extra pages hang off ``get_urls``:
-transitions, copy, CSV exports and the namespace slices. The change page leaves a
-``{% block experiment_analysis %}`` for the statistics section.
+Input is checked by ``experiments.validation`` (the same rules, in the same words, as the API);
+every change goes through the services with ``actor=request.user`` — saving the change form calls
+``experiment_create``/``experiment_update`` with the form's and the variants' cleaned data, so a
+change made here and the same change made through the API store the same rows and audit events;
+transitions follow a confirmation page. Extra pages are ``get_urls`` entries: transitions, copy,
+CSV exports, the namespace slices and the statistics pages (``experiments.stats.admin_views``).
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -22,14 +25,13 @@ from django.utils.html import format_html
 
 from agentplatform.errors import PlatformError
 from audit.services import audit_log
-from experiments import exports, namespaces, selectors, services
-from experiments.metrics import METRIC_CHOICES
-from experiments.models import Experiment, ExperimentStatus, Exposure, Result, Variant
-from experiments.snapshot import snapshot_invalidate
+from experiments import exports, namespaces, selectors
+from experiments.metric_catalogue import METRIC_CHOICES
+from experiments.models import EXPERIMENT_SETTINGS, Experiment, ExperimentStatus, Exposure, Result, Variant
+from experiments.services import lifecycle
+from experiments.stats import admin_views as stats_admin_views
 from experiments.validation import (
-    ASSIGNMENT_FIELDS,
     CONTENT_REQUIRED,
-    PLAN_FIELDS,
     VARIANT_KEY_INVALID,
     WEIGHT_INVALID,
     validate_experiment_fields,
@@ -38,11 +40,12 @@ from experiments.validation import (
 
 # transition name -> (service, label, statuses it applies to)
 TRANSITIONS = {
-    "start": (services.experiment_start, "Start", (ExperimentStatus.DRAFT,)),
-    "resume": (services.experiment_start, "Resume", (ExperimentStatus.PAUSED,)),
-    "pause": (services.experiment_pause, "Pause", (ExperimentStatus.RUNNING,)),
-    "stop": (services.experiment_stop, "Stop", (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)),
+    "start": (lifecycle.experiment_start, "Start", (ExperimentStatus.DRAFT,)),
+    "resume": (lifecycle.experiment_start, "Resume", (ExperimentStatus.PAUSED,)),
+    "pause": (lifecycle.experiment_pause, "Pause", (ExperimentStatus.RUNNING,)),
+    "stop": (lifecycle.experiment_stop, "Stop", (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)),
 }
+VARIANT_FIELDS = ("key", "name", "content", "weight", "is_control")
 
 
 def _error_messages(errors: dict[str, list[str]]) -> list[str]:
@@ -60,18 +63,7 @@ class ExperimentAdminForm(forms.ModelForm):
 
     class Meta:
         model = Experiment
-        fields = (
-            "key",
-            "name",
-            "hypothesis",
-            "target_prompt_type",
-            "primary_metric",
-            "guardrail_metrics",
-            "sequential",
-            "target_mde",
-            "user_percentage",
-            "seed",
-        )
+        fields = ("key", *EXPERIMENT_SETTINGS)
 
     def clean(self):
         cleaned = super().clean()
@@ -98,7 +90,7 @@ class VariantAdminForm(forms.ModelForm):
 
     class Meta:
         model = Variant
-        fields = ("key", "name", "content", "weight", "is_control")
+        fields = VARIANT_FIELDS
         error_messages = {
             "key": {"required": VARIANT_KEY_INVALID, "invalid": VARIANT_KEY_INVALID},
             "content": {"required": CONTENT_REQUIRED},
@@ -137,6 +129,16 @@ class VariantFormSet(BaseInlineFormSet):
         errors = validate_variants(variants)
         if errors:
             raise ValidationError(_error_messages(errors))
+
+
+def _variant_rows(formset) -> list[dict]:
+    """The variants the formset leaves, in its order, as service input (read-only fields as stored)."""
+    deleted = formset.deleted_forms
+    return [
+        {name: form.cleaned_data.get(name, getattr(form.instance, name)) for name in VARIANT_FIELDS}
+        for form in formset.forms
+        if form not in deleted and (form.instance.pk or form.has_changed())
+    ]
 
 
 class VariantInline(admin.TabularInline):
@@ -228,7 +230,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if obj is not None:
             fields.append("key")
             if obj.status != ExperimentStatus.DRAFT:
-                fields.extend((*ASSIGNMENT_FIELDS, *PLAN_FIELDS))
+                fields.extend((*lifecycle.ASSIGNMENT_FIELDS, *lifecycle.PLAN_FIELDS))
         return fields
 
     def has_delete_permission(self, request, obj=None):
@@ -268,36 +270,37 @@ class ExperimentAdmin(admin.ModelAdmin):
     def results(self, experiment: Experiment) -> int:
         return getattr(experiment, "result_count", 0)
 
-    # --- saving through the shared rules, audited -----------------------------------------------
+    # --- saving through the services ------------------------------------------------------------
+    # Django saves the form (save_model), then the inlines (save_related); the service takes both at
+    # once, so save_model leaves the work to save_related, which hands everything to it.
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-            obj.seed = obj.seed or obj.key
-        super().save_model(request, obj, form, change)
-
-    def save_formset(self, request, form, formset, change):
-        formset.save()
-        if formset.model is Variant:
-            kept = [f.instance for f in formset.forms if f.instance.pk and not formset._should_delete_form(f)]
-            for position, variant in enumerate(kept):
-                if variant.position != position:
-                    variant.position = position
-                    variant.save(update_fields=["position"])
+        """Nothing to do here: ``save_related`` saves the experiment with its variants."""
 
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        experiment = form.instance
-        audit_log(
-            actor=request.user,
-            action="experiment.updated" if change else "experiment.created",
-            resource_type=services.RESOURCE_TYPE,
-            resource_id=experiment.key,
-            details={"fields": sorted(form.changed_data), "via": "admin"},
-            request=request,
-        )
-        if experiment.is_live:
-            snapshot_invalidate()
+        data = dict(form.cleaned_data)  # the settings the form edits (read-only fields are not in it)
+        variants = next((formset for formset in formsets if formset.model is Variant), None)
+        if variants is not None:
+            data["variants"] = _variant_rows(variants)
+        if change:
+            lifecycle.experiment_update(actor=request.user, experiment=form.instance, data=data, request=request)
+        else:
+            experiment = lifecycle.experiment_create(actor=request.user, data=data, request=request)
+            form.instance.pk = experiment.pk  # Django's history entry and redirect name the new row
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The inlines were not saved through their formsets (the service saved the variants), so
+        # the history names the form's changes only; the audit row has the full list.
+        return construct_change_message(form, [], add)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PlatformError as error:
+            # The form checked the input; what the service refuses now changed in between (a key
+            # taken meanwhile, the experiment started): nothing was saved, say why.
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     # --- extra pages ------------------------------------------------------------------------------
 
@@ -316,8 +319,33 @@ class ExperimentAdmin(admin.ModelAdmin):
                 wrap(self.export_view),
                 name="experiments_experiment_export",
             ),
+            path("sample-size/", wrap(self.sample_size_view), name="experiments_experiment_sample_size"),
+            path("<path:object_id>/stats/", wrap(self.stats_view), name="experiments_experiment_stats"),
+            path(
+                "<path:object_id>/stats/export.csv", wrap(self.stats_csv_view), name="experiments_experiment_stats_csv"
+            ),
+            path(
+                "<path:object_id>/stats/export.json",
+                wrap(self.stats_json_view),
+                name="experiments_experiment_stats_json",
+            ),
+            # Last: the default URLs end with a catch-all "<path:object_id>/" that would take the pages above.
             *super().get_urls(),
         ]
+
+    # The statistics pages (``experiments.stats.admin_views``).
+
+    def stats_view(self, request, object_id: str):
+        return stats_admin_views.stats_view(request, object_id, model_admin=self)
+
+    def stats_csv_view(self, request, object_id: str):
+        return stats_admin_views.stats_export_csv(request, object_id, model_admin=self)
+
+    def stats_json_view(self, request, object_id: str):
+        return stats_admin_views.stats_export_json(request, object_id, model_admin=self)
+
+    def sample_size_view(self, request):
+        return stats_admin_views.sample_size_view(request, model_admin=self)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         experiment = self.get_object(request, object_id)
@@ -370,7 +398,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         experiment = get_object_or_404(Experiment, pk=object_id)
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:experiments_experiment_change", args=[experiment.pk]))
-        copy = services.experiment_copy(actor=request.user, experiment=experiment, request=request)
+        copy = lifecycle.experiment_copy(actor=request.user, experiment=experiment, request=request)
         self.message_user(request, f"Copied as draft '{copy.key}' (new seed: users are reshuffled).", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:experiments_experiment_change", args=[copy.pk]))
 
@@ -383,7 +411,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         audit_log(
             actor=request.user,
             action="experiment.exported",
-            resource_type=services.RESOURCE_TYPE,
+            resource_type=lifecycle.RESOURCE_TYPE,
             resource_id=experiment.key,
             details={"kind": kind},
             request=request,
@@ -424,7 +452,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.action(description="Copy as new draft experiment", permissions=["add"])
     def copy_as_new(self, request, queryset):
         for experiment in queryset:
-            copy = services.experiment_copy(actor=request.user, experiment=experiment, request=request)
+            copy = lifecycle.experiment_copy(actor=request.user, experiment=experiment, request=request)
             self.message_user(request, f"'{experiment.key}' copied as draft '{copy.key}'.", messages.SUCCESS)
 
 
@@ -456,9 +484,3 @@ class ResultAdmin(_ReadOnlyAdmin):
     list_display = ("event_id", "experiment", "variant", "user_id", "occurred_at", "success", "quality_score")
     list_filter = ("experiment",)
     search_fields = ("event_id", "user_id")
-
-
-# Statistics pages (docs/statistics.md): added to the registered Experiment admin through its get_urls.
-from experiments.stats.admin_views import install as install_stats_admin  # noqa: E402
-
-install_stats_admin()

@@ -11,16 +11,19 @@ from rest_framework.views import APIView
 
 from agentplatform.errors import ValidationFailed
 from agentplatform.permissions import Requires
-from experiments import selectors, services
-from experiments.results import results_ingest
+from experiments import selectors
 from experiments.serializers import (
-    ExperimentSerializer,
+    ExperimentCreateInputSerializer,
+    ExperimentOutputSerializer,
+    ExperimentUpdateInputSerializer,
     ResolveRequestSerializer,
     ResolveResponseSerializer,
     ResultsRequestSerializer,
     ResultsResponseSerializer,
-    experiment_representation,
 )
+from experiments.services import lifecycle
+from experiments.services.resolve import prompt_resolve
+from experiments.services.results import results_ingest
 from experiments.snapshot import get_snapshot
 
 VIEW = Requires("experiments.view_experiment")
@@ -67,7 +70,7 @@ class ExperimentListView(_ByMethod, APIView):
                 "count": drf_serializers.IntegerField(),
                 "next": drf_serializers.URLField(allow_null=True),
                 "previous": drf_serializers.URLField(allow_null=True),
-                "results": ExperimentSerializer(many=True),
+                "results": ExperimentOutputSerializer(many=True),
             },
         ),
     )
@@ -77,14 +80,14 @@ class ExperimentListView(_ByMethod, APIView):
         )
         paginator = ExperimentPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response([experiment_representation(e) for e in page])
+        return paginator.get_paginated_response(ExperimentOutputSerializer(page, many=True).data)
 
-    @extend_schema(request=ExperimentSerializer, responses={201: ExperimentSerializer})
+    @extend_schema(request=ExperimentCreateInputSerializer, responses={201: ExperimentOutputSerializer})
     def post(self, request):
-        serializer = ExperimentSerializer(data=request.data)
+        serializer = ExperimentCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        experiment = services.experiment_create(actor=request.user, data=serializer.validated_data, request=request)
-        return Response(experiment_representation(experiment), status=201)
+        experiment = lifecycle.experiment_create(actor=request.user, data=serializer.validated_data, request=request)
+        return Response(ExperimentOutputSerializer(experiment).data, status=201)
 
 
 class ExperimentDetailView(_ByMethod, APIView):
@@ -95,30 +98,30 @@ class ExperimentDetailView(_ByMethod, APIView):
         "DELETE": Requires("experiments.delete_experiment"),
     }
 
-    @extend_schema(responses=ExperimentSerializer)
+    @extend_schema(responses=ExperimentOutputSerializer)
     def get(self, request, key: str):
-        return Response(experiment_representation(services.experiment_get(key=key)))
+        return Response(ExperimentOutputSerializer(selectors.experiment_get(key=key)).data)
 
     def _update(self, request, key: str):
-        experiment = services.experiment_get(key=key)
-        serializer = ExperimentSerializer(experiment, data=request.data, partial=True)
+        experiment = selectors.experiment_get(key=key)
+        serializer = ExperimentUpdateInputSerializer(experiment, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        experiment = services.experiment_update(
+        experiment = lifecycle.experiment_update(
             actor=request.user, experiment=experiment, data=serializer.validated_data, request=request
         )
-        return Response(experiment_representation(experiment))
+        return Response(ExperimentOutputSerializer(experiment).data)
 
-    @extend_schema(request=ExperimentSerializer, responses=ExperimentSerializer)
+    @extend_schema(request=ExperimentUpdateInputSerializer, responses=ExperimentOutputSerializer)
     def patch(self, request, key: str):
         return self._update(request, key)
 
-    @extend_schema(request=ExperimentSerializer, responses=ExperimentSerializer)
+    @extend_schema(request=ExperimentUpdateInputSerializer, responses=ExperimentOutputSerializer)
     def put(self, request, key: str):
         return self._update(request, key)
 
     @extend_schema(responses={204: None})
     def delete(self, request, key: str):
-        services.experiment_delete(actor=request.user, experiment=services.experiment_get(key=key), request=request)
+        lifecycle.experiment_delete(actor=request.user, experiment=selectors.experiment_get(key=key), request=request)
         return Response(status=204)
 
 
@@ -129,15 +132,15 @@ class ExperimentTransitionView(APIView):
     ratelimit_group = "experiments.write"
     transition = ""
 
-    @extend_schema(request=None, responses=ExperimentSerializer)
+    @extend_schema(request=None, responses=ExperimentOutputSerializer)
     def post(self, request, key: str):
         action = {
-            "start": services.experiment_start,
-            "pause": services.experiment_pause,
-            "stop": services.experiment_stop,
+            "start": lifecycle.experiment_start,
+            "pause": lifecycle.experiment_pause,
+            "stop": lifecycle.experiment_stop,
         }[self.transition]
-        experiment = action(actor=request.user, experiment=services.experiment_get(key=key), request=request)
-        return Response(experiment_representation(experiment))
+        experiment = action(actor=request.user, experiment=selectors.experiment_get(key=key), request=request)
+        return Response(ExperimentOutputSerializer(experiment).data)
 
 
 class PromptResolveView(APIView):
@@ -161,7 +164,7 @@ class PromptResolveView(APIView):
             errors["default_prompt"] = ["A string or null."]
         if errors:
             raise ValidationFailed("The resolve request is not valid.", details=errors)
-        resolution = services.prompt_resolve(user_id=user_id, prompt_type=prompt_type, default_prompt=default_prompt)
+        resolution = prompt_resolve(user_id=user_id, prompt_type=prompt_type, default_prompt=default_prompt)
         return Response(resolution.as_dict())
 
 

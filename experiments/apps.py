@@ -7,6 +7,6 @@ class ExperimentsConfig(AppConfig):
 
     def ready(self) -> None:
         from agentplatform.probes import register_info
-        from experiments.exposures import exposures_buffered
+        from experiments.services.exposures import exposures_buffered
 
         register_info("experiments_exposure_buffer", exposures_buffered)

@@ -8,10 +8,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from experiments import services
-from experiments.exposures import exposures_insert
 from experiments.models import Experiment
-from experiments.results import results_insert
+from experiments.services import lifecycle
+from experiments.services.exposures import exposures_insert
+from experiments.services.results import results_insert
 from experiments.snapshot import compile_experiment
 
 DEMO_KEY = "demo-greeting-tone"
@@ -23,7 +23,7 @@ def seed(*, stdout) -> None:
         stdout.write(f"experiments: demo experiment '{DEMO_KEY}' already present")
         return
     with transaction.atomic():
-        experiment = services.experiment_create(
+        experiment = lifecycle.experiment_create(
             actor=None,
             data={
                 "key": DEMO_KEY,
@@ -51,7 +51,7 @@ def seed(*, stdout) -> None:
                 ],
             },
         )
-        experiment = services.experiment_start(actor=None, experiment=experiment)
+        experiment = lifecycle.experiment_start(actor=None, experiment=experiment)
         experiment = Experiment.objects.prefetch_related("variants").get(pk=experiment.pk)
         _seed_data(experiment)
     stdout.write(f"experiments: demo experiment '{DEMO_KEY}' running with exposures and results")

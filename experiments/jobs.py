@@ -6,7 +6,7 @@ from django.conf import settings
 
 from agentplatform.scheduling import periods
 from agentplatform.scheduling.registry import Every, register_job
-from experiments.exposures import exposures_flush
+from experiments.services.exposures import exposures_flush
 from experiments.stats.rollup import experiment_stats_rollup
 
 # Untracked (no period): it runs every few seconds, where a JobRun row per tick would be noise.

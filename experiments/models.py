@@ -14,7 +14,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from experiments.metrics import METRIC_CHOICES, METRICS
+from experiments.metric_catalogue import METRIC_CHOICES, METRICS
+
+# The statistics rollup models live with the statistics; Django registers a model when its module
+# is imported, and it imports only this one for the app.
+from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: F401
 
 # The Result columns the metrics read, in the covering index below.
 RESULT_METRIC_FIELDS = [metric.field for metric in METRICS.values()]
@@ -87,6 +91,20 @@ class Experiment(models.Model):
     def is_live(self) -> bool:
         """Running or paused: owns its namespace slice and cannot change its assignment."""
         return self.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
+
+
+# The settings staff choose for an experiment (besides its key and variants); the rest is its state.
+EXPERIMENT_SETTINGS = (
+    "name",
+    "hypothesis",
+    "target_prompt_type",
+    "primary_metric",
+    "guardrail_metrics",
+    "user_percentage",
+    "sequential",
+    "target_mde",
+    "seed",
+)
 
 
 class Variant(models.Model):
@@ -174,7 +192,3 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
-
-
-# The statistics rollups (docs/statistics.md) live in their own module; importing them here registers them.
-from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: E402, F401

@@ -1,10 +1,22 @@
-"""Reads of experiments (lists, counts) for the API and the admin."""
+"""Reads of experiments (one by key, lists, namespace slices) for the API, the admin and the services."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from agentplatform.errors import NotFound
 from experiments.models import Experiment, ExperimentStatus
+from experiments.validation import RESERVED_KEYS
+
+
+def experiment_get(*, key: str) -> Experiment:
+    """The experiment with ``key``; ``NotFound`` (404) when there is none."""
+    if key in RESERVED_KEYS:
+        raise NotFound(f"No experiment '{key}'.")
+    try:
+        return Experiment.objects.get(key=key)
+    except Experiment.DoesNotExist:
+        raise NotFound(f"No experiment '{key}'.") from None
 
 
 def experiment_list(*, status: str | None = None, prompt_type: str | None = None) -> QuerySet[Experiment]:

@@ -1,112 +1,136 @@
-"""API shapes of experiments. Input validation is ``experiments.validation`` (shared with the
-admin), so the serializer declares fields for the schema and output, and delegates the rules."""
+"""API shapes of experiments: per endpoint, an input serializer whose ``validated_data`` is the
+service's input, and an output serializer.
+
+The experiment input serializers check the body against ``experiments.validation`` — the rules the
+admin's form checks too, so both surfaces name every broken rule at once in the same words, keyed
+``field`` or ``variants[i].field`` — then their declared fields type it (a ``Decimal`` percentage,
+floats, booleans, defaults for null) for the service, which converts nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 from experiments.validation import experiment_validate
 
-INPUT_FIELDS = (
-    "key",
-    "name",
-    "hypothesis",
-    "target_prompt_type",
-    "primary_metric",
-    "guardrail_metrics",
-    "user_percentage",
-    "sequential",
-    "target_mde",
-    "variants",
-)
 
-
-class VariantSerializer(serializers.Serializer):
+class VariantInputSerializer(serializers.Serializer):
     key = serializers.CharField()
-    name = serializers.CharField(required=False, allow_blank=True)
-    content = serializers.CharField()
-    weight = serializers.FloatField(help_text="> 0; normalised over the experiment's variants.")
-    is_control = serializers.BooleanField()
+    name = serializers.CharField(default="", allow_blank=True, allow_null=True, trim_whitespace=False)
+    content = serializers.CharField(trim_whitespace=False)
+    weight = serializers.FloatField(default=1.0, help_text="> 0; normalised over the experiment's variants.")
+    is_control = serializers.BooleanField(default=False, allow_null=True)
+
+    def validate_name(self, value: str | None) -> str:
+        return value or ""
+
+    def validate_is_control(self, value: bool | None) -> bool:
+        return bool(value)
 
 
-class NamespaceSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="The prompt type.")
-    start = serializers.FloatField(allow_null=True)
-    end = serializers.FloatField(allow_null=True)
-
-
-class ExperimentSerializer(serializers.Serializer):
-    """``{key, name, hypothesis, target_prompt_type, primary_metric, guardrail_metrics,
-    user_percentage, sequential, target_mde, variants}``; the detail adds status, seed, namespace,
-    started_at and stopped_at."""
+class ExperimentCreateInputSerializer(serializers.Serializer):
+    """``POST experiments/``: ``{key, name, hypothesis, target_prompt_type, primary_metric,
+    guardrail_metrics, user_percentage, sequential, target_mde, variants}``; other fields are refused."""
 
     key = serializers.SlugField()
-    name = serializers.CharField()
-    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    name = serializers.CharField(trim_whitespace=False)
+    hypothesis = serializers.CharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     target_prompt_type = serializers.CharField()
     primary_metric = serializers.ChoiceField(choices=list(METRICS))
     guardrail_metrics = serializers.ListField(
-        child=serializers.CharField(), required=False, help_text=f"Metric names, any of: {', '.join(METRICS)}."
+        child=serializers.ChoiceField(choices=list(METRICS)),
+        required=False,
+        allow_null=True,
+        help_text=f"Metric names, any of: {', '.join(METRICS)}.",
     )
-    user_percentage = serializers.FloatField(help_text="Percent of the prompt type's users: 0 < p <= 100.")
-    sequential = serializers.BooleanField(required=False)
-    target_mde = serializers.FloatField(required=False, help_text="Relative (0.05 = 5%).")
-    variants = VariantSerializer(many=True)
-    status = serializers.ChoiceField(choices=ExperimentStatus.choices, read_only=True)
-    seed = serializers.CharField(read_only=True)
-    namespace = NamespaceSerializer(read_only=True)
-    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    stopped_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_at = serializers.DateTimeField(read_only=True)
+    user_percentage = serializers.DecimalField(
+        max_digits=7, decimal_places=4, help_text="Percent of the prompt type's users: 0 < p <= 100."
+    )
+    sequential = serializers.BooleanField(required=False, allow_null=True)
+    target_mde = serializers.FloatField(required=False, allow_null=True, help_text="Relative (0.05 = 5%).")
+    variants = VariantInputSerializer(many=True)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-        unknown = sorted(set(data) - set(INPUT_FIELDS))
+        unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         experiment_validate(data, instance=self.instance)
-        return dict(data)
+        return super().to_internal_value(data)
 
-    def to_representation(self, experiment: Experiment) -> dict[str, Any]:
-        return experiment_representation(experiment)
+    # null means "the default", as omitting the field does.
+
+    def validate_hypothesis(self, value: str | None) -> str:
+        return value or ""
+
+    def validate_guardrail_metrics(self, value: list[str] | None) -> list[str]:
+        return value or []
+
+    def validate_sequential(self, value: bool | None) -> bool:
+        return bool(value)
+
+    def validate_target_mde(self, value: float | None) -> float:
+        return Experiment._meta.get_field("target_mde").default if value is None else value
 
 
-def experiment_representation(experiment: Experiment) -> dict[str, Any]:
-    def number(value):
-        return None if value is None else float(value)
+class ExperimentUpdateInputSerializer(ExperimentCreateInputSerializer):
+    """``PATCH|PUT experiments/{key}/`` (``partial=True``): any of the create fields, checked against
+    the experiment (``instance``) they change; the key cannot change, so it is not passed on."""
 
-    return {
-        "key": experiment.key,
-        "name": experiment.name,
-        "hypothesis": experiment.hypothesis,
-        "target_prompt_type": experiment.target_prompt_type,
-        "primary_metric": experiment.primary_metric,
-        "guardrail_metrics": list(experiment.guardrail_metrics or []),
-        "user_percentage": float(experiment.user_percentage),
-        "sequential": experiment.sequential,
-        "target_mde": experiment.target_mde,
-        "variants": [
-            {"key": v.key, "name": v.name, "content": v.content, "weight": v.weight, "is_control": v.is_control}
-            for v in sorted(experiment.variants.all(), key=lambda v: (v.position, v.id))
-        ],
-        "status": experiment.status,
-        "seed": experiment.hash_seed,
-        "namespace": {
-            "name": experiment.target_prompt_type,
-            "start": number(experiment.namespace_start),
-            "end": number(experiment.namespace_end),
-        },
-        "started_at": experiment.started_at.isoformat() if experiment.started_at else None,
-        "stopped_at": experiment.stopped_at.isoformat() if experiment.stopped_at else None,
-        "created_at": experiment.created_at.isoformat() if experiment.created_at else None,
-        "updated_at": experiment.updated_at.isoformat() if experiment.updated_at else None,
-    }
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.pop("key", None)
+        return attrs
+
+
+class IsoDateTimeField(serializers.DateTimeField):
+    """A date-time as ``datetime.isoformat()`` gives it (``+00:00``, where DRF writes ``Z``), as these
+    endpoints have always answered."""
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class VariantOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    content = serializers.CharField()
+    weight = serializers.FloatField()
+    is_control = serializers.BooleanField()
+
+
+class NamespaceOutputSerializer(serializers.Serializer):
+    name = serializers.CharField(source="target_prompt_type", help_text="The prompt type.")
+    start = serializers.FloatField(source="namespace_start", allow_null=True)
+    end = serializers.FloatField(source="namespace_end", allow_null=True)
+
+
+class ExperimentOutputSerializer(serializers.Serializer):
+    """An experiment: the input fields, then its state (``status``, ``seed``, ``namespace``, times)."""
+
+    key = serializers.CharField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField()
+    target_prompt_type = serializers.CharField()
+    primary_metric = serializers.ChoiceField(choices=list(METRICS))
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(METRICS)))
+    user_percentage = serializers.FloatField()
+    sequential = serializers.BooleanField()
+    target_mde = serializers.FloatField()
+    # In GrowthBook's order; ``variants.all()`` keeps the model's ordering (and a prefetch).
+    variants = VariantOutputSerializer(many=True)
+    status = serializers.ChoiceField(choices=ExperimentStatus.choices)
+    seed = serializers.CharField(source="hash_seed")
+    namespace = NamespaceOutputSerializer(source="*")
+    started_at = IsoDateTimeField(allow_null=True)
+    stopped_at = IsoDateTimeField(allow_null=True)
+    created_at = IsoDateTimeField()
+    updated_at = IsoDateTimeField()
 
 
 class ResolveRequestSerializer(serializers.Serializer):
@@ -126,7 +150,7 @@ class ResolveResponseSerializer(serializers.Serializer):
 
 
 class ResultRowSerializer(serializers.Serializer):
-    """Documentation only: rows are validated by ``experiments.results`` without a serializer."""
+    """Documentation only: rows are validated by ``experiments.services.results`` without a serializer."""
 
     event_id = serializers.CharField(max_length=128)
     user_id = serializers.CharField(max_length=255)

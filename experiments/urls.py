@@ -1,4 +1,6 @@
-from django.urls import path
+"""Routes of the experiments API, the statistics endpoint included."""
+
+from django.urls import include, path
 
 from experiments import api
 
@@ -22,9 +24,5 @@ urlpatterns = [
         "experiments/<slug:key>/stop", api.ExperimentTransitionView.as_view(transition="stop"), name="experiment-stop"
     ),
     path("experiments/<slug:key>/results", api.ResultsView.as_view(), name="experiment-results"),
+    path("", include("experiments.stats.urls")),
 ]
-
-# Statistics (docs/statistics.md): GET experiments/<key>/stats.
-from experiments.stats.urls import urlpatterns as stats_urlpatterns  # noqa: E402
-
-urlpatterns += stats_urlpatterns

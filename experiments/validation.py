@@ -1,9 +1,12 @@
-"""The rules an experiment must satisfy: one set, used by the API serializer, the admin form and
-the services, so a rule cannot hold in one place and not another.
+"""The rules an experiment's input must satisfy: one set, checked where input enters — the API's
+input serializers (``experiments.serializers``) and the admin's form and variants formset — so a
+rule reads the same on both surfaces. What depends on the experiment's state (a started
+experiment's frozen fields, a key already taken) is the services' business.
 
 Each function returns ``{field: [message, ...]}`` (empty when valid); ``experiment_validate``
 raises ``ValidationFailed`` with those details. Variant errors are keyed ``variants`` (rules on
-the list) or ``variants[i].field``.
+the list) or ``variants[i].field``. ``instance`` is the experiment a partial change applies to:
+rules across fields (a guardrail that is also the primary metric) see its current values.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agentplatform.errors import ValidationFailed
-from experiments.metrics import METRICS
-from experiments.models import Experiment, ExperimentStatus
+from experiments.metric_catalogue import METRICS
+from experiments.models import Experiment
 
 RESERVED_KEYS = frozenset({"growthbook-features"})
 KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
@@ -24,11 +27,6 @@ VARIANT_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 PROMPT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 MIN_VARIANTS = 2
 MAX_VARIANTS = 20
-
-# Fields whose change would reshuffle users (or their namespace) once an experiment has started.
-ASSIGNMENT_FIELDS = ("user_percentage", "seed", "target_prompt_type")
-# Fields fixed once an experiment has started: the analysis plan is not changed after seeing data.
-PLAN_FIELDS = ("primary_metric", "sequential")
 
 Errors = dict[str, list[str]]
 
@@ -122,29 +120,10 @@ def validate_experiment_fields(data: Mapping[str, Any], *, instance: Experiment 
         seed = data["seed"]
         if not isinstance(seed, str) or len(seed) > 100:
             _add(errors, "seed", "At most 100 characters.")
-
-    if instance is not None and instance.status != ExperimentStatus.DRAFT:
-        for field in (*ASSIGNMENT_FIELDS, *PLAN_FIELDS):
-            if field in data and _differs(field, data[field], getattr(instance, field)):
-                _add(
-                    errors,
-                    field,
-                    f"Cannot change once the experiment has started ({instance.status}): it would reshuffle users "
-                    "or change the analysis plan. Copy it as a new experiment instead.",
-                )
     return errors
 
 
-def _differs(field: str, new: Any, old: Any) -> bool:
-    if field == "user_percentage":
-        new_number = _as_decimal(new)
-        return new_number is None or new_number != old
-    if field == "seed" and not new:
-        return False  # an empty seed means "keep the current one"
-    return new != old
-
-
-def validate_variants(variants: Any, *, instance: Experiment | None = None) -> Errors:
+def validate_variants(variants: Any) -> Errors:
     """Rules on the variants list: two or more, one control, positive weights, unique keys."""
     errors: Errors = {}
     if not isinstance(variants, Sequence) or isinstance(variants, str):
@@ -189,23 +168,7 @@ def validate_variants(variants: Any, *, instance: Experiment | None = None) -> E
             _add(errors, f"{prefix}.is_control", "true or false.")
     if controls != 1 and isinstance(variants, Sequence) and variants:
         _add(errors, "variants", f"Exactly one variant must be the control ({controls} marked).")
-
-    if instance is not None and instance.pk and instance.status != ExperimentStatus.DRAFT and not errors:
-        current = [_variant_signature(v) for v in instance.variants.order_by("position", "id")]
-        proposed = [_variant_signature(v) for v in variants]
-        if current != proposed:
-            _add(
-                errors,
-                "variants",
-                f"Cannot change variants, their content or weights once the experiment has started "
-                f"({instance.status}): it would reshuffle users. Copy it as a new experiment instead.",
-            )
     return errors
-
-
-def _variant_signature(variant) -> tuple:
-    get = variant.get if isinstance(variant, Mapping) else lambda name, default=None: getattr(variant, name, default)
-    return (get("key"), get("content"), float(get("weight", 1)), bool(get("is_control")))
 
 
 def _nul_paths(value: Any, path: str = "") -> list[str]:
@@ -223,7 +186,7 @@ def experiment_validate(data: Mapping[str, Any], *, instance: Experiment | None 
     """Raise ``ValidationFailed`` naming every broken rule (fields and variants together)."""
     errors = validate_experiment_fields(data, instance=instance)
     if instance is None or "variants" in data:
-        errors.update(validate_variants(data.get("variants"), instance=instance))
+        errors.update(validate_variants(data.get("variants")))
     errors.update({path: ["Must not contain NUL characters."] for path in _nul_paths(data)})
     if errors:
         raise ValidationFailed("The experiment is not valid.", details=errors)

@@ -19,6 +19,7 @@ from enrichment.health import provider_health
 from enrichment.models import CollectedDocument, DataSource
 from experiments.models import Experiment, Exposure, Result
 from experiments.stats.selectors import experiment_stats
+from experiments.stats.services import experiment_stats_refresh
 from monitoring.recorder import PLATFORM_COUNTERS_KEY
 from monitoring.selectors import operations_summary
 from monitoring.store import get_store
@@ -71,6 +72,7 @@ def section_audit(*, start: datetime, end: datetime) -> dict:
 def _experiment_decision(experiment) -> dict | None:
     """The stats app's decision for one experiment (an error instead of it if the analysis fails)."""
     try:
+        experiment_stats_refresh(experiment=experiment)
         stats = experiment_stats(experiment=experiment)
     except Exception as exc:  # a statistics error must not lose the rest of the report
         logger.warning("daily report: no decision for %s: %s", experiment.key, exc)

@@ -21,12 +21,12 @@ BATCH = 1000
 
 
 def _ensure_experiment():
-    from experiments import services
     from experiments.models import Experiment, ExperimentStatus
+    from experiments.services import lifecycle
 
     experiment = Experiment.objects.filter(key=KEY).first()
     if experiment is None:
-        experiment = services.experiment_create(
+        experiment = lifecycle.experiment_create(
             actor=None,
             data={
                 "key": KEY,
@@ -41,14 +41,14 @@ def _ensure_experiment():
             },
         )
     if experiment.status == ExperimentStatus.DRAFT:
-        experiment = services.experiment_start(actor=None, experiment=experiment)
+        experiment = lifecycle.experiment_start(actor=None, experiment=experiment)
     return experiment
 
 
 def _in_process(bench, users: list[str]) -> None:
     from growthbook import GrowthBook
 
-    from experiments.services import prompt_resolve
+    from experiments.services.resolve import prompt_resolve
     from experiments.snapshot import get_snapshot
 
     for user in users:  # first pass: snapshot built, exposures buffered once per user
@@ -308,7 +308,7 @@ def run(bench) -> None:
     _resolve_http(bench, headers, users=max(1000, int(10_000 * bench.scale)))
     _cpu_per_request(bench, headers, users=1000)
     _results_http(bench, headers, experiment)
-    from experiments.exposures import exposures_flush
+    from experiments.services.exposures import exposures_flush
 
     started = time.perf_counter()
     moved = exposures_flush(max_batches=10_000)

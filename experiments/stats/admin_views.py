@@ -1,7 +1,7 @@
 """Admin pages of the statistics: the analysis with pictures, exports, and a sample-size calculator.
 
-``install(site)`` adds the pages to the registered ``Experiment`` admin through its ``get_urls``
-(one line in ``experiments/admin.py`` calls it), so the experiments app keeps its admin class:
+Each view takes the ``ExperimentAdmin`` it is served by (``model_admin``), whose ``get_urls``
+lists them:
 
 - ``<id>/stats/``: SRM flag, decision and reason on top, power, variants, comparisons, a forest
   plot of each treatment's lift per metric and the cumulative primary metric per day (SVG);
@@ -9,7 +9,7 @@
   ``<id>/stats/export.json``, both audited;
 - ``sample-size/``: users per variant from a baseline, a relative MDE, alpha and power.
 
-The change page links to the stats page from ``templates/admin/experiments/experiment/change_form.html``.
+The change page links to the stats page from ``admin/experiments/experiment/change_form.html``.
 """
 
 from __future__ import annotations
@@ -19,24 +19,23 @@ from collections.abc import Iterator
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from agentplatform.errors import ValidationFailed
 from audit.exports import stream_csv
 from audit.services import audit_log
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment
 
 from .charts import cumulative_chart_svg, forest_plot_svg
 from .power import users_needed_for_mean, users_needed_for_rate
 from .selectors import SOURCES, experiment_daily_series, experiment_stats
+from .services import experiment_stats_refresh
 
 EXPORT_PERMISSION = "experiments.export_experiment"
 
@@ -103,6 +102,8 @@ def _stats_for(request, model_admin, object_id: str) -> tuple[Experiment, dict, 
     source = request.GET.get("source", "rollup")
     if source not in SOURCES:
         source = "rollup"
+    if source == "rollup":
+        experiment_stats_refresh(experiment=experiment)
     return experiment, experiment_stats(experiment=experiment, source=source), source
 
 
@@ -226,47 +227,3 @@ def sample_size_view(request, *, model_admin):
         "result": result,
     }
     return TemplateResponse(request, "admin/experiments/experiment/sample_size.html", context)
-
-
-def stats_urls(model_admin) -> list:
-    prefix = f"{Experiment._meta.app_label}_{Experiment._meta.model_name}"
-    wrap = model_admin.admin_site.admin_view
-
-    def bind(view):
-        def bound(request, *args, **kwargs):
-            return view(request, *args, model_admin=model_admin, **kwargs)
-
-        return wrap(bound)
-
-    return [
-        path("sample-size/", bind(sample_size_view), name=f"{prefix}_sample_size"),
-        path("<path:object_id>/stats/", bind(stats_view), name=f"{prefix}_stats"),
-        path("<path:object_id>/stats/export.csv", bind(stats_export_csv), name=f"{prefix}_stats_csv"),
-        path("<path:object_id>/stats/export.json", bind(stats_export_json), name=f"{prefix}_stats_json"),
-    ]
-
-
-class _StatsOnlyExperimentAdmin(admin.ModelAdmin):
-    """Used only while the experiments app registers no admin of its own."""
-
-    list_display = ("key", "name", "status", "primary_metric")
-
-
-def install(site: admin.AdminSite = admin.site) -> None:
-    """Adds the statistics pages to the registered Experiment admin (through its ``get_urls``)."""
-    if not site.is_registered(Experiment):
-        site.register(Experiment, _StatsOnlyExperimentAdmin)
-    model_admin = site.get_model_admin(Experiment)
-    if getattr(model_admin, "_stats_installed", False):
-        return
-    original_get_urls = model_admin.get_urls
-
-    def get_urls():
-        return stats_urls(model_admin) + original_get_urls()
-
-    model_admin.get_urls = get_urls
-    model_admin._stats_installed = True
-
-
-def stats_url(experiment: Experiment) -> str:
-    return reverse("admin:experiments_experiment_stats", args=[experiment.pk])

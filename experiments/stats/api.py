@@ -7,9 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.permissions import Requires
+from experiments.selectors import experiment_get
 
-from .selectors import SOURCES, experiment_get_by_key, experiment_stats
+from .selectors import SOURCES, experiment_stats
 from .serializers import ExperimentStatsSerializer
+from .services import experiment_stats_refresh
 
 
 class ExperimentStatsView(APIView):
@@ -28,5 +30,8 @@ class ExperimentStatsView(APIView):
         responses=ExperimentStatsSerializer,
     )
     def get(self, request, key: str):
-        experiment = experiment_get_by_key(key=key)
-        return Response(experiment_stats(experiment=experiment, source=request.query_params.get("source", "rollup")))
+        experiment = experiment_get(key=key)
+        source = request.query_params.get("source", "rollup")
+        if source == "rollup":
+            experiment_stats_refresh(experiment=experiment)
+        return Response(experiment_stats(experiment=experiment, source=source))

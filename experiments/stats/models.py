@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 
 # The pseudo-metric whose per-user value is the user's number of results: its moments give the
 # variant's users (n) and results (total) without touching the raw table.

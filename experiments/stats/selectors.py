@@ -3,8 +3,9 @@
 Two sources give the same numbers (a test holds them to each other):
 
 - ``rollup`` (default): the few ``ExperimentVariantMetric`` rows the rollup keeps — milliseconds
-  for any experiment size — after catching the rollup up if it is older than
-  ``EXPERIMENT_STATS_MAX_STALENESS_SECONDS``; ``data_through`` is the rollup's watermark.
+  for any experiment size; ``data_through`` is the rollup's watermark. Reading writes nothing:
+  a caller that wants the rollup fresh calls ``experiments.stats.services.experiment_stats_refresh``
+  first (the API and the admin do).
 - ``raw``: one query over the raw results, reducing each user to one value per metric (the user's
   mean; for ``success_rate`` the share of successful calls) and then each variant to count, sum
   and sum of squares; ``data_through`` is the moment of the query. On PostgreSQL the query reads
@@ -17,21 +18,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from agentplatform.errors import NotFound, ValidationFailed
-from experiments.metrics import METRICS
+from agentplatform.errors import ValidationFailed
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, Exposure, Result, Variant
 
 from .analysis import AnalysisSettings, VariantAggregate, experiment_analyse
 from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
 from .moments import Moments
-from .rollup import EXPOSURES, experiment_stats_catch_up
+from .rollup import EXPOSURES
 
 SOURCES = ("rollup", "raw")
 
@@ -40,13 +41,6 @@ SOURCES = ("rollup", "raw")
 # million-group HashAggregate, which is slower on large experiments (it mis-costs the cached index
 # as random reads and the hash table as cheap; bench/README.md, "Figures behind the code").
 _RAW_PLAN = {"enable_hashagg": "off", "enable_sort": "off", "enable_seqscan": "off", "enable_bitmapscan": "off"}
-
-
-def experiment_get_by_key(*, key: str) -> Experiment:
-    try:
-        return Experiment.objects.get(key=key)
-    except Experiment.DoesNotExist:
-        raise NotFound(f"No experiment with key {key!r}.") from None
 
 
 def _raw_value_sql(field: str) -> str:
@@ -161,7 +155,9 @@ def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: dat
         aggregates, exposures = experiment_aggregates_raw(experiment=experiment, metrics=needed)
         data_through = now
     else:
-        data_through = _fresh_rollup(experiment=experiment, now=now)
+        data_through = (
+            ExperimentStatsState.objects.filter(experiment=experiment).values_list("rolled_through", flat=True).first()
+        )
         aggregates, exposures = experiment_aggregates_rollup(experiment=experiment)
 
     variants = list(Variant.objects.filter(experiment=experiment).order_by("position", "id"))
@@ -193,18 +189,6 @@ def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: dat
         "data_through": data_through,
         **analysis,
     }
-
-
-def _fresh_rollup(*, experiment: Experiment, now: datetime) -> datetime | None:
-    """Catches the rollup up when it is staler than allowed; returns its watermark."""
-    state = ExperimentStatsState.objects.filter(experiment=experiment).values_list("rolled_through", flat=True).first()
-    allowed = timedelta(
-        seconds=settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS + settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS
-    )
-    if state is None or state < now - allowed:
-        experiment_stats_catch_up(experiment=experiment, now=now)
-        state = ExperimentStatsState.objects.values_list("rolled_through", flat=True).get(experiment=experiment)
-    return state
 
 
 def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str, list[tuple[date, float, int]]]:

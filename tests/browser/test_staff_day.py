@@ -43,7 +43,7 @@ def agent_http(live_server, transactional_db):
 
 def results_post(http: httpx.Client) -> int:
     """What an agent does for each creator: resolve its prompt, then report how the turn went."""
-    from experiments.exposures import exposures_flush, exposures_forget_seen
+    from experiments.services.exposures import exposures_flush, exposures_forget_seen
 
     exposures_forget_seen()  # this process may remember (experiment id, user) pairs of earlier tests
     posted = 0

@@ -27,9 +27,9 @@ CREATOR = "creator-mina-cho"
 
 def experiment_seed(*, actor, key: str, prompt_type: str) -> None:
     """A running experiment on ``prompt_type`` covering every user, through the services."""
-    from experiments import services
+    from experiments.services import lifecycle
 
-    experiment = services.experiment_create(
+    experiment = lifecycle.experiment_create(
         actor=actor,
         data={
             "key": key,
@@ -54,7 +54,7 @@ def experiment_seed(*, actor, key: str, prompt_type: str) -> None:
             ],
         },
     )
-    services.experiment_start(actor=actor, experiment=experiment)
+    lifecycle.experiment_start(actor=actor, experiment=experiment)
 
 
 class Agent:
@@ -172,7 +172,7 @@ def wait_for_daily_report(day: str, timeout: float = 60.0):
 def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fake_sources, user_factory):
     from accounts.services import api_key_create
     from agentplatform.scheduling.tasks import JOB_TASKS
-    from experiments.exposures import exposures_flush, exposures_forget_seen
+    from experiments.services.exposures import exposures_flush, exposures_forget_seen
     from monitoring.recorder import recorder
     from reports.models import JobOutcome
 

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from experiments.exposures import exposures_forget_seen
+from experiments.services.exposures import exposures_forget_seen
 from experiments.snapshot import snapshot_reset
 
 
@@ -105,13 +105,13 @@ def make_experiment(db, operator):
     """Create (and optionally start) an experiment through the services."""
     from django.test import TestCase
 
-    from experiments import services
+    from experiments.services import lifecycle
 
     def make(*, start: bool = False, **overrides):
-        experiment = services.experiment_create(actor=operator, data=experiment_body(**overrides))
+        experiment = lifecycle.experiment_create(actor=operator, data=experiment_body(**overrides))
         if start:
             with TestCase.captureOnCommitCallbacks(execute=True):
-                experiment = services.experiment_start(actor=operator, experiment=experiment)
+                experiment = lifecycle.experiment_start(actor=operator, experiment=experiment)
         return experiment
 
     return make
@@ -125,6 +125,6 @@ def audit_calls(monkeypatch):
     def record(**kwargs):
         calls.append(kwargs)
 
-    monkeypatch.setattr("experiments.services.audit_log", record)
+    monkeypatch.setattr("experiments.services.lifecycle.audit_log", record)
     monkeypatch.setattr("experiments.admin.audit_log", record)
     return calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from agentplatform.errors import Conflict
 from experiments.models import Experiment, ExperimentStatus
 from experiments.snapshot import compile_experiment
 
@@ -190,3 +191,161 @@ def test_agent_cannot_export(db, make_experiment):
     client = Client()
     client.force_login(agent)
     assert client.get(f"/admin/experiments/experiment/{experiment.pk}/export/results.csv").status_code in (302, 403)
+
+
+# --- the admin saves through the services: the same input gives the same rows and audit events ----
+
+SETTINGS = ("name", "hypothesis", "target_prompt_type", "primary_metric", "guardrail_metrics", "user_percentage")
+SETTINGS += ("sequential", "target_mde", "status", "created_by_id", "namespace_start", "started_at")
+
+
+def _as_admin_form(body: dict, stored: list | None = None) -> dict:
+    """The admin form's POST data for an API body; ``stored`` variants are kept if the body names them,
+    else marked for deletion, and the body's other variants are added after them."""
+    wanted = {variant["key"]: variant for variant in body["variants"]}
+    rows = []
+    for variant in stored or []:
+        deleted = {"key": variant.key, "content": variant.content, "weight": variant.weight, "DELETE": True}
+        rows.append((variant.pk, wanted.pop(variant.key, None) or deleted))
+    rows += [(None, variant) for variant in wanted.values()]
+    data = {
+        "key": body.get("key", ""),
+        "name": body["name"],
+        "hypothesis": body.get("hypothesis", ""),
+        "target_prompt_type": body["target_prompt_type"],
+        "primary_metric": body["primary_metric"],
+        "guardrail_metrics": body.get("guardrail_metrics", []),
+        "target_mde": str(body.get("target_mde", 0.05)),
+        "user_percentage": str(body["user_percentage"]),
+        "seed": "",
+        "variants-TOTAL_FORMS": str(len(rows)),
+        "variants-INITIAL_FORMS": str(len(stored or [])),
+        "variants-MIN_NUM_FORMS": "0",
+        "variants-MAX_NUM_FORMS": "1000",
+    }
+    for index, (pk, variant) in enumerate(rows):
+        prefix = f"variants-{index}-"
+        data.update({prefix + "key": variant["key"], prefix + "name": variant.get("name", "")})
+        data.update({prefix + "content": variant["content"], prefix + "weight": str(variant["weight"])})
+        data.update({prefix + name: "on" for name in ("is_control", "DELETE") if variant.get(name)})
+        if pk is not None:
+            data[prefix + "id"] = str(pk)
+    return data
+
+
+def _stored(key: str) -> tuple[dict, list]:
+    experiment = Experiment.objects.get(key=key)
+    row = {field: getattr(experiment, field) for field in SETTINGS}
+    row["seed"] = experiment.seed.replace(key, "<key>")
+    variants = list(
+        experiment.variants.order_by("position").values_list(
+            "key", "name", "content", "weight", "is_control", "position"
+        )
+    )
+    return row, variants
+
+
+def _events(audit_calls: list[dict], key: str) -> list[tuple]:
+    return [
+        (call["action"], call["actor"], call["resource_type"], call["details"])
+        for call in audit_calls
+        if call["resource_id"] == key
+    ]
+
+
+BODY = {
+    "name": "Made both ways",
+    "hypothesis": "Shorter is better.",
+    "target_prompt_type": "support",
+    "primary_metric": "success_rate",
+    "guardrail_metrics": ["tokens"],
+    "user_percentage": 40,
+    "target_mde": 0.05,
+    "variants": [
+        {"key": "control", "name": "Control", "content": "Be helpful.", "weight": 1.0, "is_control": True},
+        {"key": "short", "name": "Short", "content": "Be brief.", "weight": 3.0, "is_control": False},
+    ],
+}
+CHANGE = {
+    **BODY,
+    "name": "Changed both ways",
+    "user_percentage": 25,
+    "variants": [
+        {"key": "control", "name": "Control", "content": "Be helpful.", "weight": 2.0, "is_control": True},
+        {"key": "terse", "name": "Terse", "content": "Be terse.", "weight": 1.0, "is_control": False},
+    ],
+}
+
+
+def test_admin_and_api_create_the_same_rows_and_audit_events(staff, operator, audit_calls):
+    api = client_for(operator)
+    assert api.post("/api/v1/experiments/", {**BODY, "key": "via-api"}, format="json").status_code == 201
+    assert staff.post(ADD, _as_admin_form({**BODY, "key": "via-admin"})).status_code == 302
+
+    assert _stored("via-admin") == _stored("via-api")
+    assert _events(audit_calls, "via-admin") == _events(audit_calls, "via-api")
+    assert [event[0] for event in _events(audit_calls, "via-api")] == ["experiment.created"]
+
+
+def test_admin_and_api_change_a_draft_into_the_same_rows_and_audit_events(staff, operator, audit_calls):
+    api = client_for(operator)
+    api.post("/api/v1/experiments/", {**BODY, "key": "via-api"}, format="json")
+    staff.post(ADD, _as_admin_form({**BODY, "key": "via-admin"}))
+    audit_calls.clear()
+
+    patch = {name: CHANGE[name] for name in ("name", "user_percentage", "variants")}
+    assert api.patch("/api/v1/experiments/via-api/", patch, format="json").status_code == 200
+    experiment = Experiment.objects.get(key="via-admin")
+    stored = list(experiment.variants.order_by("position"))
+    response = staff.post(f"/admin/experiments/experiment/{experiment.pk}/change/", _as_admin_form(CHANGE, stored))
+    assert response.status_code == 302, _errors(response)
+
+    assert _stored("via-admin") == _stored("via-api")
+    assert _stored("via-api")[1] == [
+        ("control", "Control", "Be helpful.", 2.0, True, 0),
+        ("terse", "Terse", "Be terse.", 1.0, False, 1),
+    ]
+    assert _events(audit_calls, "via-admin") == _events(audit_calls, "via-api")
+    assert _events(audit_calls, "via-api") == [
+        ("experiment.updated", operator, "experiment", {"fields": ["name", "user_percentage", "variants"]})
+    ]
+
+
+def test_admin_renames_a_running_experiments_variant_as_the_api_does(staff, operator, audit_calls, make_experiment):
+    running = make_experiment(start=True)
+    audit_calls.clear()
+    variants = list(running.variants.order_by("position"))
+    data = {
+        "name": running.name,
+        "hypothesis": running.hypothesis,
+        "guardrail_metrics": running.guardrail_metrics,
+        "target_mde": str(running.target_mde),
+        "variants-TOTAL_FORMS": "2",
+        "variants-INITIAL_FORMS": "2",
+        "variants-MIN_NUM_FORMS": "0",
+        "variants-MAX_NUM_FORMS": "1000",
+        "variants-0-id": str(variants[0].pk),
+        "variants-0-name": variants[0].name,
+        "variants-1-id": str(variants[1].pk),
+        "variants-1-name": "Renamed warm",
+    }
+    response = staff.post(f"/admin/experiments/experiment/{running.pk}/change/", data)
+    assert response.status_code == 302, _errors(response)
+    assert list(running.variants.order_by("position").values_list("key", "name", "weight")) == [
+        ("control", "Control", 1.0),
+        ("warm", "Renamed warm", 1.0),
+    ]
+    assert _events(audit_calls, running.key) == [
+        ("experiment.updated", operator, "experiment", {"fields": ["variants"]})
+    ]
+
+
+def test_admin_reports_what_the_service_refuses_instead_of_failing(staff, monkeypatch):
+    def refuse(**kwargs):
+        raise Conflict("An experiment with key 'admin-made' already exists.", code="duplicate_key")
+
+    monkeypatch.setattr("experiments.services.lifecycle.experiment_create", refuse)
+    response = staff.post(ADD, admin_form(), follow=True)
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert not Experiment.objects.exists()

@@ -187,3 +187,51 @@ def test_reads_and_writes_use_their_own_rate_limit_groups():
     assert ExperimentListView().get_ratelimit_group(factory.get(LIST)) == "experiments.read"
     assert ExperimentListView().get_ratelimit_group(factory.post(LIST)) == "experiments.write"
     assert ExperimentDetailView().get_ratelimit_group(factory.patch(detail("k"))) == "experiments.write"
+
+
+def test_null_optional_fields_take_their_defaults(operator_client):
+    body = experiment_body(hypothesis=None, guardrail_metrics=None, sequential=None, target_mde=None)
+    response = operator_client.post(LIST, body, format="json")
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert (created["hypothesis"], created["guardrail_metrics"], created["sequential"], created["target_mde"]) == (
+        "",
+        [],
+        False,
+        0.05,
+    )
+
+
+def test_input_serializer_hands_the_service_typed_values():
+    from decimal import Decimal
+
+    from experiments.serializers import ExperimentCreateInputSerializer
+
+    body = experiment_body(user_percentage=12.5)
+    body["variants"][1].pop("weight")
+    serializer = ExperimentCreateInputSerializer(data=body)
+    assert serializer.is_valid(), serializer.errors
+    data = serializer.validated_data
+    assert data["user_percentage"] == Decimal("12.5") and isinstance(data["user_percentage"], Decimal)
+    assert [variant["weight"] for variant in data["variants"]] == [1.0, 1.0]
+    assert set(data) == set(body)
+
+
+def test_partial_update_names_the_rule_across_fields_with_the_stored_primary_metric(operator_client, make_experiment):
+    make_experiment()
+    response = operator_client.patch(detail("greeting-tone"), {"guardrail_metrics": ["success_rate"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["guardrail_metrics"] == [
+        "The primary metric cannot also be a guardrail."
+    ]
+
+
+def test_frozen_field_of_a_running_experiment_answers_400_on_the_field(operator_client, make_experiment):
+    make_experiment(start=True)
+    response = operator_client.patch(detail("greeting-tone"), {"user_percentage": 20}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (
+        error["code"] == "validation_error"
+        and "Cannot change once the experiment has started" in (error["details"]["user_percentage"][0])
+    )

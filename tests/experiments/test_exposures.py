@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from experiments.exposures import exposures_insert
 from experiments.models import Exposure
+from experiments.services.exposures import exposures_insert
 
 pytestmark = pytest.mark.django_db
 

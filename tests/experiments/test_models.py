@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 
 pytestmark = pytest.mark.django_db

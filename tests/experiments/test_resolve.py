@@ -9,9 +9,11 @@ from django.core.cache import cache
 from django.test import override_settings
 from growthbook import GrowthBook
 
-from experiments import services, snapshot
-from experiments.exposures import exposures_buffered, exposures_flush
+from experiments import snapshot
 from experiments.models import Exposure
+from experiments.services import lifecycle
+from experiments.services.exposures import exposures_buffered, exposures_flush
+from experiments.services.resolve import prompt_resolve
 from experiments.snapshot import VERSION_CACHE_KEY, get_snapshot
 
 from ..conftest import run_python
@@ -69,8 +71,8 @@ def test_no_experiment_returns_null_content_without_default(agent_client):
 def test_paused_experiment_users_get_the_default(make_experiment, operator, django_capture_on_commit_callbacks):
     experiment = make_experiment(start=True, user_percentage=100)
     with django_capture_on_commit_callbacks(execute=True):
-        services.experiment_pause(actor=operator, experiment=experiment)
-    resolution = services.prompt_resolve(user_id="u1", prompt_type="support", default_prompt="d")
+        lifecycle.experiment_pause(actor=operator, experiment=experiment)
+    resolution = prompt_resolve(user_id="u1", prompt_type="support", default_prompt="d")
     assert (resolution.content, resolution.reason) == ("d", "experiment_paused")
 
 
@@ -91,7 +93,7 @@ def test_mutually_exclusive_experiments_on_one_prompt_type(make_experiment):
     make_experiment(start=True, key="second", user_percentage=60)
     seen = {"first": 0, "second": 0}
     for i in range(4000):
-        resolution = services.prompt_resolve(user_id=f"user-{i}", prompt_type="support")
+        resolution = prompt_resolve(user_id=f"user-{i}", prompt_type="support")
         assert resolution.in_experiment  # the two slices cover the whole namespace
         seen[resolution.experiment] += 1
     assert 1400 < seen["first"] < 1800 and 2200 < seen["second"] < 2600
@@ -122,12 +124,12 @@ def test_steady_state_resolve_of_new_users_makes_no_query(agent_client, make_exp
 def test_exposures_are_stored_once_per_user_with_the_earliest_time(make_experiment):
     experiment = make_experiment(start=True, user_percentage=100)
     for _ in range(3):
-        services.prompt_resolve(user_id="repeat", prompt_type="support")
+        prompt_resolve(user_id="repeat", prompt_type="support")
     # A second process buffering the same user again (its own memory of seen users is empty).
-    from experiments.exposures import exposures_forget_seen
+    from experiments.services.exposures import exposures_forget_seen
 
     exposures_forget_seen()
-    services.prompt_resolve(user_id="repeat", prompt_type="support")
+    prompt_resolve(user_id="repeat", prompt_type="support")
     assert exposures_buffered() == 2
     assert exposures_flush() == 2
     assert Exposure.objects.filter(experiment=experiment, user_id="repeat").count() == 1
@@ -147,7 +149,7 @@ def test_resolve_with_redis_down_still_answers_and_records_exposures_directly(ma
     experiment = make_experiment(start=True, user_percentage=100)
     with override_settings(CACHES=DEAD_REDIS):
         snapshot.snapshot_reset()
-        resolution = services.prompt_resolve(user_id="while-down", prompt_type="support")
+        resolution = prompt_resolve(user_id="while-down", prompt_type="support")
         assert resolution.in_experiment is True
     assert Exposure.objects.filter(experiment=experiment, user_id="while-down").exists()
 
@@ -156,15 +158,15 @@ def test_a_change_reaches_other_processes_after_the_check_interval(make_experime
     clock = [1000.0]
     monkeypatch.setattr(snapshot.time, "monotonic", lambda: clock[0])
     experiment = make_experiment(start=True, user_percentage=100)
-    assert services.prompt_resolve(user_id="u", prompt_type="support").in_experiment is True
+    assert prompt_resolve(user_id="u", prompt_type="support").in_experiment is True
     # Another process stops the experiment: the database changes and the shared version moves on.
     experiment.status = "completed"
     experiment.save(update_fields=["status"])
     cache.set(VERSION_CACHE_KEY, "another-process-version", timeout=None)
     clock[0] += 0.5
-    assert services.prompt_resolve(user_id="u", prompt_type="support").in_experiment is True
+    assert prompt_resolve(user_id="u", prompt_type="support").in_experiment is True
     clock[0] += 0.6
-    assert services.prompt_resolve(user_id="u", prompt_type="support").in_experiment is False
+    assert prompt_resolve(user_id="u", prompt_type="support").in_experiment is False
 
 
 def test_assignment_is_the_same_in_a_fresh_process(make_experiment):
@@ -207,7 +209,7 @@ def test_features_payload_round_trips_through_the_growthbook_sdk(agent_client, m
     for prompt_type in ("support", "sales"):
         for i in range(3000):
             user = f"creator-{i}"
-            ours = services.prompt_resolve(user_id=user, prompt_type=prompt_type)
+            ours = prompt_resolve(user_id=user, prompt_type=prompt_type)
             gb = GrowthBook(attributes={"id": user}, features=payload["features"])
             assert gb.get_feature_value(prompt_type, None) == ours.content
 
@@ -215,7 +217,7 @@ def test_features_payload_round_trips_through_the_growthbook_sdk(agent_client, m
 def test_features_payload_omits_paused_experiments(make_experiment, operator, django_capture_on_commit_callbacks):
     experiment = make_experiment(start=True)
     with django_capture_on_commit_callbacks(execute=True):
-        services.experiment_pause(actor=operator, experiment=experiment)
+        lifecycle.experiment_pause(actor=operator, experiment=experiment)
     assert get_snapshot().features_payload == {"features": {}}
 
 
@@ -236,7 +238,7 @@ def test_without_redis_the_exposure_is_inserted_directly(make_experiment):
     experiment = make_experiment(start=True, user_percentage=100)
     with override_settings(CACHES=LOCAL_MEMORY):
         snapshot.snapshot_reset()
-        assert services.prompt_resolve(user_id="embedded", prompt_type="support").in_experiment is True
+        assert prompt_resolve(user_id="embedded", prompt_type="support").in_experiment is True
         assert exposures_flush() == 0  # nothing buffered: the embedded mode writes through
     assert Exposure.objects.filter(experiment=experiment, user_id="embedded").exists()
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from agentplatform.errors import Conflict, ValidationFailed
-from experiments import services
 from experiments.models import Experiment, ExperimentStatus
+from experiments.services import lifecycle
 
 from .conftest import experiment_body
 
@@ -23,13 +23,13 @@ def test_create_stores_a_draft_with_variants_in_order(make_experiment):
 
 
 def test_every_state_change_is_audited_with_its_actor(operator, audit_calls):
-    experiment = services.experiment_create(actor=operator, data=experiment_body())
-    experiment = services.experiment_start(actor=operator, experiment=experiment)
-    experiment = services.experiment_pause(actor=operator, experiment=experiment)
-    experiment = services.experiment_start(actor=operator, experiment=experiment)
-    services.experiment_update(actor=operator, experiment=experiment, data={"name": "New name"})
-    services.experiment_copy(actor=operator, experiment=experiment)
-    services.experiment_stop(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_create(actor=operator, data=experiment_body())
+    experiment = lifecycle.experiment_start(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_pause(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_start(actor=operator, experiment=experiment)
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data={"name": "New name"})
+    lifecycle.experiment_copy(actor=operator, experiment=experiment)
+    lifecycle.experiment_stop(actor=operator, experiment=experiment)
     assert [call["action"] for call in audit_calls] == [
         "experiment.created",
         "experiment.started",
@@ -55,7 +55,7 @@ def test_start_refuses_when_the_namespace_is_full_and_names_the_free_space(make_
     make_experiment(start=True, key="big", user_percentage=80)
     third = make_experiment(key="too-big", user_percentage=30)
     with pytest.raises(Conflict) as raised:
-        services.experiment_start(actor=None, experiment=third)
+        lifecycle.experiment_start(actor=None, experiment=third)
     assert raised.value.code == "namespace_full"
     assert "[0.8, 1)" in raised.value.message
     assert raised.value.details["free"] == [[0.8, 1.0]]
@@ -63,17 +63,17 @@ def test_start_refuses_when_the_namespace_is_full_and_names_the_free_space(make_
 
 def test_stopped_experiment_frees_its_slice(make_experiment, operator):
     big = make_experiment(start=True, key="big", user_percentage=80)
-    services.experiment_stop(actor=operator, experiment=big)
+    lifecycle.experiment_stop(actor=operator, experiment=big)
     again = make_experiment(start=True, key="next", user_percentage=80)
     assert again.namespace_start == Decimal("0")
 
 
 def test_paused_experiment_keeps_its_slice(make_experiment, operator):
     first = make_experiment(start=True, key="first", user_percentage=60)
-    services.experiment_pause(actor=operator, experiment=first)
+    lifecycle.experiment_pause(actor=operator, experiment=first)
     other = make_experiment(key="other", user_percentage=50)
     with pytest.raises(Conflict):
-        services.experiment_start(actor=operator, experiment=other)
+        lifecycle.experiment_start(actor=operator, experiment=other)
 
 
 def test_other_prompt_types_have_their_own_namespace(make_experiment):
@@ -84,11 +84,11 @@ def test_other_prompt_types_have_their_own_namespace(make_experiment):
 
 def test_life_cycle_running_paused_resumed_completed(make_experiment, operator):
     experiment = make_experiment(start=True)
-    experiment = services.experiment_pause(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_pause(actor=operator, experiment=experiment)
     assert experiment.status == ExperimentStatus.PAUSED
-    experiment = services.experiment_start(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_start(actor=operator, experiment=experiment)
     assert experiment.status == ExperimentStatus.RUNNING
-    experiment = services.experiment_stop(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_stop(actor=operator, experiment=experiment)
     assert experiment.status == ExperimentStatus.COMPLETED
     assert experiment.stopped_at is not None
 
@@ -96,17 +96,17 @@ def test_life_cycle_running_paused_resumed_completed(make_experiment, operator):
 @pytest.mark.parametrize("action", ["experiment_start", "experiment_pause", "experiment_stop"])
 def test_completed_experiment_cannot_change_state(make_experiment, operator, action):
     experiment = make_experiment(start=True)
-    experiment = services.experiment_stop(actor=operator, experiment=experiment)
+    experiment = lifecycle.experiment_stop(actor=operator, experiment=experiment)
     with pytest.raises(Conflict):
-        getattr(services, action)(actor=operator, experiment=experiment)
+        getattr(lifecycle, action)(actor=operator, experiment=experiment)
 
 
 def test_draft_cannot_be_paused_or_stopped(make_experiment, operator):
     experiment = make_experiment()
     with pytest.raises(Conflict):
-        services.experiment_pause(actor=operator, experiment=experiment)
+        lifecycle.experiment_pause(actor=operator, experiment=experiment)
     with pytest.raises(Conflict):
-        services.experiment_stop(actor=operator, experiment=experiment)
+        lifecycle.experiment_stop(actor=operator, experiment=experiment)
 
 
 @pytest.mark.parametrize(
@@ -129,26 +129,26 @@ def test_draft_cannot_be_paused_or_stopped(make_experiment, operator):
 def test_running_experiment_refuses_changes_that_reshuffle_users(make_experiment, operator, change, field):
     experiment = make_experiment(start=True)
     with pytest.raises(ValidationFailed) as raised:
-        services.experiment_update(actor=operator, experiment=experiment, data=change)
+        lifecycle.experiment_update(actor=operator, experiment=experiment, data=change)
     assert field in raised.value.details
 
 
 def test_running_experiment_accepts_a_new_name(make_experiment, operator):
     experiment = make_experiment(start=True)
-    experiment = services.experiment_update(actor=operator, experiment=experiment, data={"name": "Renamed"})
+    experiment = lifecycle.experiment_update(actor=operator, experiment=experiment, data={"name": "Renamed"})
     assert experiment.name == "Renamed"
 
 
 def test_draft_variants_can_be_replaced(make_experiment, operator):
     experiment = make_experiment()
     variants = experiment_body()["variants"] + [{"key": "terse", "content": "Be brief.", "weight": 2}]
-    services.experiment_update(actor=operator, experiment=experiment, data={"variants": variants})
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data={"variants": variants})
     assert list(experiment.variants.order_by("position").values_list("key", flat=True)) == ["control", "warm", "terse"]
 
 
 def test_copy_creates_a_draft_with_a_new_key_and_seed(make_experiment, operator):
     source = make_experiment(start=True)
-    copy = services.experiment_copy(actor=operator, experiment=source)
+    copy = lifecycle.experiment_copy(actor=operator, experiment=source)
     assert copy.key == "greeting-tone-v2"
     assert copy.seed == "greeting-tone-v2"
     assert copy.status == ExperimentStatus.DRAFT
@@ -158,9 +158,9 @@ def test_copy_creates_a_draft_with_a_new_key_and_seed(make_experiment, operator)
 def test_only_drafts_can_be_deleted(make_experiment, operator):
     running = make_experiment(start=True)
     with pytest.raises(Conflict):
-        services.experiment_delete(actor=operator, experiment=running)
+        lifecycle.experiment_delete(actor=operator, experiment=running)
     draft = make_experiment(key="draft")
-    services.experiment_delete(actor=operator, experiment=draft)
+    lifecycle.experiment_delete(actor=operator, experiment=draft)
     assert not Experiment.objects.filter(key="draft").exists()
 
 
@@ -168,3 +168,21 @@ def test_duplicate_key_is_a_conflict(make_experiment):
     make_experiment()
     with pytest.raises(Conflict):
         make_experiment()
+
+
+def test_update_records_only_the_fields_that_really_changed(make_experiment, operator, audit_calls):
+    experiment = make_experiment()
+    audit_calls.clear()
+    body = experiment_body()
+    same_and_new = {"name": body["name"], "hypothesis": "A new hypothesis.", "variants": body["variants"]}
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data=same_and_new)
+    lifecycle.experiment_update(actor=operator, experiment=experiment, data={"name": body["name"]})
+    assert [(call["action"], call["details"]) for call in audit_calls] == [
+        ("experiment.updated", {"fields": ["hypothesis"]})
+    ]
+
+
+def test_empty_seed_keeps_the_current_one(make_experiment, operator):
+    experiment = make_experiment()
+    experiment = lifecycle.experiment_update(actor=operator, experiment=experiment, data={"seed": ""})
+    assert experiment.seed == "greeting-tone"

@@ -92,8 +92,8 @@ def test_the_api_keeps_serving_through_a_redis_outage_and_loses_no_buffered_writ
     private_redis, running_experiment, agent_key, client
 ):
     from audit.models import AuditEvent
-    from experiments.exposures import exposures_flush, exposures_forget_seen
     from experiments.models import Exposure
+    from experiments.services.exposures import exposures_flush, exposures_forget_seen
 
     def resolve(user_id):
         return client.post(

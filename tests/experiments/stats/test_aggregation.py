@@ -9,11 +9,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from scipy import stats
 
-from experiments.metrics import METRICS
+from experiments.metric_catalogue import METRICS
 from experiments.models import Result, Variant
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay
 from experiments.stats.rollup import experiment_stats_catch_up, experiment_stats_rollup
 from experiments.stats.selectors import _RAW_PLAN, _planner_settings, experiment_daily_series, experiment_stats
+from experiments.stats.services import experiment_stats_refresh
 
 from . import datasets
 from .conftest import DAY0, add_results, load_dataset
@@ -122,6 +123,7 @@ def test_results_recorded_within_the_lag_wait_for_the_next_run(settings):
 def test_stats_from_rollup_report_the_watermark_as_data_through(settings):
     settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 30
     experiment = load_dataset(datasets.clear_win())
+    experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD)
     result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
     assert result["data_through"] == AFTER_LOAD - timedelta(seconds=30)
     assert result["computed_at"] == AFTER_LOAD
@@ -140,8 +142,32 @@ def test_fresh_rollup_is_read_without_touching_raw_results(settings):
 def test_stale_rollup_is_caught_up_on_demand(settings):
     settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 60
     experiment = load_dataset(datasets.clear_win())
+    assert experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD) == len(datasets.clear_win().calls)
     result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
     assert sum(v["results"] for v in result["variants"]) == len(datasets.clear_win().calls)
+
+
+def test_refresh_leaves_a_rollup_within_the_allowed_staleness_alone(settings):
+    settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 0
+    settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 60
+    experiment = load_dataset(datasets.clear_win(), recorded_at=AFTER_LOAD - timedelta(hours=1))
+    experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD - timedelta(minutes=30))
+    variants = {v.key: v for v in Variant.objects.filter(experiment=experiment)}
+    add_results(experiment, variants, datasets.clear_win().calls[:5], recorded_at=AFTER_LOAD - timedelta(minutes=20))
+    assert experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD - timedelta(minutes=29)) == 0
+    assert experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD) == 5
+
+
+def test_reading_a_stale_rollup_writes_nothing(settings):
+    settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 60
+    experiment = load_dataset(datasets.clear_win())
+    with CaptureQueriesContext(connection) as queries:
+        result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
+    assert set(statements) <= {"SELECT", "SAVEPOINT", "RELEASE"}, statements
+    assert result["data_through"] is None
+    assert all(v["results"] == 0 for v in result["variants"])
+    assert not ExperimentStatsState.objects.filter(experiment=experiment).exists()
 
 
 def test_rollup_keeps_one_row_per_user_and_day():

@@ -1,7 +1,7 @@
 """The fixed catalogue of metrics an experiment can be judged on.
 
 Each metric names the ``Result`` column it reads and which direction is better; the statistics
-(docs/statistics.md) aggregate that column per user before testing, so the catalogue is the one place that
+aggregate that column per user before testing, so the catalogue is the one place that
 maps a metric name to data.
 """
 

@@ -1,90 +1,100 @@
-"""Writes: the experiment life cycle (each with ``actor=`` and its audit row) and prompt resolution."""
+"""Writes: the experiment life cycle, each with ``actor=`` and its audit row in the same transaction.
+
+The services take validated input (``experiments.serializers``' ``validated_data``, or the admin
+form's cleaned data: typed values in the body's shape) and own the business rules only: a key is
+taken once, a started experiment's assignment and analysis plan are frozen, a start needs room in
+its prompt type's namespace, only drafts are deleted.
+"""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from agentplatform.errors import Conflict, NotFound
+from agentplatform.errors import Conflict, ValidationFailed
 from audit.services import audit_log
 from experiments import namespaces
-from experiments.assignment import namespace_hash
-from experiments.exposures import exposure_record
-from experiments.models import Experiment, ExperimentStatus, Variant
-from experiments.snapshot import get_snapshot, snapshot_invalidate
-from experiments.validation import RESERVED_KEYS, experiment_validate
+from experiments.models import EXPERIMENT_SETTINGS, Experiment, ExperimentStatus, Variant
+from experiments.snapshot import snapshot_invalidate
 
 RESOURCE_TYPE = "experiment"
-EXPERIMENT_FIELDS = (
-    "name",
-    "hypothesis",
-    "target_prompt_type",
-    "primary_metric",
-    "guardrail_metrics",
-    "user_percentage",
-    "sequential",
-    "target_mde",
-    "seed",
-)
-DEFAULT_TARGET_MDE = 0.05
+# Fields whose change would reshuffle users (or their namespace) once an experiment has started.
+ASSIGNMENT_FIELDS = ("user_percentage", "seed", "target_prompt_type")
+# Fields fixed once an experiment has started: the analysis plan is not changed after seeing data.
+PLAN_FIELDS = ("primary_metric", "sequential")
 
 
-# --- life cycle ---------------------------------------------------------------------------------
-
-
-def _apply_fields(experiment: Experiment, data: dict[str, Any]) -> list[str]:
+def _set_settings(experiment: Experiment, data: Mapping[str, Any]) -> list[str]:
+    """Assign the settings ``data`` carries; returns the names of those that changed."""
     changed = []
-    for field in EXPERIMENT_FIELDS:
-        if field not in data:
-            continue
-        value = data[field]
-        if field == "user_percentage":
-            value = Decimal(str(value))
-        elif field == "hypothesis" and value is None:
-            value = ""
-        elif field == "guardrail_metrics":
-            value = list(value or [])
-        elif field == "target_mde" and value is None:
-            value = DEFAULT_TARGET_MDE
-        elif field == "sequential":
-            value = bool(value)
-        elif field == "seed":
-            value = value or experiment.seed or experiment.key
-        if getattr(experiment, field) != value:
-            setattr(experiment, field, value)
+    for field in EXPERIMENT_SETTINGS:
+        if field in data and getattr(experiment, field) != data[field]:
+            setattr(experiment, field, data[field])
             changed.append(field)
     return changed
 
 
-def _replace_variants(experiment: Experiment, variants: list[dict[str, Any]]) -> None:
+def _replace_variants(experiment: Experiment, variants: list[Mapping[str, Any]]) -> None:
     """Replace the variant list, keeping rows (and their ids) of keys that remain."""
     existing = {variant.key: variant for variant in experiment.variants.all()}
     keep = {v["key"] for v in variants}
     Variant.objects.filter(experiment=experiment).exclude(key__in=keep).delete()
     for position, data in enumerate(variants):
         variant = existing.get(data["key"]) or Variant(experiment=experiment, key=data["key"])
-        variant.name = data.get("name") or ""
+        variant.name = data.get("name", "")
         variant.content = data["content"]
-        variant.weight = float(data.get("weight", 1))
-        variant.is_control = bool(data.get("is_control"))
+        variant.weight = data.get("weight", 1.0)
+        variant.is_control = data.get("is_control", False)
         variant.position = position
         variant.save()
 
 
+def _variant_signature(variant: Mapping[str, Any] | Variant) -> tuple:
+    """What assigns users to a variant (its name aside)."""
+    if isinstance(variant, Variant):
+        return (variant.key, variant.content, float(variant.weight), variant.is_control)
+    return (variant["key"], variant["content"], float(variant.get("weight", 1.0)), bool(variant.get("is_control")))
+
+
+def _variants_differ(experiment: Experiment, variants: list[Mapping[str, Any]]) -> bool:
+    current = [(*_variant_signature(v), v.name) for v in experiment.variants.order_by("position", "id")]
+    return [(*_variant_signature(v), v.get("name", "")) for v in variants] != current
+
+
+def _frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The changes ``data`` would make to what a started experiment has frozen, as error details."""
+    if experiment.status == ExperimentStatus.DRAFT:
+        return {}
+    errors = {
+        field: [
+            f"Cannot change once the experiment has started ({experiment.status}): it would reshuffle users "
+            "or change the analysis plan. Copy it as a new experiment instead."
+        ]
+        for field in (*ASSIGNMENT_FIELDS, *PLAN_FIELDS)
+        if field in data and data[field] != getattr(experiment, field)
+    }
+    if "variants" in data:
+        current = [_variant_signature(v) for v in experiment.variants.order_by("position", "id")]
+        if [_variant_signature(v) for v in data["variants"]] != current:
+            errors["variants"] = [
+                f"Cannot change variants, their content or weights once the experiment has started "
+                f"({experiment.status}): it would reshuffle users. Copy it as a new experiment instead."
+            ]
+    return errors
+
+
 @transaction.atomic
-def experiment_create(*, actor, data: dict[str, Any], request=None) -> Experiment:
-    """Create a draft experiment with its variants from the API body shape."""
-    experiment_validate(data)
+def experiment_create(*, actor, data: Mapping[str, Any], request=None) -> Experiment:
+    """Create a draft experiment with its variants from validated input."""
     if Experiment.objects.filter(key=data["key"]).exists():
         raise Conflict(f"An experiment with key '{data['key']}' already exists.", code="duplicate_key")
     experiment = Experiment(key=data["key"], created_by=actor if getattr(actor, "pk", None) else None)
-    _apply_fields(experiment, data)
-    experiment.seed = data.get("seed") or data["key"]
+    _set_settings(experiment, data)
+    experiment.seed = experiment.seed or experiment.key  # users are hashed by the key unless a seed is given
     experiment.full_clean(exclude=["created_by"])
     experiment.save()
     _replace_variants(experiment, data["variants"])
@@ -100,23 +110,28 @@ def experiment_create(*, actor, data: dict[str, Any], request=None) -> Experimen
 
 
 @transaction.atomic
-def experiment_update(*, actor, experiment: Experiment, data: dict[str, Any], request=None) -> Experiment:
+def experiment_update(*, actor, experiment: Experiment, data: Mapping[str, Any], request=None) -> Experiment:
     """Change an experiment; assignment fields and variants are frozen once it has started."""
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-    experiment_validate(data, instance=experiment)
-    changed = _apply_fields(experiment, data)
+    if not data.get("seed", True):
+        data = {name: value for name, value in data.items() if name != "seed"}  # an empty seed keeps the current one
+    errors = _frozen_changes(experiment, data)
+    if errors:
+        raise ValidationFailed("The experiment is not valid.", details=errors)
+    changed = _set_settings(experiment, data)
     if changed:
         experiment.full_clean(exclude=["created_by"])
         experiment.save()
-    if "variants" in data and experiment.status == ExperimentStatus.DRAFT:
-        _replace_variants(experiment, data["variants"])
+    if "variants" in data and _variants_differ(experiment, data["variants"]):
+        if experiment.status == ExperimentStatus.DRAFT:
+            _replace_variants(experiment, data["variants"])
+        else:
+            # Only names may change on a started experiment (the frozen check kept everything else equal).
+            for variant_data in data["variants"]:
+                Variant.objects.filter(experiment=experiment, key=variant_data["key"]).update(
+                    name=variant_data.get("name", "")
+                )
         changed.append("variants")
-    elif "variants" in data:
-        # Names may still change on a started experiment (validation kept everything else equal).
-        for variant_data in data["variants"]:
-            Variant.objects.filter(experiment=experiment, key=variant_data["key"]).exclude(
-                name=variant_data.get("name") or ""
-            ).update(name=variant_data.get("name") or "")
     if changed:
         audit_log(
             actor=actor,
@@ -155,7 +170,6 @@ def experiment_start(*, actor, experiment: Experiment, request=None) -> Experime
         experiment.save(update_fields=["status", "updated_at"])
         action = "experiment.resumed"
     elif experiment.status == ExperimentStatus.DRAFT:
-        experiment_validate(_as_data(experiment))
         taken = _live_slices(experiment.target_prompt_type, exclude_pk=experiment.pk)
         width = namespaces.width_of(experiment.user_percentage)
         slot = namespaces.first_fit(taken, width)
@@ -272,72 +286,12 @@ def experiment_delete(*, actor, experiment: Experiment, request=None) -> None:
 
 
 def _as_data(experiment: Experiment) -> dict[str, Any]:
-    """An experiment in the API body's shape (for validation and copying)."""
+    """An experiment as service input (for copying)."""
     return {
         "key": experiment.key,
-        "name": experiment.name,
-        "hypothesis": experiment.hypothesis,
-        "target_prompt_type": experiment.target_prompt_type,
-        "primary_metric": experiment.primary_metric,
-        "guardrail_metrics": list(experiment.guardrail_metrics or []),
-        "user_percentage": experiment.user_percentage,
-        "sequential": experiment.sequential,
-        "target_mde": experiment.target_mde,
-        "seed": experiment.seed,
+        **{field: getattr(experiment, field) for field in EXPERIMENT_SETTINGS},
         "variants": [
             {"key": v.key, "name": v.name, "content": v.content, "weight": v.weight, "is_control": v.is_control}
             for v in experiment.variants.order_by("position", "id")
         ],
     }
-
-
-def experiment_get(*, key: str) -> Experiment:
-    if key in RESERVED_KEYS:
-        raise NotFound(f"No experiment '{key}'.")
-    try:
-        return Experiment.objects.get(key=key)
-    except Experiment.DoesNotExist:
-        raise NotFound(f"No experiment '{key}'.") from None
-
-
-# --- resolve ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    content: str | None
-    in_experiment: bool
-    experiment: str | None
-    variant: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "content": self.content,
-            "in_experiment": self.in_experiment,
-            "experiment": self.experiment,
-            "variant": self.variant,
-            "reason": self.reason,
-        }
-
-
-def prompt_resolve(*, user_id: str, prompt_type: str, default_prompt: str | None = None) -> Resolution:
-    """The prompt ``user_id`` gets for ``prompt_type`` now; records the exposure when assigned."""
-    experiments = get_snapshot().by_prompt_type.get(prompt_type)
-    if not experiments:
-        return Resolution(default_prompt, False, None, None, "no_running_experiment")
-    if not user_id:
-        return Resolution(default_prompt, False, None, None, "empty_user_id")
-    position = namespace_hash(user_id, prompt_type)  # one hash for every slice of the prompt type
-    for compiled in experiments:
-        if not compiled.holds(position):
-            continue
-        if not compiled.running:
-            return Resolution(default_prompt, False, None, None, "experiment_paused")
-        index = compiled.variant_index(user_id)
-        if index < 0:  # only if weights left a gap below 1, which normalised weights do not
-            break
-        variant = compiled.variants[index]
-        exposure_record(experiment_id=compiled.id, variant_id=variant.id, user_id=user_id)
-        return Resolution(variant.content, True, compiled.key, variant.key, "assigned")
-    return Resolution(default_prompt, False, None, None, "outside_experiments")

@@ -21,7 +21,7 @@ from django.utils import timezone
 from agentplatform import counters
 from agentplatform.errors import Conflict, PayloadTooLarge, ValidationFailed
 from experiments.models import Experiment, ExperimentStatus
-from experiments.services import experiment_get
+from experiments.selectors import experiment_get
 from experiments.snapshot import compile_experiment
 
 # Rejection codes, one per reason a row is refused.
