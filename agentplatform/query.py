@@ -9,7 +9,9 @@ before the view runs, and refuses at import time to declare a parameter that cou
 - strings are DRF ``CharField``s (which refuse NUL and lone surrogates) with a ``max_length``;
 - numbers have a ``min_value`` and a ``max_value``;
 - date-times are ``QueryDateTimeField``s, between ``EARLIEST`` and ``LATEST``;
-- choices and booleans are closed sets already; nothing else (lists, nested objects) is allowed.
+- choices and booleans are closed sets already; nothing else (lists, nested objects) is allowed;
+- an empty value is refused unless the field allows blanks (DRF would read it as absent, which
+  the schema does not say).
 
     class ReportListQuerySerializer(QueryParameters):
         since = QueryDateTimeField(required=False)
@@ -108,6 +110,18 @@ class QueryParameters(serializers.Serializer):
         for name, field in cls._declared_fields.items():
             if (reason := _unbounded(field)) is not None:
                 raise TypeError(f"{cls.__name__}.{name}: {reason} (agentplatform.query)")
+
+    def to_internal_value(self, data):
+        # DRF reads an empty value of an optional parameter as an absent one; the schema says
+        # a value is at least one character (or names "" among its choices), and so does this.
+        blank = {
+            name: ["Leave the parameter out rather than sending it empty."]
+            for name, field in self.fields.items()
+            if data.get(name) == "" and not getattr(field, "allow_blank", False)
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
 
     @classmethod
     def from_request(cls, request, **kwargs) -> QueryParameters:

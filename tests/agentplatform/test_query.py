@@ -86,3 +86,14 @@ def test_integers_past_the_bound_are_refused():
 def test_an_unbounded_parameter_cannot_be_declared(field, reason):
     with pytest.raises(TypeError, match=reason):
         type("Unbounded", (QueryParameters,), {"value": field})
+
+
+def test_an_empty_value_is_refused_unless_the_field_allows_blanks():
+    assert "since" in refused("since=")
+    assert "name" in refused("name=")
+
+    class Blankable(QueryParameters):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=5)
+
+    request = Request(APIRequestFactory().get("/x?name="))
+    assert Blankable.from_request(request).validated_data == {"name": ""}
