@@ -8,7 +8,8 @@ from celery import shared_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audit.services import audit_export_period, audit_retention_run, audit_seal_pending
+from audit.integrity import audit_seal_pending
+from audit.retention import audit_export_period, audit_retention_run
 
 
 @shared_task(name="audit.seal", ignore_result=True)

@@ -5,7 +5,7 @@
 
 - ``<id>/stats/``: SRM flag, decision and reason on top, power, variants, comparisons, a forest
   plot of each treatment's lift per metric and the cumulative primary metric per day (SVG);
-- ``<id>/stats/export.csv`` (streamed, formula cells neutralised by ``audit.exports``) and
+- ``<id>/stats/export.csv`` (streamed, formula cells neutralised by ``agentplatform.exports``) and
   ``<id>/stats/export.json``, both audited;
 - ``sample-size/``: users per variant from a baseline, a relative MDE, alpha and power.
 
@@ -29,7 +29,7 @@ from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from agentplatform.errors import ValidationFailed
-from audit.exports import stream_csv
+from agentplatform.exports import stream_csv
 from audit.services import audit_log
 from experiments.metrics import METRICS
 from experiments.models import Experiment

@@ -101,7 +101,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_seal",
             single_flight=True,
-            service="audit.services.audit_seal_pending",
+            service="audit.integrity.audit_seal_pending",
             description="Extends the audit hash chain over events written since the last seal.",
             period=periods.MINUTE,
             every_seconds=60,
@@ -109,7 +109,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="audit_retention",
             single_flight=True,
-            service="audit.services.audit_retention_run",
+            service="audit.retention.audit_retention_run",
             description="Archives and deletes audit events older than the retention period.",
             period=periods.DAY,
             crontab={"minute": "10", "hour": "3"},
@@ -169,7 +169,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="collect_sources",
             single_flight=True,
-            service="enrichment.services.collect_sources",
+            service="enrichment.collection.collect_sources",
             description="Collects every active data source whose own schedule is due (or one, with --source).",
             # Every minute: each source's crontab decides whether it is due, to the minute.
             period=periods.MINUTE,
