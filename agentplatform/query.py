@@ -51,7 +51,7 @@ class QueryDateTimeField(serializers.DateTimeField):
     """
 
     default_error_messages = {
-        "out_of_range": f"Must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC).",
+        "out_of_range": f"Must be on or after {EARLIEST:%Y-%m-%d} and before {LATEST:%Y-%m-%d} (UTC).",
         "naive": "Include a time zone (Z or +hh:mm).",
     }
 

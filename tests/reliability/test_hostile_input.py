@@ -8,6 +8,7 @@ the OpenAPI schema, so a new GET endpoint or parameter is covered without editin
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import timedelta
@@ -339,6 +340,7 @@ REFUSED_BY_TYPE = {
 PATH_VALUES = {"key": "hostile"}
 
 
+@functools.cache
 def _api_schema() -> dict:
     from drf_spectacular.generators import SchemaGenerator
 
