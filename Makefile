@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV_ENV := DJANGO_ENV=development
 
-.PHONY: run test lint format bench soak migrate shell clean test-browser
+.PHONY: run test test-fast lint format bench soak migrate shell clean test-browser
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
@@ -27,6 +27,9 @@ run: $(VENV)/.runtime  ## migrate SQLite, seed demo data, serve web + worker + b
 
 test: $(VENV)/.dev  ## the whole suite (PostgreSQL + Redis when reachable; CI=true requires them)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev  ## the inner loop: all but the tests marked slow (e2e, browser, faults, schemathesis)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-browser: $(VENV)/.dev  ## only the headless-Chromium staff flows (make test runs them too)
 	$(PY) -m pytest tests/browser $(PYTEST_ARGS)

@@ -30,7 +30,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from audit.exports import stream_csv
+from agentplatform.admin import CsvExportMixin, ReadOnlyModelAdmin
 from audit.models import AppendOnlyQuerySet, AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
 from audit.retention import EXPORT_COLUMNS, export_cells
 from audit.services import audit_log
@@ -132,21 +132,8 @@ class RecentFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, changes or deletes these rows through the admin, superusers included."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(CsvExportMixin, ReadOnlyModelAdmin):
     list_display = ("occurred_at", "actor_label", "action", "severity_label", "success", "resource", "request_id")
     list_filter = ("severity", "success", RecentFilter, ActionFamilyFilter)
     date_hierarchy = "occurred_at"
@@ -160,7 +147,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 50
     ordering = ("-occurred_at", "-id")
-    actions = ["export_selected"]
+    csv_columns = EXPORT_COLUMNS
+    csv_ordering = ("-occurred_at", "-id")
+    csv_cells = staticmethod(export_cells)
     change_list_template = "admin/audit/auditevent/change_list.html"
     fields = (
         "event_id",
@@ -216,20 +205,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     # --- exports -------------------------------------------------------------------------------
 
-    def has_export_permission(self, request):
+    def has_csv_export_permission(self, request) -> bool:
         return request.user.has_perm("audit.export_auditevent")
 
-    @admin.action(description="Export selected events as CSV", permissions=["export"])
-    def export_selected(self, request, queryset):
-        return self._export(request, queryset, scope="selected")
+    @property
+    def csv_filename(self) -> str:
+        return f"audit-events-{timezone.now():%Y%m%dT%H%M%S}.csv"
 
-    def export_filtered_view(self, request):
-        if not (self.has_view_permission(request) and self.has_export_permission(request)):
-            raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        return self._export(request, changelist.get_queryset(request), scope="filtered")
-
-    def _export(self, request, queryset, *, scope: str):
+    def csv_exported(self, request, queryset, *, scope: str) -> None:
         query = {key: value for key, value in request.GET.items() if key != "o"}
         audit_log(
             actor=request.user,
@@ -238,9 +221,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
             details={"scope": scope, "filters": query},
             request=request,
         )
-        rows = queryset.order_by("-occurred_at", "-id").values_list(*EXPORT_COLUMNS)
-        filename = f"audit-events-{timezone.now():%Y%m%dT%H%M%S}.csv"
-        return stream_csv(rows, EXPORT_COLUMNS, filename=filename, row_to_cells=export_cells)
+
+    def export_filtered_view(self, request):
+        if not (self.has_view_permission(request) and self.has_csv_export_permission(request)):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        return self.csv_response(request, changelist.get_queryset(request), scope="filtered")
 
     def get_urls(self):
         extra = [
@@ -254,7 +240,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "audit_status": audit_status(), "can_export": False}
-        extra_context["can_export"] = self.has_export_permission(request)
+        extra_context["can_export"] = self.has_csv_export_permission(request)
         return super().changelist_view(request, extra_context=extra_context)
 
 
@@ -271,7 +257,7 @@ def audit_status() -> dict:
 
 
 @admin.register(AuditExport)
-class AuditExportAdmin(ReadOnlyAdmin):
+class AuditExportAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "kind", "period_start", "period_end", "row_count", "size_bytes", "download")
     list_filter = ("kind",)
     date_hierarchy = None
@@ -313,16 +299,16 @@ class AuditExportAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditSealing)
-class AuditSealingAdmin(ReadOnlyAdmin):
+class AuditSealingAdmin(ReadOnlyModelAdmin):
     list_display = ("sealed_at", "event_count", "first_chain_index", "last_chain_index", "head_hash")
 
 
 @admin.register(AuditVerification)
-class AuditVerificationAdmin(ReadOnlyAdmin):
+class AuditVerificationAdmin(ReadOnlyModelAdmin):
     list_display = ("verified_at", "ok", "checked", "first_broken_event_id", "message")
     list_filter = ("ok",)
 
 
 @admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(ReadOnlyAdmin):
+class AuditCheckpointAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "last_chain_index", "deleted_count", "archive")

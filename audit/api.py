@@ -63,8 +63,7 @@ class AuditEventsView(APIView):
         summary="List audit events, newest first",
     )
     def get(self, request):
-        query = AuditEventQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = AuditEventQuerySerializer.from_request(request)
         events, next_cursor = audit_event_page(
             user=request.user,
             filters=query.filters(),
@@ -82,6 +81,5 @@ class AuditStatsView(APIView):
 
     @extend_schema(parameters=[AuditStatsQuerySerializer], responses=AuditStatsSerializer, summary="Audit statistics")
     def get(self, request):
-        query = AuditStatsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = AuditStatsQuerySerializer.from_request(request)
         return Response(audit_stats(user=request.user, **query.validated_data))

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.exports import restore_cell, write_csv
+from agentplatform.exports import restore_cell, write_csv
 from audit.models import AuditCheckpoint, AuditEvent, AuditExport, Severity
 
 logger = logging.getLogger("audit")

@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.query import MAX_OFFSET, QueryDateTimeField, QueryParameters
 from audit.models import AuditEvent, Severity
 from audit.selectors import EventFilters
 from audit.services import ACTION_RE, SEVERITIES
@@ -219,7 +220,7 @@ class AuditEventPageSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class AuditEventQuerySerializer(serializers.Serializer):
+class AuditEventQuerySerializer(QueryParameters):
     actor = serializers.CharField(required=False, max_length=150)
     action = serializers.RegexField(
         r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$",
@@ -231,10 +232,12 @@ class AuditEventQuerySerializer(serializers.Serializer):
     success = serializers.BooleanField(required=False, allow_null=True, default=None)
     resource_type = serializers.CharField(required=False, max_length=64)
     resource_id = serializers.CharField(required=False, max_length=128)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = QueryDateTimeField(required=False)
+    until = QueryDateTimeField(required=False)
     cursor = serializers.CharField(required=False, max_length=200)
-    page_size = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_OFFSET, help_text="Capped at AUDIT_MAX_PAGE_SIZE."
+    )
 
     def filters(self) -> EventFilters:
         data = self.validated_data
@@ -254,9 +257,9 @@ class AuditEventQuerySerializer(serializers.Serializer):
         return min(self.validated_data.get("page_size") or settings.AUDIT_PAGE_SIZE, settings.AUDIT_MAX_PAGE_SIZE)
 
 
-class AuditStatsQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="Default: 24 hours before until.")
-    until = serializers.DateTimeField(required=False, help_text="Default: now.")
+class AuditStatsQuerySerializer(QueryParameters):
+    since = QueryDateTimeField(required=False, help_text="Default: 24 hours before until.")
+    until = QueryDateTimeField(required=False, help_text="Default: now.")
 
     def validate(self, attrs):
         until = attrs.get("until") or timezone.now()

@@ -2,13 +2,12 @@
 
 ``audit_log`` is the one call every state-changing service uses (services, views, tasks, signals).
 It builds the event in memory and hands it to the buffer of the current scope (``audit/writer.py``):
-the request, task or ``audit_buffer()`` block bulk-inserts its events when it ends. Events of a
-transaction that rolls back are dropped, unless ``durable=True`` (failed logins, permission
-denials), which are written whatever the transaction's outcome.
+the request, task or ``audit.writer.audit_buffer()`` block bulk-inserts its events when it ends.
+Events of a transaction that rolls back are dropped, unless ``durable=True`` (failed logins,
+permission denials), which are written whatever the transaction's outcome.
 
-The chain, retention and export services live beside it and are re-exported here so every caller
-imports from one module: ``audit_seal_pending``, ``audit_verify_chain``, ``audit_retention_run``,
-``audit_export_period``.
+The chain's services live in ``audit.integrity`` (``audit_seal_pending``, ``audit_verify_chain``),
+retention and exports in ``audit.retention`` (``audit_retention_run``, ``audit_export_period``).
 """
 
 from __future__ import annotations
@@ -35,18 +34,13 @@ from agentplatform.errors import ValidationFailed
 from agentplatform.ids import uuid7
 from agentplatform.request_id import get_request_id
 from audit.models import Severity
-from audit.writer import PendingEvent, audit_buffer, enqueue, insert_events
+from audit.writer import PendingEvent, enqueue, insert_events
 
 __all__ = [
     "SEVERITIES",
     "IngestResult",
-    "audit_buffer",
     "audit_events_ingest",
-    "audit_export_period",
     "audit_log",
-    "audit_retention_run",
-    "audit_seal_pending",
-    "audit_verify_chain",
     "build_event",
 ]
 
@@ -410,8 +404,3 @@ def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> I
             result.duplicates.append({"index": index, "event_id": str(event.event_id)})
     result.duplicates.sort(key=lambda item: item["index"])
     return result
-
-
-# Re-exported at the end: these modules import the model and helpers above.
-from audit.integrity import audit_seal_pending, audit_verify_chain  # noqa: E402
-from audit.retention import audit_export_period, audit_retention_run  # noqa: E402

@@ -7,12 +7,10 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from audit.exports import stream_csv
+from agentplatform.admin import CsvExportMixin, ReadOnlyModelAdmin
 from audit.services import audit_log
 from enrichment.health import provider_health
 from enrichment.models import CollectedDocument, DataSource
-
-EXPORT_HEADER = ["id", "source", "url", "title", "text", "content_hash", "fetched_at"]
 
 
 @admin.register(DataSource)
@@ -72,31 +70,37 @@ class DataSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectedDocument)
-class CollectedDocumentAdmin(admin.ModelAdmin):
+class CollectedDocumentAdmin(CsvExportMixin, ReadOnlyModelAdmin):
+    """Documents come from collection only; staff read, export and (with the permission) delete them."""
+
+    deletable_by = "permission"
     list_display = ("title", "source", "url", "fetched_at")
     list_filter = ("source",)
     search_fields = ("title", "url")
     date_hierarchy = "fetched_at"
     list_select_related = ("source",)
-    readonly_fields = ("source", "url", "title", "text", "content_hash", "fetched_at")
-    actions = ["export_csv"]
+    csv_columns = ("id", "source", "url", "title", "text", "content_hash", "fetched_at")
+    csv_filename = "collected-documents.csv"
 
-    def has_add_permission(self, request) -> bool:
-        return False  # documents come from collection only
+    def csv_rows(self, request, queryset):
+        return queryset.select_related("source").order_by("pk")
 
-    @admin.action(description="Export selected documents as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
+    def csv_cells(self, document: CollectedDocument) -> tuple:
+        return (
+            document.pk,
+            document.source.name,
+            document.url,
+            document.title,
+            document.text,
+            document.content_hash,
+            document.fetched_at,
+        )
+
+    def csv_exported(self, request, queryset, *, scope: str) -> None:
         audit_log(
             actor=request.user,
             action="collecteddocument.exported",
             resource_type="enrichment.collecteddocument",
             details={"count": queryset.count()},
             request=request,
-        )
-        documents = queryset.select_related("source").order_by("pk")
-        return stream_csv(
-            documents,
-            EXPORT_HEADER,
-            filename="collected-documents.csv",
-            row_to_cells=lambda d: (d.pk, d.source.name, d.url, d.title, d.text, d.content_hash, d.fetched_at),
         )

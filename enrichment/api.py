@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,11 +38,7 @@ class DocumentSearchView(APIView):
     ratelimit_group = "documents.search"
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("q", str, required=True),
-            OpenApiParameter("source", str, required=False, description="A data source's name."),
-            OpenApiParameter("limit", int, required=False),
-        ],
+        parameters=[DocumentSearchQuerySerializer],
         responses={
             200: inline_serializer(
                 "DocumentSearchResult",
@@ -55,13 +51,11 @@ class DocumentSearchView(APIView):
         },
     )
     def get(self, request):
-        params = DocumentSearchQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = DocumentSearchQuerySerializer.from_request(request).validated_data
         documents = list(documents_search(query=data["q"], source=data.get("source"), limit=data["limit"]))
         return Response(
             {
-                "query": params.validated_data["q"],
+                "query": data["q"],
                 "count": len(documents),
                 "results": DocumentSerializer(documents, many=True).data,
             }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from agentplatform.query import QueryParameters
+
 
 class _CappedList(serializers.ListField):
     """A list of at most ``ENRICHMENT_MAX_TARGETS`` items (read per request, not at import)."""
@@ -72,9 +74,9 @@ class ContextRequestSerializer(serializers.Serializer):
         return value
 
 
-class DocumentSearchQuerySerializer(serializers.Serializer):
+class DocumentSearchQuerySerializer(QueryParameters):
     q = serializers.CharField(max_length=300)
-    source = serializers.CharField(max_length=100, required=False)
+    source = serializers.CharField(max_length=100, required=False, help_text="A data source's name.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
 
 

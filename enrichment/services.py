@@ -24,7 +24,6 @@ from agentplatform.aio import run_async
 from agentplatform.breakers import CircuitOpen, get_breaker
 from audit.services import audit_log
 from enrichment import health
-from enrichment.collection import collect_sources  # noqa: F401 - the jobs app's entry point lives here too
 from enrichment.fetch import guard_error
 from enrichment.providers.base import (
     INVALID_TARGET,

@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from agentplatform.admin import ReadOnlyModelAdmin
 from agentplatform.errors import PlatformError
 from audit.services import audit_log
 from experiments import exports, namespaces, selectors
@@ -456,20 +457,11 @@ class ExperimentAdmin(admin.ModelAdmin):
             self.message_user(request, f"'{experiment.key}' copied as draft '{copy.key}'.", messages.SUCCESS)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyModelAdmin):
     """Exposures and results are data agents produced: staff read them, nobody edits them here."""
 
     list_select_related = ("experiment", "variant")
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Exposure)

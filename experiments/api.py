@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -13,7 +13,10 @@ from agentplatform.errors import ValidationFailed
 from agentplatform.permissions import Requires
 from experiments import selectors
 from experiments.serializers import (
+    EXPERIMENT_MAX_PAGE_SIZE,
+    EXPERIMENT_PAGE_SIZE,
     ExperimentCreateInputSerializer,
+    ExperimentListQuerySerializer,
     ExperimentOutputSerializer,
     ExperimentUpdateInputSerializer,
     ResolveRequestSerializer,
@@ -46,8 +49,8 @@ class _ByMethod:
 
 
 class ExperimentPagination(LimitOffsetPagination):
-    default_limit = 100
-    max_limit = 500
+    default_limit = EXPERIMENT_PAGE_SIZE
+    max_limit = EXPERIMENT_MAX_PAGE_SIZE
 
 
 class ExperimentListView(_ByMethod, APIView):
@@ -56,14 +59,7 @@ class ExperimentListView(_ByMethod, APIView):
 
     @extend_schema(
         operation_id="v1_experiments_list",
-        parameters=[
-            OpenApiParameter("status", str, description="draft, running, paused or completed"),
-            OpenApiParameter("prompt_type", str),
-            OpenApiParameter(
-                "limit", int, description=f"Page size (default 100, at most {ExperimentPagination.max_limit})."
-            ),
-            OpenApiParameter("offset", int),
-        ],
+        parameters=[ExperimentListQuerySerializer],
         responses=inline_serializer(
             "PaginatedExperimentList",
             {
@@ -75,9 +71,8 @@ class ExperimentListView(_ByMethod, APIView):
         ),
     )
     def get(self, request):
-        queryset = selectors.experiment_list(
-            status=request.query_params.get("status"), prompt_type=request.query_params.get("prompt_type")
-        )
+        query = ExperimentListQuerySerializer.from_request(request).validated_data
+        queryset = selectors.experiment_list(status=query.get("status"), prompt_type=query.get("prompt_type"))
         paginator = ExperimentPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(ExperimentOutputSerializer(page, many=True).data)

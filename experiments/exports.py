@@ -1,13 +1,13 @@
 """CSV exports of an experiment's exposures and results, streamed with formula cells neutralised.
 
-Uses the platform's shared ``audit.exports.stream_csv``.
+Uses the platform's shared ``agentplatform.exports.stream_csv``.
 """
 
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 
-from audit.exports import stream_csv
+from agentplatform.exports import stream_csv
 from experiments.models import Experiment, Exposure, Result
 
 CHUNK_ROWS = 2000

@@ -14,6 +14,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from agentplatform.query import MAX_OFFSET, QueryParameters
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 from experiments.validation import experiment_validate
@@ -181,3 +182,20 @@ class ResultsResponseSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = RejectionSerializer(many=True)
+
+
+# The list's page size: default and ceiling (LimitOffsetPagination reads the same parameters).
+EXPERIMENT_PAGE_SIZE = 100
+EXPERIMENT_MAX_PAGE_SIZE = 500
+
+
+class ExperimentListQuerySerializer(QueryParameters):
+    status = serializers.ChoiceField(choices=ExperimentStatus.choices, required=False, allow_blank=True)
+    prompt_type = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=EXPERIMENT_MAX_PAGE_SIZE,
+        help_text=f"Page size (default {EXPERIMENT_PAGE_SIZE}, at most {EXPERIMENT_MAX_PAGE_SIZE}).",
+    )
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)

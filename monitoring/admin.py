@@ -7,23 +7,19 @@ from functools import partial
 from django.contrib import admin
 from django.urls import path
 
-from audit.exports import stream_csv
+from agentplatform.admin import CsvExportMixin, ReadOnlyModelAdmin
 from monitoring.dashboard import dashboard_view
 from monitoring.models import AgentRun, OperationHour, OperationMinute, ProcessHeartbeat, SystemSnapshot
 from monitoring.sketch import quantiles
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Monitoring rows are written by the platform, never edited by hand."""
+class ReadOnlyAdmin(ReadOnlyModelAdmin):
+    """Monitoring rows are written by the platform, never edited by hand; superusers may trim them."""
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    deletable_by = "superusers"
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_superuser
+_PERCENTILE_COLUMNS = ("p50_ms", "p95_ms", "p99_ms")
 
 
 def _percentiles(row) -> tuple:
@@ -31,11 +27,10 @@ def _percentiles(row) -> tuple:
     return tuple(None if value is None else round(value, 3) for value in quantiles(buckets, (0.5, 0.95, 0.99)))
 
 
-class HistogramAdmin(ReadOnlyAdmin):
+class HistogramAdmin(CsvExportMixin, ReadOnlyAdmin):
     period_field = "minute"
     list_filter = ("operation",)
     search_fields = ("operation",)
-    actions = ["export_csv"]
     show_full_result_count = False
 
     @admin.display(description="p50 / p95 / p99 (ms)")
@@ -46,38 +41,20 @@ class HistogramAdmin(ReadOnlyAdmin):
     def error_rate_display(self, obj) -> str:
         return f"{obj.error_rate:.2%}"
 
-    @admin.action(description="Export selected rows as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return ("operation", self.period_field, "count", "errors", "error_rate", *_PERCENTILE_COLUMNS, "mean_ms")
+
+    @property
+    def csv_filename(self) -> str:
+        return f"operations-per-{self.period_field}.csv"
+
+    def csv_rows(self, request, queryset):
         period = self.period_field
-        header = [
-            "operation",
-            period,
-            "count",
-            "errors",
-            "error_rate",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-            "mean_ms",
-        ]
-
-        def rows():
-            for row in queryset.order_by(period, "operation").iterator(chunk_size=2000):
-                p50, p95, p99 = _percentiles(row)
-                mean = round(row.duration_sum_ms / row.count, 3) if row.count else None
-                yield [
-                    row.operation,
-                    getattr(row, period).isoformat(),
-                    row.count,
-                    row.errors,
-                    row.error_rate,
-                    p50,
-                    p95,
-                    p99,
-                    mean,
-                ]
-
-        return stream_csv(rows(), header, filename=f"operations-per-{period}.csv")
+        for row in queryset.order_by(period, "operation").iterator(chunk_size=2000):
+            p50, p95, p99 = _percentiles(row)
+            mean = round(row.duration_sum_ms / row.count, 3) if row.count else None
+            yield [row.operation, getattr(row, period), row.count, row.errors, row.error_rate, p50, p95, p99, mean]
 
 
 @admin.register(OperationMinute)
@@ -103,7 +80,7 @@ class OperationHourAdmin(HistogramAdmin):
 
 
 @admin.register(AgentRun)
-class AgentRunAdmin(ReadOnlyAdmin):
+class AgentRunAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = (
         "run_id",
         "agent",
@@ -118,55 +95,49 @@ class AgentRunAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "agent", "workflow")
     search_fields = ("run_id", "agent", "workflow")
     date_hierarchy = "finished_at"
-    actions = ["export_csv"]
     show_full_result_count = False
-
-    @admin.action(description="Export selected runs as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
-        fields = [
-            "run_id",
-            "agent",
-            "workflow",
-            "outcome",
-            "steps",
-            "retry_count",
-            "no_progress_count",
-            "critic_score",
-            "tokens",
-            "started_at",
-            "finished_at",
-        ]
-        return stream_csv(queryset.order_by("finished_at").values_list(*fields), fields, filename="agent-runs.csv")
+    csv_columns = (
+        "run_id",
+        "agent",
+        "workflow",
+        "outcome",
+        "steps",
+        "retry_count",
+        "no_progress_count",
+        "critic_score",
+        "tokens",
+        "started_at",
+        "finished_at",
+    )
+    csv_filename = "agent-runs.csv"
+    csv_ordering = ("finished_at",)
 
 
 @admin.register(SystemSnapshot)
-class SystemSnapshotAdmin(ReadOnlyAdmin):
+class SystemSnapshotAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = ("taken_at", "hostname", "cpu_percent", "memory_percent", "disk_percent", "load_1", "process_count")
     list_filter = ("hostname",)
     date_hierarchy = "taken_at"
-    actions = ["export_csv"]
     show_full_result_count = False
-
-    @admin.action(description="Export selected snapshots as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
-        fields = [
-            "taken_at",
-            "hostname",
-            "cpu_percent",
-            "load_1",
-            "load_5",
-            "load_15",
-            "memory_total_bytes",
-            "memory_used_bytes",
-            "memory_percent",
-            "disk_total_bytes",
-            "disk_used_bytes",
-            "disk_percent",
-            "net_bytes_sent",
-            "net_bytes_recv",
-            "process_count",
-        ]
-        return stream_csv(queryset.order_by("taken_at").values_list(*fields), fields, filename="system-snapshots.csv")
+    csv_columns = (
+        "taken_at",
+        "hostname",
+        "cpu_percent",
+        "load_1",
+        "load_5",
+        "load_15",
+        "memory_total_bytes",
+        "memory_used_bytes",
+        "memory_percent",
+        "disk_total_bytes",
+        "disk_used_bytes",
+        "disk_percent",
+        "net_bytes_sent",
+        "net_bytes_recv",
+        "process_count",
+    )
+    csv_filename = "system-snapshots.csv"
+    csv_ordering = ("taken_at",)
 
 
 @admin.register(ProcessHeartbeat)

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentplatform.errors import ValidationFailed
 from agentplatform.permissions import Requires
 from monitoring import serializers
 from monitoring.parsing import batch_items, parse_agent_runs, parse_operations
 from monitoring.selectors import operation_summary, operations_summary
 from monitoring.services import IngestResult, agent_runs_ingest, operations_ingest
-
-# Days a summary window may span at most (the hour retention).
-MAX_SUMMARY_DAYS = 90
 
 
 def _ingest_response(result: IngestResult) -> Response:
@@ -67,42 +62,18 @@ class AgentRunsIngestView(APIView):
         return _ingest_response(agent_runs_ingest(rows=rows, errors=errors, actor=request.user))
 
 
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(f"'{name}' must be an ISO 8601 date-time.", details={"field": name}) from None
-    if parsed.tzinfo is None:
-        raise ValidationFailed(f"'{name}' must include a time zone.", details={"field": name})
-    return parsed
-
-
 class SummaryView(APIView):
     permission_classes = [Requires("monitoring.view_metrics")]
     ratelimit_group = "monitoring.read"
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("operation", OpenApiTypes.STR, description="One operation; omit for all of them."),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Window start (default: an hour ago)."),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Window end, exclusive (default: now)."),
-        ],
+        parameters=[serializers.MetricsSummaryQuerySerializer],
         responses={200: serializers.SUMMARY_RESPONSE},
         summary="Count, error rate and p50/p95/p99 from merged histograms",
     )
     def get(self, request):
-        now = timezone.now()
-        until = _parse_time(request.query_params.get("until"), "until") or now
-        since = _parse_time(request.query_params.get("since"), "since") or until - timedelta(hours=1)
-        if since >= until:
-            raise ValidationFailed("'since' must be before 'until'.", details={"field": "since"})
-        if until - since > timedelta(days=MAX_SUMMARY_DAYS):
-            raise ValidationFailed(f"The window may span at most {MAX_SUMMARY_DAYS} days.", details={"field": "since"})
-        operation = request.query_params.get("operation")
+        query = serializers.MetricsSummaryQuerySerializer.from_request(request).validated_data
+        operation, since, until = query["operation"], query["since"], query["until"]
         if operation:
-            if len(operation) > 200:
-                raise ValidationFailed("'operation' is at most 200 characters.", details={"field": "operation"})
             return Response(serializers.summary_json(operation_summary(operation=operation, since=since, until=until)))
         return Response(serializers.summary_json(operations_summary(since=since, until=until)))

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from monitoring.charts import line_chart
+from agentplatform import charts
 from monitoring.recorder import PLATFORM_COUNTERS_KEY
 from monitoring.selectors import (
     agent_trends,
@@ -52,6 +52,11 @@ def _platform_counters() -> list[tuple[str, str, int]]:
         rows.append((name, ", ".join(f"{k}={v}" for k, v in labels), value))
     # Fallbacks first: they are what an operator looks for here.
     return sorted(rows, key=lambda row: ("fallback" not in row[0], row[0], row[1]))
+
+
+def line_chart(series, *, title: str, unit: str = ""):
+    """The dashboard's charts: 560 x 180, value axis from zero, title drawn above the plot."""
+    return charts.line_chart(series, title=title, unit=unit, css_class="monitoring-chart")
 
 
 def dashboard_context(*, window: str, now=None) -> dict:

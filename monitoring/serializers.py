@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.utils import timezone
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
+from agentplatform.query import QueryDateTimeField, QueryParameters
 from monitoring.models import AgentRun
+
+# Days a summary window may span at most (the hour retention).
+MAX_SUMMARY_DAYS = 90
 
 
 class MetricsOperationSerializer(serializers.Serializer):
@@ -52,6 +57,23 @@ class MetricsIngestResultSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
     errors = MetricsRowErrorSerializer(many=True)
+
+
+class MetricsSummaryQuerySerializer(QueryParameters):
+    operation = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="One operation; omit for all of them."
+    )
+    since = QueryDateTimeField(require_timezone=True, required=False, help_text="Window start (default: an hour ago).")
+    until = QueryDateTimeField(require_timezone=True, required=False, help_text="Window end, exclusive (default: now).")
+
+    def validate(self, attrs):
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since") or until - timedelta(hours=1)
+        if since >= until:
+            raise serializers.ValidationError({"since": ["'since' must be before 'until'."]})
+        if until - since > timedelta(days=MAX_SUMMARY_DAYS):
+            raise serializers.ValidationError({"since": [f"The window may span at most {MAX_SUMMARY_DAYS} days."]})
+        return {"operation": attrs.get("operation") or None, "since": since, "until": until}
 
 
 class MetricsOperationSummarySerializer(serializers.Serializer):

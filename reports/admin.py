@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from agentplatform.admin import CsvExportMixin, ReadOnlyModelAdmin
 from agentplatform.errors import PlatformError
 from agentplatform.scheduling import periods
 from agentplatform.scheduling.registry import JOBS, job_for_task, job_get
@@ -73,7 +74,7 @@ class RunJobForm(forms.Form):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(CsvExportMixin, ReadOnlyModelAdmin):
     list_display = (
         "job",
         "period",
@@ -92,12 +93,14 @@ class JobRunAdmin(admin.ModelAdmin):
     list_per_page = 100
     actions = ("export_csv", "run_again")
     change_list_template = "reports/admin/jobrun_change_list.html"
+    deletable_by = "permission"
+    csv_columns = exports.JOBRUN_HEADER
+    csv_filename = "job-runs.csv"
+    csv_ordering = ("-started_at", "-id")
+    csv_cells = staticmethod(exports.jobrun_cells)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    def csv_rows(self, request, queryset):
+        return queryset.order_by(*self.csv_ordering)  # whole runs: jobrun_cells reads a property
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("reports.run_job")
@@ -114,10 +117,6 @@ class JobRunAdmin(admin.ModelAdmin):
     @admin.display(description="error")
     def short_error(self, run: JobRun) -> str:
         return run.error_summary[:120]
-
-    @admin.action(description="Export selected runs as CSV")
-    def export_csv(self, request, queryset):
-        return exports.jobruns_csv_response(queryset)
 
     @admin.action(
         description="Run these jobs again now (same day/week/month period, replacing it)", permissions=["run"]
@@ -167,17 +166,12 @@ class JobRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReadOnlyModelAdmin):
+    deletable_by = "permission"
     list_display = ("kind", "period", "period_start", "period_end", "updated_at", "file", "downloads")
     list_filter = ("kind", ("period_start", admin.DateFieldListFilter))
     date_hierarchy = "period_start"
     search_fields = ("period",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="download")
     def downloads(self, report: Report):

@@ -22,9 +22,7 @@ class ReportListView(APIView):
 
     @extend_schema(parameters=[ReportListQuerySerializer], responses=ReportPageSerializer, operation_id="reports_list")
     def get(self, request):
-        query = ReportListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = ReportListQuerySerializer.from_request(request).validated_data
         reports = selectors.report_list(kind=params.get("kind"), since=params.get("since"))
         limit, offset = params["limit"], params["offset"]
         page = reports[offset : offset + limit]

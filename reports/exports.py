@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, StreamingHttpResponse
 
-from audit.exports import stream_csv
+from agentplatform.exports import stream_csv
 from reports.models import JobRun, Report
 
 JOBRUN_HEADER = (
@@ -29,7 +29,7 @@ JOBRUN_HEADER = (
 )
 
 
-def _jobrun_cells(run: JobRun) -> tuple:
+def jobrun_cells(run: JobRun) -> tuple:
     return (
         run.pk,
         run.job,
@@ -45,12 +45,6 @@ def _jobrun_cells(run: JobRun) -> tuple:
         run.error_summary,
         run.request_id,
         run.task_id,
-    )
-
-
-def jobruns_csv_response(queryset) -> StreamingHttpResponse:
-    return stream_csv(
-        queryset.order_by("-started_at", "-id"), JOBRUN_HEADER, filename="job-runs.csv", row_to_cells=_jobrun_cells
     )
 
 

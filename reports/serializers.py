@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from agentplatform.query import MAX_OFFSET, QueryDateTimeField, QueryParameters
 from reports.models import Report, ReportKind
 
 
-class ReportListQuerySerializer(serializers.Serializer):
+class ReportListQuerySerializer(QueryParameters):
     kind = serializers.ChoiceField(choices=ReportKind.choices, required=False)
-    since = serializers.DateTimeField(required=False, help_text="ISO date or datetime; UTC when naive.")
+    since = QueryDateTimeField(required=False, help_text="ISO date or datetime; UTC when naive.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class ReportSerializer(serializers.ModelSerializer):

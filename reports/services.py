@@ -72,7 +72,7 @@ def creator_analytics(*, start: datetime, end: datetime) -> Report:
 
 def audit_export_report(*, start: datetime, end: datetime) -> Report:
     """Exports the audit events of ``[start, end)`` to a file (audit's service) and lists it as a report."""
-    from audit.services import audit_export_period
+    from audit.retention import audit_export_period
 
     result = audit_export_period(start=start, end=end)
     file_name, summary = _export_file(result)

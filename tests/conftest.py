@@ -23,6 +23,24 @@ def pytest_report_header(config):
     return f"agentplatform: {settings.TEST_SERVICES_SUMMARY}"
 
 
+# The groups that start servers, workers, browsers or proxies, or fuzz every API operation: marked
+# ``slow`` so ``pytest -m "not slow"`` is the fast inner loop (``make test`` still runs everything).
+SLOW_GROUPS = (
+    "tests/e2e/",
+    "tests/browser/",
+    "tests/reliability/test_faults.py",
+    "tests/reliability/test_upstream_faults.py",
+    "tests/reliability/test_worker_killed.py",
+    "tests/reliability/test_schema_fuzz.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.relative_to(ROOT).as_posix().startswith(SLOW_GROUPS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Each test starts with an empty shared cache (the test Redis database or local memory).

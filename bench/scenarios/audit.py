@@ -7,7 +7,7 @@
    PostgreSQL ``COPY`` of the same rows into the same table.
 3. A filtered page (actor + action + one day) over 10 million events x scale: the selector timed
    in-process (median and p99 of repeated pages), and the same page over HTTP.
-4. CSV export of 1 million rows x scale through ``audit.exports.stream_csv``: rows/s and the peak
+4. CSV export of 1 million rows x scale through ``agentplatform.exports.stream_csv``: rows/s and the peak
    growth of the process's resident memory while streaming.
 """
 
@@ -282,7 +282,7 @@ def _export(bench, count: int) -> None:
     bench.setup_django()
     import psutil
 
-    from audit.exports import stream_csv
+    from agentplatform.exports import stream_csv
     from audit.models import AuditEvent
     from audit.retention import EXPORT_COLUMNS, export_cells
 

@@ -5,7 +5,7 @@ lists them:
 
 - ``<id>/stats/``: SRM flag, decision and reason on top, power, variants, comparisons, a forest
   plot of each treatment's lift per metric and the cumulative primary metric per day (SVG);
-- ``<id>/stats/export.csv`` (streamed, formula cells neutralised by ``audit.exports``) and
+- ``<id>/stats/export.csv`` (streamed, formula cells neutralised by ``agentplatform.exports``) and
   ``<id>/stats/export.json``, both audited;
 - ``sample-size/``: users per variant from a baseline, a relative MDE, alpha and power.
 
@@ -27,7 +27,7 @@ from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
 from agentplatform.errors import ValidationFailed
-from audit.exports import stream_csv
+from agentplatform.exports import stream_csv
 from audit.services import audit_log
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment

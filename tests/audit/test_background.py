@@ -28,8 +28,8 @@ from audit import background
 from audit.background import BackgroundWriter, flush_background_writer, stop_background_writer
 from audit.middleware import AuditBufferMiddleware
 from audit.models import AuditEvent
-from audit.services import audit_buffer, audit_log, build_event
-from audit.writer import AuditWriteFailed
+from audit.services import audit_log, build_event
+from audit.writer import AuditWriteFailed, audit_buffer
 from tests.conftest import PRODUCTION_ENV, ROOT, run_python
 from tests.reliability.faults import default_database_through_proxy
 

@@ -20,10 +20,9 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, link_hash
-from audit.integrity import head_file_path
+from audit.integrity import audit_seal_pending, audit_verify_chain, head_file_path
 from audit.models import AppendOnlyViolation, AuditCheckpoint, AuditEvent, AuditExport, AuditSealing, AuditVerification
-from audit.retention import read_archive
-from audit.services import audit_export_period, audit_retention_run, audit_seal_pending, audit_verify_chain
+from audit.retention import audit_export_period, audit_retention_run, read_archive
 
 pytestmark = pytest.mark.django_db
 POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

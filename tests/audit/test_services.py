@@ -19,8 +19,8 @@ from agentplatform.request_id import reset_request_id, set_request_id
 from audit import writer
 from audit.middleware import AuditBufferMiddleware
 from audit.models import AppendOnlyViolation, AuditEvent, Severity
-from audit.services import MASK, audit_buffer, audit_log
-from audit.writer import AuditWriteFailed, DurableWriteUnavailable
+from audit.services import MASK, audit_log
+from audit.writer import AuditWriteFailed, DurableWriteUnavailable, audit_buffer
 
 pytestmark = pytest.mark.django_db
 POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

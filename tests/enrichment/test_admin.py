@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from audit.exports import csv_safe
+from agentplatform.exports import csv_safe
 from enrichment.models import CollectedDocument, DataSource
 
 

@@ -1,14 +1,18 @@
-"""Hand-written hostile input against every write endpoint.
+"""Hand-written hostile input against every write endpoint and every query parameter.
 
 Every answer is a 4xx error envelope or a 200/207 with per-row rejections, never a 5xx; a
 request refused as a whole stores nothing; markup and spreadsheet formulas sent as data come back
-inert in the admin (escaped) and in CSV exports (neutralised).
+inert in the admin (escaped) and in CSV exports (neutralised). The query parameters are read from
+the OpenAPI schema, so a new GET endpoint or parameter is covered without editing this file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from django.urls import reverse
@@ -288,3 +292,146 @@ def test_formulas_sent_as_data_are_neutralised_in_csv_exports(hostile_audit_even
     cells = [cell for line in content.splitlines() for cell in line.split(",")]
     assert not any(cell.lstrip('"').startswith("=") for cell in cells)
     assert "'=HYPERLINK" in content
+
+
+# --- query parameters -----------------------------------------------------------------------------
+# Sent as they would arrive on the wire: percent-encoded bytes, some of them not UTF-8 at all (an
+# unpaired surrogate in CESU-8, an overlong NUL, a code point past U+10FFFF, a bare 0xFF).
+HOSTILE_QUERY_VALUES = {
+    "empty": "",
+    "nul": "%00",
+    "nul inside": "a%00b",
+    "lone surrogate": "%ED%A0%80",
+    "overlong nul": "%C0%80",
+    "past U+10FFFF": "%F4%90%80%80",
+    "not utf-8": "%FF%FE",
+    "rtl override": quote("\u202e"),
+    "long": "x" * 5000,
+    "huge": "99999999999999999999",
+    "huge negative": "-99999999999999999999",
+    "minus one": "-1",
+    "zero": "0",
+    "float": "1e308",
+    "nan": "NaN",
+    "infinity": "Infinity",
+    "year 9999": quote("9999-12-31T23:59:59+00:00"),
+    "year 9999 west": quote("9999-12-31T23:59:59-05:00"),
+    "year 9999 date": "9999-12-31",
+    "year 1": quote("0001-01-01T00:00:00+00:00"),
+    "year 1 east": quote("0001-01-01T00:00:00+05:00"),
+    "year 0": "0000-01-01T00:00:00Z",
+    "february 30": "2026-02-30T00:00:00Z",
+    "before the epoch": "1969-12-31T23:59:59Z",
+    "offset past a day": quote("2026-01-01T00:00:00+99:00"),
+    "sql": quote("'; DROP TABLE audit_auditevent; --"),
+    "markup": quote("<script>alert(1)</script>"),
+    "like wildcards": quote("%_%"),
+    "regex": quote(".*"),
+    "json": quote('{"a": [1]}'),
+}
+# Refused with a 400 by every parameter, whatever its type (every string parameter has a maximum length).
+REFUSED_EVERYWHERE = ["nul", "nul inside", "lone surrogate", "overlong nul", "past U+10FFFF", "not utf-8", "long"]
+# Refused with a 400 by every parameter of this schema type (format for strings).
+REFUSED_BY_TYPE = {
+    "integer": ["huge", "huge negative", "float", "nan", "infinity", "long"],
+    "date-time": ["year 9999", "year 9999 west", "year 9999 date", "year 1", "year 1 east", "year 0", "february 30"],
+}
+# Values for path parameters: objects the ``query_world`` fixture creates.
+PATH_VALUES = {"key": "hostile"}
+
+
+@functools.cache
+def _api_schema() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _get_operations() -> dict[str, list[dict]]:
+    """Every GET path of the schema and its parameters (path and query)."""
+    return {
+        path: operations["get"].get("parameters", [])
+        for path, operations in _api_schema()["paths"].items()
+        if "get" in operations
+    }
+
+
+def _valid_value(schema: dict) -> str:
+    """A value the parameter accepts: the baseline each hostile value replaces."""
+    if "enum" in schema:
+        return str(schema["enum"][0])
+    if schema.get("format") == "date-time":
+        from django.utils import timezone
+
+        return quote((timezone.now() - timedelta(minutes=30)).isoformat())
+    return {"integer": str(schema.get("minimum", 1)), "boolean": "true"}.get(schema.get("type"), "x")
+
+
+def _param_kind(schema: dict) -> str:
+    return schema.get("format") or schema.get("type", "string")
+
+
+@pytest.fixture
+def query_world(clients):
+    """An admin client, and the objects the GET paths name (experiment ``hostile``, one report)."""
+    from django.utils import timezone
+
+    from reports.models import Report, ReportKind
+
+    start = timezone.now().replace(microsecond=0) - timedelta(days=1)
+    report = Report.objects.create(
+        kind=ReportKind.DAILY, period="hostile", period_start=start, period_end=start + timedelta(days=1)
+    )
+    return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
+
+
+def _url(path: str, path_values: dict[str, str], parameters: list[dict]) -> str:
+    for parameter in parameters:
+        if parameter["in"] == "path":
+            name = parameter["name"]
+            assert name in path_values, f"{path}: add a value for the path parameter {name!r} to PATH_VALUES"
+            path = path.replace("{" + name + "}", path_values[name])
+    return path
+
+
+def pytest_generate_tests(metafunc):
+    if "get_path" in metafunc.fixturenames:
+        metafunc.parametrize("get_path", sorted(_get_operations()))
+
+
+def test_the_schema_lists_the_get_endpoints_with_query_parameters():
+    operations = _get_operations()
+    with_query = {path for path, parameters in operations.items() if any(p["in"] == "query" for p in parameters)}
+    assert {"/api/v1/monitoring/summary", "/api/v1/experiments/", "/api/v1/reports/", "/api/v1/audit/events"} <= (
+        with_query
+    )
+
+
+def test_every_query_parameter_of_every_get_endpoint_refuses_hostile_values_without_a_5xx(get_path, query_world):
+    """Each parameter in turn gets each hostile value, the others keeping their valid baseline."""
+    client, path_values = query_world
+    parameters = _get_operations()[get_path]
+    url = _url(get_path, path_values, parameters)
+    query = [p for p in parameters if p["in"] == "query"]
+    baseline = {p["name"]: _valid_value(p["schema"]) for p in query if p.get("required")}
+
+    def get(params: dict[str, str], what: str):
+        response = client.get(url + "?" + "&".join(f"{name}={value}" for name, value in params.items()))
+        assert_handled(response, f"GET {get_path} {what}")
+        return response
+
+    # The baseline reaches the view: a hostile value below is refused by validation, not by a 403/404.
+    assert get(baseline, "baseline").status_code == 200
+    # A parameter the endpoint does not declare is ignored, whatever its name and value.
+    get({**baseline, "a%00b": "%ED%A0%80"}, "undeclared")
+    for parameter in query:
+        name, kind = parameter["name"], _param_kind(parameter["schema"])
+        refused = {*REFUSED_EVERYWHERE, *REFUSED_BY_TYPE.get(kind, [])}
+        for label, value in HOSTILE_QUERY_VALUES.items():
+            response = get({**baseline, name: value}, f"{name}={label}")
+            if label in refused:
+                assert response.status_code == 400, f"GET {get_path} {name}={label}: {response.status_code}"
+        # Given twice, the last value counts; a hostile one is still refused.
+        response = client.get(f"{url}?{name}={_valid_value(parameter['schema'])}&{name}=a%00b")
+        assert_handled(response, f"GET {get_path} {name} twice")
+        assert response.status_code == 400

@@ -5,6 +5,11 @@ Runs in-process through Django's WSGI application (no server), with a fixed seed
 ``make test``. ``make soak`` runs the same property with many more examples
 (``SCHEMATHESIS_MAX_EXAMPLES``). What it holds: no answer is a 5xx; every answer's content type
 and body conform to what the schema documents for that status code.
+
+Random examples rarely fill optional query parameters, so the GET operations also get the cases
+of schemathesis's coverage phase: for each query parameter in turn, the boundary values the
+schema allows (positive) and values it forbids (negative: past a bound, outside an enum, a wrong
+type, a required one missing, one given twice), every negative one answered with a 4xx.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "4"))
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
@@ -88,3 +95,27 @@ def test_every_operation_answers_within_its_schema(role, wsgi_app, user_factory,
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert operations >= 20
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_query_parameter_is_covered_at_its_bounds_and_refused_past_them(wsgi_app, user_factory, settings):
+    settings.RATELIMIT_ENABLE = False
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
+    schema.config.phases.coverage.generate_duplicate_query_parameters = True
+    # The admin role reaches every view, so each case gets past the permission check to the query.
+    headers = credentials_for("admin", user_factory)
+    failures, covered = [], set()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.method.upper() != "GET":
+            continue
+        generation = schema.config.generation_for(operation=operation, phase="coverage")
+        for case in schema.iter_coverage_cases(
+            operation, generation_modes=list(GenerationMode), generation_config=generation
+        ):
+            covered.update((operation.path, name) for name in case.query or {})
+            try:
+                case.call_and_validate(headers=headers, checks=[*CHECKS, negative_data_rejection])
+            except (Exception, BaseExceptionGroup) as exc:  # collected, then reported together
+                failures.append(f"GET {operation.path} query={case.query!r}: {exc}")
+    assert {("/api/v1/reports/", "offset"), ("/api/v1/monitoring/summary", "until")} <= covered
+    assert not failures, "\n\n".join(failures[:60])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.services import audit_seal_pending, audit_verify_chain
+from audit.integrity import audit_seal_pending, audit_verify_chain
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""audit/exports.py: formula-safe cells and streaming CSV."""
+"""agentplatform/exports.py: formula-safe cells and streaming CSV."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.http import StreamingHttpResponse
 
-from audit.exports import csv_lines, csv_safe, restore_cell, stream_csv, write_csv
+from agentplatform.exports import csv_lines, csv_safe, restore_cell, stream_csv, write_csv
 
 
 @pytest.mark.parametrize("dangerous", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "\nx", '=HYPERLINK("x")'])
