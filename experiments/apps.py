@@ -6,18 +6,14 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Experiments"
 
     def ready(self) -> None:
-        from django.conf import settings
+        from celery.signals import worker_process_shutdown, worker_shutdown
 
         from agentplatform.health import register_info
-        from agentplatform.schedules import Schedule, register_schedule
-        from experiments.exposures import exposures_buffered
+        from experiments.exposures import exposures_buffered, exposures_writer_stop
 
-        register_schedule(
-            Schedule(
-                name="experiments exposure flush",
-                task="experiments.flush_exposures",
-                every_seconds=settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS,
-                description="Moves exposures buffered in Redis by prompt resolves into the database.",
-            )
-        )
+        # Exposures are inserted by each process's own writer (experiments/exposures.py), no schedule.
         register_info("experiments_exposure_buffer", exposures_buffered)
+        # A Celery worker stores its pending exposures as it stops; web processes through atexit
+        # and gunicorn's worker_exit hook.
+        worker_shutdown.connect(exposures_writer_stop, weak=False, dispatch_uid="experiments.exposures.worker")
+        worker_process_shutdown.connect(exposures_writer_stop, weak=False, dispatch_uid="experiments.exposures.process")

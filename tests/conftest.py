@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.cache import api_key_memo
 from agentplatform import ratelimit
+from experiments.exposures import exposures_discard_buffered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,15 +29,17 @@ def _clear_cache():
     """Each test starts with an empty shared cache (the test Redis database or local memory).
 
     Rate-limit leases and this process's copies of verified API keys stand in front of that cache,
-    so they go with it.
+    so they go with it, and so do the exposures an earlier test buffered and never flushed.
     """
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    exposures_discard_buffered()
     yield
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    exposures_discard_buffered()
 
 
 @pytest.fixture
