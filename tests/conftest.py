@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -154,3 +155,42 @@ def auth_client(user_factory):
         return client
 
     return make
+
+
+# --- database roles: the least-privilege deployment (manage.py setup_db_roles) --------------------
+@pytest.fixture
+def app_role(transactional_db, settings):
+    """An application role made by ``setup_db_roles`` in the test database (a name unique to it,
+    dropped afterwards), with the retention minimum age pinned to 30 days. PostgreSQL only."""
+    import uuid
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("database roles exist on PostgreSQL only")
+    settings.AUDIT_RETENTION_DAYS = 30
+    name = f"{connection.settings_dict['NAME']}_app_{uuid.uuid4().hex[:8]}".lower()
+    call_command("setup_db_roles", "--app-role", name, stdout=io.StringIO())
+    yield name
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{name}"')
+        cursor.execute(f'DROP ROLE "{name}"')
+
+
+def connect_as(role: str):
+    """A psycopg connection to the test database as ``role`` (CI trusts local connections)."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.settings_dict
+    return psycopg.connect(
+        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, dbname=params["NAME"], user=role
+    )
+
+
+def database_url_as(role: str) -> str:
+    from django.db import connection
+
+    params = connection.settings_dict
+    return f"postgres://{role}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
