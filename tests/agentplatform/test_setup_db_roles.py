@@ -66,3 +66,15 @@ def test_a_role_name_that_is_not_a_plain_identifier_is_refused():
         pytest.skip("PostgreSQL only")
     with pytest.raises(CommandError, match="identifier"):
         call_command("setup_db_roles", "--app-role", 'app"; DROP TABLE x; --', stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_readiness_says_whether_the_process_connects_as_a_least_privilege_role():
+    from audit.selectors import audit_chain_status
+
+    role = audit_chain_status()["database_role"]
+    if connection.vendor != "postgresql":
+        assert role is None
+        return
+    # The test suite connects as the owner (a superuser): it could rewrite the log.
+    assert role["least_privilege"] is False

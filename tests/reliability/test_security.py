@@ -269,8 +269,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 django.setup()
 import time_machine
-from django.db import connection
 from django.utils import timezone
+from audit.selectors import audit_database_role
 from audit.services import audit_log, audit_retention_run, audit_seal_pending
 now = timezone.now()
 with time_machine.travel(now - timedelta(days=40), tick=False):
@@ -279,10 +279,7 @@ with time_machine.travel(now - timedelta(days=40), tick=False):
 audit_log(actor="system:test", action="new.happened")
 sealed = audit_seal_pending(now=now + timedelta(minutes=1))
 deleted = audit_retention_run()
-with connection.cursor() as cursor:
-    cursor.execute("SELECT current_user")
-    user = cursor.fetchone()[0]
-print(json.dumps({"user": user, "sealed": sealed, "deleted": deleted}))
+print(json.dumps({"role": audit_database_role(), "sealed": sealed, "deleted": deleted}))
 """
     env = _production_env(
         DATABASE_URL=database_url_as(app_role),
@@ -293,7 +290,8 @@ print(json.dumps({"user": user, "sealed": sealed, "deleted": deleted}))
     result = run_python(code, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome == {"user": app_role, "sealed": 4, "deleted": 3}
+    # /readyz shows the same role information (info.audit.database_role).
+    assert outcome == {"role": {"name": app_role, "least_privilege": True}, "sealed": 4, "deleted": 3}
     assert set(AuditEvent.objects.values_list("action", flat=True)) == {"new.happened", "audit.retention_completed"}
     assert AuditCheckpoint.objects.get().last_chain_index == 3
     with override_settings(MEDIA_ROOT=tmp_path):
