@@ -154,8 +154,8 @@ class BatchWriter(Generic[Item]):
         self._stop_requested.set()
         if thread is not None:
             thread.join(timeout)
-        elif self._pending:
-            self._flush_here()  # no thread: one attempt in the caller's
+        elif not self.threaded and self._pending:
+            self._flush_here()  # a writer without a thread: one attempt in the caller's
         with self._condition:
             self._abandoned = True
             # A write still running may yet commit: its items are set aside too (every subclass's

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 # (experiment id, variant id, user id, first seen at)
 ExposureRow = tuple[int, int, str, datetime]
 
+# Rows of a set-aside batch named in its log line (experiment, variant, user, time).
+LOGGED_ROWS_MAX = 100
+
 # The Redis list earlier versions buffered exposures in: drained by ``exposures_drain_redis_list``.
 LEGACY_BUFFER_CACHE_KEY = "experiments:exposure-buffer"
 LEGACY_FLUSH_LOCK_CACHE_KEY = "experiments:exposure-flush-lock"
@@ -87,18 +90,19 @@ class ExposureWriter(BatchWriter[ExposureRow]):
 
     def set_aside(self, items, *, reason: str) -> None:
         # A pending exposure is rebuilt by the user's next resolve: forget the pair, so this
-        # process records it again, and leave the rows in the log.
-        counters.increment("experiments_exposure_write_failures", len(items))
-        for experiment_id, variant_id, user_id, at in items:
+        # process records it again, and name the rows in the log (the first ones: a drain that
+        # failed during an outage may hold thousands).
+        counters.increment("experiments_exposure_not_stored", len(items))
+        for experiment_id, _variant_id, user_id, _at in items:
             _seen.discard((experiment_id, user_id))
-            logger.error(
-                "experiments: exposure not stored (%s): experiment %s variant %s user %r at %s",
-                reason,
-                experiment_id,
-                variant_id,
-                user_id,
-                at.isoformat(),
-            )
+        shown = [(e, v, u, at.isoformat()) for e, v, u, at in items[:LOGGED_ROWS_MAX]]
+        logger.error(
+            "experiments: %d exposures not stored (%s); each user's next resolve records it again: %r%s",
+            len(items),
+            reason,
+            shown,
+            "" if len(items) <= LOGGED_ROWS_MAX else f" and {len(items) - LOGGED_ROWS_MAX} more",
+        )
 
 
 _writer: ExposureWriter | None = None
