@@ -56,11 +56,15 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Drains the worker's audit background writer before the process ends (audit/background.py).
+    """Drains the worker's background writers before the process ends: the audit log's
+    (audit/background.py) and the exposures' (experiments/exposures.py).
 
     Runs in the worker after its last request (graceful stop, max_requests recycling, timeout
-    abort). A worker that never imported the writer has nothing queued.
+    abort). A worker that never imported a writer has nothing queued in it.
     """
     background = sys.modules.get("audit.background")
     if background is not None:
         background.stop_background_writer()
+    exposures = sys.modules.get("experiments.services.exposures")
+    if exposures is not None:
+        exposures.exposures_writer_stop()

@@ -631,8 +631,19 @@ EXPERIMENTS_EXPOSURE_SEEN_MAX = env.int("EXPERIMENTS_EXPOSURE_SEEN_MAX", "200000
 # Rows moved from the exposure buffer to the database per INSERT (one statement stays well under
 # PostgreSQL's 65,535 bind parameters at 4 per row).
 EXPERIMENTS_EXPOSURE_FLUSH_BATCH = env.int("EXPERIMENTS_EXPOSURE_FLUSH_BATCH", "5000", minimum=1, maximum=15000)
-# Seconds between scheduled exposure flushes: how stale the analysis population may be.
-EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.int("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "5", minimum=1)
+# Seconds between a process's exposure inserts (experiments/services/exposures.py): how stale the analysis
+# population may be, and what a SIGKILLed process loses (re-recorded on those users' next resolve).
+# 1 s, as the audit log's background writer.
+EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = env.float("EXPERIMENTS_EXPOSURE_FLUSH_SECONDS", "1", minimum=0.01)
+# Exposures a process may hold unstored (rows, ~150 bytes each: 50,000 is ~8 MB) before a resolve
+# inserts its own (back-pressure while the database is slow or down).
+EXPERIMENTS_EXPOSURE_BUFFER_MAX_ROWS = env.int("EXPERIMENTS_EXPOSURE_BUFFER_MAX_ROWS", "50000", minimum=1)
+# Seconds a stopping process spends storing its pending exposures: with the audit writer's drain
+# (AUDIT_BACKGROUND_DRAIN_SECONDS, 10) under gunicorn's graceful timeout (20 s).
+EXPERIMENTS_EXPOSURE_DRAIN_SECONDS = env.float("EXPERIMENTS_EXPOSURE_DRAIN_SECONDS", "5", minimum=0.1)
+# Insert from a thread per process; tests turn it off (their data sits in a transaction the
+# thread's connection cannot see) and flush explicitly in the test's thread.
+EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH = env.bool("EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH", not TESTING)
 # Rows per results request: the API contract (1 to 1,000); larger batches answer 413.
 EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
 

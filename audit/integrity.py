@@ -84,15 +84,7 @@ def _seal_batch(*, horizon: datetime, now: datetime) -> tuple[int, bool]:
             prev_hash = row_hash
         if not updates:
             return 0, True
-        table = connection.ops.quote_name(AuditEvent._meta.db_table)
-        with connection.cursor() as cursor:
-            # Raw SQL: the ORM refuses every update of this table; the database trigger accepts
-            # exactly this one-time fill of empty chain fields.
-            cursor.executemany(
-                f"UPDATE {table} SET chain_index = %s, prev_hash = %s, hash = %s "  # noqa: S608
-                "WHERE id = %s AND chain_index IS NULL",
-                updates,
-            )
+        _fill_chain_fields(updates)
         sealing = AuditSealing.objects.create(
             sealed_at=now,
             event_count=len(updates),
@@ -104,6 +96,25 @@ def _seal_batch(*, horizon: datetime, now: datetime) -> tuple[int, bool]:
         transaction.on_commit(lambda: _publish_head(sealing))
     complete = len(updates) < len(candidates) or len(candidates) < batch_size
     return len(updates), complete
+
+
+def _fill_chain_fields(updates: list[tuple[int, str, str, int]]) -> None:
+    """Writes (chain_index, prev_hash, hash) into the events (by id) whose chain fields are empty."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The application's role has no UPDATE on the table (manage.py setup_db_roles): this
+            # SECURITY DEFINER function (audit migration 0006) fills empty chain fields, and the
+            # append-only trigger still refuses anything else.
+            indexes, prev_hashes, hashes, ids = (list(column) for column in zip(*updates, strict=True))
+            cursor.execute("SELECT audit_seal_fill(%s, %s, %s, %s)", [ids, indexes, prev_hashes, hashes])
+            return
+        # Raw SQL: the ORM refuses every update of this table.
+        table = connection.ops.quote_name(AuditEvent._meta.db_table)
+        cursor.executemany(
+            f"UPDATE {table} SET chain_index = %s, prev_hash = %s, hash = %s "  # noqa: S608
+            "WHERE id = %s AND chain_index IS NULL",
+            updates,
+        )
 
 
 def _publish_head(sealing: AuditSealing) -> None:

@@ -232,6 +232,9 @@ class AuditExport(models.Model):
     path = models.CharField(max_length=255, help_text="Relative to MEDIA_ROOT.")
     row_count = models.BigIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
+    # A retention archive's chain positions: the database's retention function deletes only these.
+    first_chain_index = models.BigIntegerField(null=True, blank=True)
+    last_chain_index = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,11 +1,18 @@
 """Retention (archive, then delete the oldest sealed events) and period exports to files.
 
 Retention removes a *prefix of the chain*: the sealed events before the first one recorded within
-``AUDIT_RETENTION_DAYS``. They are written to a gzipped CSV under the export directory first; then
-deleted in batches of ``AUDIT_RETENTION_BATCH_SIZE``, each in its own short transaction that sets
-the transaction-local ``audit.retention_delete`` flag the PostgreSQL trigger checks and records an
+``AUDIT_RETENTION_DAYS``. They are written to a gzipped CSV under the export directory first (an
+``AuditExport`` of kind ``archive`` with its chain range); then deleted in batches of
+``AUDIT_RETENTION_BATCH_SIZE``, each in its own short transaction that records an
 ``AuditCheckpoint`` (last chain position and hash removed) in the same commit, so verification
 starts right after whatever was removed, even if the job is interrupted halfway.
+
+On PostgreSQL each batch is one call of ``audit_retention_delete(archive_id, batch_size)``, a
+``SECURITY DEFINER`` function owned by the role that ran the migrations (audit migration 0006): the
+application's role has no DELETE on the audit tables (``manage.py setup_db_roles``), and the
+function deletes only archived events older than its pinned minimum age, setting the
+transaction-local ``audit.retention_delete`` flag the append-only trigger checks and writing the
+checkpoint itself. Elsewhere (SQLite) the job deletes and checkpoints directly.
 """
 
 from __future__ import annotations
@@ -148,15 +155,20 @@ def audit_retention_run(*, now: datetime | None = None) -> int:
         doomed.values_list("recorded_at", flat=True).first(),
         doomed.reverse().values_list("recorded_at", flat=True).first(),
     )
-    AuditExport.objects.create(
+    archive = AuditExport.objects.create(
         kind="archive",
         period_start=first_time,
         period_end=last_time,
         path=_relative(path),
         row_count=archived,
         size_bytes=path.stat().st_size,
+        first_chain_index=start + 1,
+        last_chain_index=end,
     )
-    deleted = _delete_prefix(start=start, end=end, archive=_relative(path))
+    if connection.vendor == "postgresql":
+        deleted = _delete_through_function(archive)
+    else:
+        deleted = _delete_prefix(start=start, end=end, archive=archive.path)
     logger.info("audit retention: archived %d and deleted %d events to %s", archived, deleted, path)
     from audit.services import audit_log
 
@@ -170,7 +182,20 @@ def audit_retention_run(*, now: datetime | None = None) -> int:
     return deleted
 
 
+def _delete_through_function(archive: AuditExport) -> int:
+    """PostgreSQL: one ``audit_retention_delete`` call (deletes and checkpoints) per transaction."""
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT audit_retention_delete(%s, %s)", [archive.pk, settings.AUDIT_RETENTION_BATCH_SIZE])
+            batch = cursor.fetchone()[0]
+        if not batch:
+            return deleted
+        deleted += batch
+
+
 def _delete_prefix(*, start: int, end: int, archive: str) -> int:
+    """Other databases (no roles, no trigger): delete each batch and write its checkpoint."""
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     batch_size = settings.AUDIT_RETENTION_BATCH_SIZE
     deleted = 0
@@ -185,14 +210,9 @@ def _delete_prefix(*, start: int, end: int, archive: str) -> int:
             if not batch:
                 break
             with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    # Transaction-local: the trigger lets exactly these deletes through.
-                    cursor.execute("SELECT set_config('audit.retention_delete', 'on', true)")
                 ids = [row[0] for row in batch]
                 placeholders = ", ".join(["%s"] * len(ids))
                 cursor.execute(f"DELETE FROM {table} WHERE id IN ({placeholders})", ids)  # noqa: S608
-                if connection.vendor == "postgresql":
-                    cursor.execute("SELECT set_config('audit.retention_delete', 'off', true)")
             AuditCheckpoint.objects.create(
                 last_chain_index=batch[-1][1], last_hash=batch[-1][2], deleted_count=len(batch), archive=archive
             )

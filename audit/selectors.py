@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 
 # Django 5.2's tuple lookups (the machinery of composite primary keys): a native row comparison
@@ -161,4 +162,20 @@ def audit_chain_status() -> dict:
             if verification
             else None
         ),
+        "database_role": audit_database_role(),
     }
+
+
+def audit_database_role() -> dict | None:
+    """The database role this process connects as, and whether it is the least-privilege one: no
+    UPDATE, DELETE or TRUNCATE on the audit log (an owner or superuser has them all). PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, has_table_privilege('audit_auditevent', 'UPDATE') "
+            "OR has_table_privilege('audit_auditevent', 'DELETE') "
+            "OR has_table_privilege('audit_auditevent', 'TRUNCATE')"
+        )
+        name, can_rewrite = cursor.fetchone()
+    return {"name": name, "least_privilege": not can_rewrite}

@@ -1,23 +1,23 @@
-"""Jobs of the experiments app: the exposure flush and the statistics rollup (see docs/jobs.md)."""
+"""Jobs of the experiments app: the statistics rollup, and the drain of exposures an earlier version
+buffered in Redis (see docs/jobs.md)."""
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from agentplatform.scheduling import periods
 from agentplatform.scheduling.registry import Every, register_job
-from experiments.services.exposures import exposures_flush
+from experiments.services.exposures import exposures_drain_redis_list
 from experiments.stats.rollup import experiment_stats_rollup
 
-# Untracked (no period): it runs every few seconds, where a JobRun row per tick would be noise.
-# The schedule and task names are those every installed database already has.
+# Exposures are written by each process's own background writer (experiments/services/exposures.py),
+# not by a job. This one only empties the Redis list an earlier version buffered them in: no default
+# schedule, but the task keeps the name an upgraded installation's beat entry
+# (*experiments exposure flush*) still sends, so that entry drains the list instead of failing.
 register_job(
-    "exposures_flush",
-    exposures_flush,
-    schedule=Every(settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS),
+    "exposures_drain_legacy_list",
+    exposures_drain_redis_list,
+    schedule=None,
     period=None,
-    description="Moves exposures buffered in Redis by prompt resolves into the database.",
-    schedule_name="experiments exposure flush",
+    description="Moves exposures an earlier version left in its Redis list into the database (upgrades).",
     task_name="experiments.flush_exposures",
 )
 register_job(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.cache import api_key_memo
 from agentplatform import ratelimit
+from experiments.services.exposures import exposures_discard_buffered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,15 +48,17 @@ def _clear_cache():
     """Each test starts with an empty shared cache (the test Redis database or local memory).
 
     Rate-limit leases and this process's copies of verified API keys stand in front of that cache,
-    so they go with it.
+    so they go with it, and so do the exposures an earlier test buffered and never flushed.
     """
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    exposures_discard_buffered()
     yield
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    exposures_discard_buffered()
 
 
 @pytest.fixture
@@ -170,3 +174,42 @@ def auth_client(user_factory):
         return client
 
     return make
+
+
+# --- database roles: the least-privilege deployment (manage.py setup_db_roles) --------------------
+@pytest.fixture
+def app_role(transactional_db, settings):
+    """An application role made by ``setup_db_roles`` in the test database (a name unique to it,
+    dropped afterwards), with the retention minimum age pinned to 30 days. PostgreSQL only."""
+    import uuid
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("database roles exist on PostgreSQL only")
+    settings.AUDIT_RETENTION_DAYS = 30
+    name = f"{connection.settings_dict['NAME']}_app_{uuid.uuid4().hex[:8]}".lower()
+    call_command("setup_db_roles", "--app-role", name, stdout=io.StringIO())
+    yield name
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{name}"')
+        cursor.execute(f'DROP ROLE "{name}"')
+
+
+def connect_as(role: str):
+    """A psycopg connection to the test database as ``role`` (CI trusts local connections)."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.settings_dict
+    return psycopg.connect(
+        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, dbname=params["NAME"], user=role
+    )
+
+
+def database_url_as(role: str) -> str:
+    from django.db import connection
+
+    params = connection.settings_dict
+    return f"postgres://{role}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"

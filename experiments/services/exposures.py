@@ -1,17 +1,27 @@
 """Exposure buffering: the first resolve of a user into an experiment, recorded without a write
-on the hot path.
+on the hot path and without entrusting it to Redis.
 
 ``exposure_record`` remembers the (experiment, user) pairs this process has already buffered, so
-a returning user costs a dict lookup; a new pair is pushed onto a Redis list (one RPUSH), and
-``exposures_flush`` (a beat task every few seconds, and on demand) moves the list into the
-database in bulk under a lock, with ON CONFLICT so each (experiment, user) is stored once with
-its earliest time. When the shared cache is not Redis (``make run``) or Redis is down, the row is
-inserted directly: slower, never lost.
+a returning user costs a dict lookup; a new pair is appended to this process's exposure writer, the
+audit log's per-process ``BatchWriter`` (``agentplatform/background.py``): its thread inserts what
+is pending every ``EXPERIMENTS_EXPOSURE_FLUSH_SECONDS`` in one COPY, with ON CONFLICT so each
+(experiment, user) is stored once with its earliest time. A failed insert is retried with backoff,
+its rows kept; the queue is drained when the process exits (``atexit``, gunicorn's ``worker_exit``).
+
+Why not a Redis list, as before: Redis holds only what can be rebuilt or may expire, and a Redis
+restarted without persistence emptied the list while every process still remembered those pairs
+as recorded, so the users dropped out of the analysis for good. Here the memory of a pair and its
+pending row live and die together: only a process killed outright (SIGKILL) loses its last
+interval's rows, and with them its memory of those users, so their next resolve records them again.
+When the queue is full (the database slow or down) the resolve inserts its row itself; if that
+fails too, the pair is forgotten so the user's next resolve tries again.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -21,11 +31,19 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
 from agentplatform import counters
+from agentplatform.background import BatchWriter
 
 logger = logging.getLogger(__name__)
 
-BUFFER_CACHE_KEY = "experiments:exposure-buffer"
-FLUSH_LOCK_CACHE_KEY = "experiments:exposure-flush-lock"
+# (experiment id, variant id, user id, first seen at)
+ExposureRow = tuple[int, int, str, datetime]
+
+# Rows of a set-aside batch named in its log line (experiment, variant, user, time).
+LOGGED_ROWS_MAX = 100
+
+# The Redis list earlier versions buffered exposures in: drained by ``exposures_drain_redis_list``.
+LEGACY_BUFFER_CACHE_KEY = "experiments:exposure-buffer"
+LEGACY_FLUSH_LOCK_CACHE_KEY = "experiments:exposure-flush-lock"
 
 
 class _Seen:
@@ -59,23 +77,56 @@ class _Seen:
 _seen = _Seen()
 
 
-def _redis_client():
-    """The raw redis-py client behind Django's Redis cache, or None for another backend."""
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client"):
-        return None
-    return backend.get_client(write=True)
+class ExposureWriter(BatchWriter[ExposureRow]):
+    """This process's queue of exposures and the thread that inserts them."""
+
+    name = "experiments-exposure"
+    counter_prefix = "experiments_exposure"
+    logger = logger
+
+    def write_batch(self, batch: list[ExposureRow], *, retrying: bool) -> None:
+        # Idempotent by construction (ON CONFLICT keeps the earliest time), so a retry needs no care.
+        exposures_insert(_known_experiment_rows(batch))
+
+    def set_aside(self, items, *, reason: str) -> None:
+        # A pending exposure is rebuilt by the user's next resolve: forget the pair, so this
+        # process records it again, and name the rows in the log (the first ones: a drain that
+        # failed during an outage may hold thousands).
+        counters.increment("experiments_exposure_not_stored", len(items))
+        for experiment_id, _variant_id, user_id, _at in items:
+            _seen.discard((experiment_id, user_id))
+        shown = [(e, v, u, at.isoformat()) for e, v, u, at in items[:LOGGED_ROWS_MAX]]
+        logger.error(
+            "experiments: %d exposures not stored (%s); each user's next resolve records it again: %r%s",
+            len(items),
+            reason,
+            shown,
+            "" if len(items) <= LOGGED_ROWS_MAX else f" and {len(items) - LOGGED_ROWS_MAX} more",
+        )
 
 
-def _encode(experiment_id: int, variant_id: int, user_id: str, at: datetime) -> str:
-    # user_id last: it may contain the separator.
-    return f"{experiment_id}|{variant_id}|{at.timestamp():.6f}|{user_id}"
+_writer: ExposureWriter | None = None
+_writer_pid: int | None = None
+_writer_lock = threading.Lock()
 
 
-def _decode(raw: bytes | str) -> tuple[int, int, str, datetime]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    experiment_id, variant_id, timestamp, user_id = text.split("|", 3)
-    return int(experiment_id), int(variant_id), user_id, datetime.fromtimestamp(float(timestamp), tz=UTC)
+def _get_writer() -> ExposureWriter:
+    """This process's writer, created on first use (a forked child gets its own)."""
+    global _writer, _writer_pid
+    writer = _writer
+    if writer is not None and _writer_pid == os.getpid():
+        return writer
+    with _writer_lock:
+        if _writer is None or _writer_pid != os.getpid():
+            _writer = ExposureWriter(
+                max_items=settings.EXPERIMENTS_EXPOSURE_BUFFER_MAX_ROWS,
+                flush_interval=settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS,
+                retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
+                threaded=settings.EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH,
+            )
+            _writer.batch_rows = settings.EXPERIMENTS_EXPOSURE_FLUSH_BATCH
+            _writer_pid = os.getpid()
+        return _writer
 
 
 def exposure_record(*, experiment_id: int, variant_id: int, user_id: str, at: datetime | None = None) -> None:
@@ -83,20 +134,15 @@ def exposure_record(*, experiment_id: int, variant_id: int, user_id: str, at: da
     pair = (experiment_id, user_id)
     if not _seen.add(pair):
         return
-    at = at or datetime.now(UTC)
-    client = None
+    row = (experiment_id, variant_id, user_id, at or datetime.now(UTC))
+    if _get_writer().submit([row]):
+        return
+    # The queue is full (the database has been slow or down for a while): this resolve writes its own.
+    counters.increment("experiments_exposure_buffer_full")
     try:
-        client = _redis_client()
-        if client is not None:
-            client.rpush(cache.make_key(BUFFER_CACHE_KEY), _encode(experiment_id, variant_id, user_id, at))
-            return
-    except Exception:
-        logger.warning("experiments: exposure buffer unavailable, inserting directly", exc_info=True)
-        counters.increment("experiments_exposure_buffer_fallbacks")
-    try:
-        exposures_insert([(experiment_id, variant_id, user_id, at)])
+        exposures_insert([row])
     except DatabaseError:
-        # Forget the pair so the user's next resolve tries again; nothing else can hold it.
+        # Forget the pair so the user's next resolve tries again; nothing else holds it.
         _seen.discard(pair)
         counters.increment("experiments_exposure_write_failures")
         logger.error("experiments: could not record an exposure", exc_info=True)
@@ -155,17 +201,58 @@ def _upsert_via_copy(values: list[tuple[int, int, str, datetime]]) -> None:
             cursor.execute(f"DELETE FROM {_STAGING}")  # noqa: S608
 
 
-def exposures_flush(*, max_batches: int = 100) -> int:
-    """Move buffered exposures into the database; returns how many rows were read from the buffer."""
+def exposures_flush(*, timeout: float | None = None) -> int:
+    """Stores every exposure this process has buffered so far; returns how many were waiting."""
+    writer = _writer if _writer_pid == os.getpid() else None
+    if writer is None:
+        return 0
+    waiting = writer.depth()
+    writer.flush(timeout)
+    return waiting
+
+
+def exposures_writer_stop(timeout: float | None = None, **_signal_kwargs) -> int:
+    """Drains and stops this process's writer (process exit); returns the exposures not stored."""
+    global _writer
+    with _writer_lock:
+        writer = _writer if _writer_pid == os.getpid() else None
+        _writer = None
+    if writer is None:
+        return 0
+    return writer.stop(settings.EXPERIMENTS_EXPOSURE_DRAIN_SECONDS if timeout is None else timeout)
+
+
+# Runs in every process that imported this module, forked children included (it checks the pid).
+atexit.register(exposures_writer_stop)
+
+
+def _redis_client():
+    """The raw redis-py client behind Django's Redis cache, or None for another backend."""
+    backend = getattr(cache, "_cache", None)
+    if backend is None or not hasattr(backend, "get_client"):
+        return None
+    return backend.get_client(write=True)
+
+
+def _decode(raw: bytes | str) -> ExposureRow:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    experiment_id, variant_id, timestamp, user_id = text.split("|", 3)
+    return int(experiment_id), int(variant_id), user_id, datetime.fromtimestamp(float(timestamp), tz=UTC)
+
+
+def exposures_drain_redis_list(*, max_batches: int = 100) -> int:
+    """Moves exposures an earlier version left in its Redis list into the database (upgrades).
+
+    Returns how many rows were read. Read, insert, then trim: an insert that fails leaves the rows
+    in the list; the lock keeps two drains from trimming each other's unread rows.
+    """
     client = _redis_client()
     if client is None:
         return 0
+    key = cache.make_key(LEGACY_BUFFER_CACHE_KEY)
     batch_size = settings.EXPERIMENTS_EXPOSURE_FLUSH_BATCH
-    key = cache.make_key(BUFFER_CACHE_KEY)
     moved = 0
-    # Read, insert, then trim: an insert that fails leaves the rows in the list for the next run;
-    # the lock keeps two flushers from trimming each other's unread rows.
-    lock = client.lock(cache.make_key(FLUSH_LOCK_CACHE_KEY), timeout=120, blocking_timeout=0.5)
+    lock = client.lock(cache.make_key(LEGACY_FLUSH_LOCK_CACHE_KEY), timeout=120, blocking_timeout=0.5)
     if not lock.acquire():
         return 0
     try:
@@ -197,13 +284,18 @@ def _known_experiment_rows(rows):
 
 
 def exposures_buffered() -> int:
-    """How many exposures wait in the buffer (readiness info and tests)."""
-    client = _redis_client()
-    if client is None:
-        return 0
-    return client.llen(cache.make_key(BUFFER_CACHE_KEY))
+    """How many exposures wait in this process's buffer (readiness info and tests)."""
+    writer = _writer if _writer_pid == os.getpid() else None
+    return 0 if writer is None else writer.depth()
 
 
 def exposures_forget_seen() -> None:
     """Forget which pairs this process has buffered (tests)."""
     _seen.clear()
+
+
+def exposures_discard_buffered() -> None:
+    """Forget the exposures this process has buffered and not stored (tests)."""
+    writer = _writer if _writer_pid == os.getpid() else None
+    if writer is not None:
+        writer.discard_pending()

@@ -37,12 +37,14 @@ def wait_for_port(port: int, *, up: bool, timeout: float = 10.0) -> None:
 
 class PrivateRedis:
     """``redis-server`` on a free loopback port, with an append-only file so a restart keeps data
-    (as a production Redis would)."""
+    (as a production Redis would); ``persistent=False``: none, so a restart starts empty (a cache
+    or a Redis without AOF)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = True) -> None:
         self.binary = shutil.which("redis-server")
         self.port = free_port()
         self.directory = directory
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -60,7 +62,7 @@ class PrivateRedis:
                 "--dir",
                 str(self.directory),
                 "--appendonly",
-                "yes",
+                "yes" if self.persistent else "no",
                 "--appendfsync",
                 "always",
                 "--save",
@@ -76,6 +78,17 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+        wait_for_port(self.port, up=False)
+
+    def shutdown_nosave(self) -> None:
+        """``SHUTDOWN NOSAVE``: the server exits without writing its memory anywhere (a crash, or
+        the restart of a Redis without persistence)."""
+        import redis
+
+        with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits
+            redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5).shutdown(nosave=True)
+        if self.process:
             self.process.wait(timeout=10)
         wait_for_port(self.port, up=False)
 

@@ -142,6 +142,66 @@ def test_the_api_keeps_serving_through_a_redis_outage_and_loses_no_buffered_writ
     assert AuditEvent.objects.filter(event_id=event_id).count() == 1
 
 
+# --- Redis crashes (or restarts without persistence) -----------------------------------------------
+@pytest.fixture
+def volatile_redis(tmp_path):
+    """A private Redis without persistence as the shared cache: a restart comes back empty."""
+    redis = PrivateRedis(tmp_path, persistent=False)
+    redis.start()
+    cache_settings = {
+        "default": {
+            **django_settings.CACHES["default"],
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis.url,
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=cache_settings):
+        yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def threaded_exposure_writer(settings):
+    """Exposures written by this process's writer thread, as in production, on a long interval so
+    they are still pending when Redis goes."""
+    from experiments.services.exposures import exposures_forget_seen, exposures_writer_stop
+
+    exposures_writer_stop(timeout=0)
+    exposures_forget_seen()
+    settings.EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH = True
+    settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS = 3600
+    yield
+    exposures_writer_stop(timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exposures_acknowledged_before_a_redis_restart_without_persistence_are_all_stored(
+    transactional_db, volatile_redis, threaded_exposure_writer, running_experiment, agent_key, client
+):
+    from experiments.models import Exposure
+    from experiments.services.exposures import exposures_buffered, exposures_flush
+
+    users = [f"before-crash-{n}" for n in range(5)]
+    for user_id in users:
+        response = client.post(
+            "/api/v1/prompts/resolve",
+            {"user_id": user_id, "prompt_type": "support"},
+            content_type="application/json",
+            **agent_key,
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["in_experiment"] is True
+    assert exposures_buffered() == 5  # acknowledged, not yet in the database
+
+    volatile_redis.shutdown_nosave()
+    volatile_redis.start()  # empty
+
+    exposures_flush()
+    stored = set(Exposure.objects.filter(experiment__key=running_experiment).values_list("user_id", flat=True))
+    assert stored == set(users)
+
+
 # --- PostgreSQL unreachable, then back -----------------------------------------------------------
 @pytest.fixture
 def database_behind_proxy(transactional_db):

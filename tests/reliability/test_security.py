@@ -1,5 +1,6 @@
 """Security properties across the platform: the role matrix is complete, API keys stay secret,
-the admin carries CSRF and clickjacking protection, and production refuses a weak configuration.
+the admin carries CSRF and clickjacking protection, production refuses a weak configuration, and
+the application's database role cannot rewrite or delete the audit log.
 
 (JWT forgery, lockout and SSRF have their own tests in tests/accounts and tests/enrichment.)
 """
@@ -10,13 +11,14 @@ import json
 import logging
 import re
 
+import psycopg
 import pytest
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from agentplatform.checks import check_security_configuration
 from tests.accounts.matrix import MATRIX
-from tests.conftest import PRODUCTION_ENV, ROOT, run_manage, run_python
+from tests.conftest import PRODUCTION_ENV, ROOT, connect_as, database_url_as, run_manage, run_python
 
 
 def _api_routes(patterns, prefix=""):
@@ -418,3 +420,108 @@ def test_a_correct_production_configuration_starts():
     started = run_python("import agentplatform.wsgi; print('started')", env=_production_env())
     assert started.returncode == 0, started.stderr
     assert "started" in started.stdout
+
+
+# --- the application's database role (manage.py setup_db_roles) -----------------------------------
+def _sealed_events(*actions: str) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.services import audit_log, audit_seal_pending
+
+    for action in actions:
+        audit_log(actor="system:test", action=action)
+    assert audit_seal_pending(now=timezone.now() + timedelta(minutes=1)) == len(actions)
+
+
+AUDIT_TAMPERING = [
+    "DELETE FROM audit_auditevent",
+    "UPDATE audit_auditevent SET action = 'rewritten'",
+    "UPDATE audit_auditevent SET chain_index = NULL, hash = '', prev_hash = ''",
+    "TRUNCATE audit_auditevent",
+    "DELETE FROM audit_auditcheckpoint",
+    "TRUNCATE audit_auditcheckpoint",
+    "DELETE FROM audit_auditsealing",
+    "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_guard",
+]
+
+
+@pytest.mark.parametrize("statement", AUDIT_TAMPERING)
+def test_the_application_role_cannot_tamper_with_the_audit_log_even_with_the_retention_flag_on(app_role, statement):
+    from audit.models import AuditEvent
+
+    _sealed_events("thing.happened", "other.happened")
+    with connect_as(app_role) as conn:
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"permission denied|must be owner"),
+            conn.transaction(),
+        ):
+            conn.execute("SET LOCAL audit.retention_delete = 'on'")
+            conn.execute(statement)
+        # What the application does need still works: reading and appending.
+        assert conn.execute("SELECT count(*) FROM audit_auditevent").fetchone()[0] == 2
+    assert AuditEvent.objects.filter(chain_index__isnull=False).count() == 2
+
+
+def test_the_retention_function_refuses_events_younger_than_its_pinned_minimum_age(app_role):
+    """A forged archive record over recent events, and the session's attempt to lower the minimum
+    age, do not get the application's role past the SECURITY DEFINER function."""
+    from audit.models import AuditEvent
+
+    _sealed_events("thing.happened", "other.happened")
+    with connect_as(app_role) as conn:
+        with conn.transaction():
+            archive_id = conn.execute(
+                "INSERT INTO audit_auditexport (created_at, kind, period_start, period_end, path, row_count, "
+                "size_bytes, first_chain_index, last_chain_index) "
+                "VALUES (now(), 'archive', now(), now(), 'forged.csv.gz', 2, 0, 1, 2) RETURNING id"
+            ).fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="younger than 30 days"), conn.transaction():
+            conn.execute("SET LOCAL audit.retention_min_days = '0'")
+            conn.execute("SELECT audit_retention_delete(%s, 100)", [archive_id])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not a retention archive"), conn.transaction():
+            conn.execute("SELECT audit_retention_delete(%s, 100)", [archive_id + 1000])
+    assert AuditEvent.objects.count() == 2
+
+
+def test_the_platform_runs_seals_and_retains_the_audit_log_as_the_application_role(app_role, tmp_path):
+    """Web, worker and beat connect as the application's role: writing, sealing and retention (through
+    the SECURITY DEFINER functions) work, and the chain still verifies."""
+    from audit.models import AuditCheckpoint, AuditEvent
+    from audit.services import audit_verify_chain
+
+    code = """
+import json, os
+from datetime import timedelta
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
+django.setup()
+import time_machine
+from django.utils import timezone
+from audit.selectors import audit_database_role
+from audit.services import audit_log, audit_retention_run, audit_seal_pending
+now = timezone.now()
+with time_machine.travel(now - timedelta(days=40), tick=False):
+    for n in range(3):
+        audit_log(actor="system:test", action="old.happened", resource_id=n)
+audit_log(actor="system:test", action="new.happened")
+sealed = audit_seal_pending(now=now + timedelta(minutes=1))
+deleted = audit_retention_run()
+print(json.dumps({"role": audit_database_role(), "sealed": sealed, "deleted": deleted}))
+"""
+    env = _production_env(
+        DATABASE_URL=database_url_as(app_role),
+        AUDIT_RETENTION_DAYS="30",
+        MEDIA_ROOT=str(tmp_path),
+        AUDIT_EXPORT_DIR=str(tmp_path / "exports"),
+    )
+    result = run_python(code, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # /readyz shows the same role information (info.audit.database_role).
+    assert outcome == {"role": {"name": app_role, "least_privilege": True}, "sealed": 4, "deleted": 3}
+    assert set(AuditEvent.objects.values_list("action", flat=True)) == {"new.happened", "audit.retention_completed"}
+    assert AuditCheckpoint.objects.get().last_chain_index == 3
+    with override_settings(MEDIA_ROOT=tmp_path):
+        assert audit_verify_chain().ok
