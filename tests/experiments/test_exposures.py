@@ -130,13 +130,15 @@ def test_an_exposure_not_stored_at_exit_is_logged_and_forgotten_so_the_user_is_r
 
 @pytest.mark.skipif(not hasattr(cache._cache, "get_client"), reason="needs the Redis cache (CI runs it)")
 def test_exposures_an_earlier_version_left_in_redis_are_drained_by_its_beat_task(make_experiment):
-    from experiments.tasks import flush_exposures
+    from agentplatform.scheduling.tasks import JOB_TASKS
 
+    flush_exposures = JOB_TASKS["exposures_drain_legacy_list"]
+    assert flush_exposures.name == "experiments.flush_exposures"  # the task an upgraded beat entry sends
     experiment = make_experiment(start=True)
     variant = experiment.variants.first()
     client = cache._cache.get_client(write=True)
     key = cache.make_key(exposures.LEGACY_BUFFER_CACHE_KEY)
     client.rpush(key, f"{experiment.id}|{variant.id}|{EARLY.timestamp():.6f}|legacy|user")
-    assert flush_exposures() == 1
+    assert flush_exposures.apply().get() == 1
     assert Exposure.objects.get(experiment=experiment, user_id="legacy|user").first_seen_at == EARLY
     assert client.llen(key) == 0
