@@ -25,6 +25,7 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -95,13 +96,32 @@ def _decode_refresh(raw: str) -> RefreshToken:
 
 
 def _active_user_for(token: Token) -> User:
-    """The user a token names, if it still may act (active, same token version)."""
+    """The user a token names, if it is still active."""
     user = User.objects.filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
     if user is None or not user.is_active:
         raise _invalid("The user of this token is missing or inactive.", "user_inactive")
+    return user
+
+
+def _check_version(token: Token, user: User) -> None:
     if token.get(VERSION_CLAIM) != user.token_version:
         raise _invalid("This token was issued before a password change or deactivation.", "token_revoked")
-    return user
+
+
+def user_tokens_revoke(*, user: User, issued_version: int | None = None) -> bool:
+    """Retires every token of ``user`` by bumping its token version; True if this call bumped it.
+
+    With ``issued_version``, bumps only while the version is still that one: the tokens of that
+    generation are already dead otherwise, and concurrent callers (or an attacker replaying an old
+    token) must not log the user out again and again.
+    """
+    users = User.objects.filter(pk=user.pk)
+    if issued_version is not None:
+        users = users.filter(token_version=issued_version)
+    bumped = users.update(token_version=F("token_version") + 1) > 0
+    if bumped:
+        user.refresh_from_db(fields=["token_version"])
+    return bumped
 
 
 def _outstanding_for(token: RefreshToken, user: User | None) -> OutstandingToken:
@@ -130,24 +150,35 @@ def _blacklist_once(outstanding: OutstandingToken) -> bool:
 def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
     """Rotates a refresh token: the presented one is blacklisted, a new pair is returned.
 
-    Of any number of concurrent refreshes of one token exactly one succeeds; every other use of a
-    rotated (or logged-out) token is refused and audited as suspicious.
+    Of any number of concurrent refreshes of one token exactly one succeeds. Any other use of a
+    rotated (or logged-out) token means two parties hold it, the owner and a thief, and nothing
+    tells which one is presenting it now: every token of the user is revoked (the token version is
+    bumped, so the pair the other party got at rotation dies too) and the reuse is audited.
     """
     refresh = _decode_refresh(raw_refresh)
     user = _active_user_for(refresh)
     with transaction.atomic():
-        # One transaction: if issuing the new pair fails, the old token is not burnt.
+        # One transaction: if issuing the new pair fails, the old token is not burnt. The
+        # blacklist insert comes first, so a reused token is recognised as reuse even when its
+        # version is stale (a reuse already revoked everything).
         rotated = _blacklist_once(_outstanding_for(refresh, user))
-        pair = token_pair_for(user) if rotated else None
-    if pair is None:
+        if rotated:
+            _check_version(refresh, user)
+            pair = token_pair_for(user)
+    if not rotated:
+        revoked = user_tokens_revoke(user=user, issued_version=refresh.get(VERSION_CLAIM))
         audit_services.audit_log(
             actor=user,
-            action="auth.refresh_reused",
+            action="auth.refresh_reuse_detected",
             resource_type="token",
             resource_id=refresh[api_settings.JTI_CLAIM],
             severity="warning",
             success=False,
-            details={"reason": "refresh token already rotated or revoked"},
+            details={
+                "reason": "refresh token already rotated or revoked",
+                "all_tokens_revoked": revoked,
+                "token_version": user.token_version,
+            },
             request=request,
             durable=True,
         )

@@ -107,8 +107,33 @@ def test_reusing_a_rotated_refresh_token_is_refused_and_audited_as_suspicious(ap
     response = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_reused"
-    (event,) = audit_events.of("auth.refresh_reused")
-    assert event["severity"] == "warning" and event["success"] is False
+    (event,) = audit_events.of("auth.refresh_reuse_detected")
+    assert event["severity"] == "warning" and event["success"] is False and event["durable"] is True
+    assert event["details"]["all_tokens_revoked"] is True
+
+
+def test_reuse_revokes_every_token_of_the_user_including_the_rotated_pair(api_client, person, pair):
+    rotated = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json").json()
+    version = person.token_version
+    assert api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json").status_code == 401
+    person.refresh_from_db()
+    assert person.token_version == version + 1
+    assert api_client.get(ME_URL, **bearer(rotated["access"])).json()["error"]["code"] == "authentication_failed"
+    response = api_client.post(REFRESH_URL, {"refresh": rotated["refresh"]}, format="json")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "token_revoked"
+    # A fresh login still works: the user is logged out everywhere, not locked out.
+    fresh = obtain(api_client, person.username).json()
+    assert api_client.get(ME_URL, **bearer(fresh["access"])).status_code == 200
+
+
+def test_replaying_a_reused_token_again_does_not_revoke_the_fresh_login(api_client, person, pair, audit_events):
+    api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")  # reuse: everything revoked
+    fresh = obtain(api_client, person.username).json()
+    response = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    assert response.json()["error"]["code"] == "token_reused"
+    assert api_client.get(ME_URL, **bearer(fresh["access"])).status_code == 200
+    assert [e["details"]["all_tokens_revoked"] for e in audit_events.of("auth.refresh_reuse_detected")] == [True, False]
 
 
 def test_refresh_tokens_are_not_stored_in_clear(pair):

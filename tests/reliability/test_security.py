@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from agentplatform.checks import check_security_configuration
 from tests.accounts.matrix import MATRIX
-from tests.conftest import PRODUCTION_ENV, run_manage, run_python
+from tests.conftest import PRODUCTION_ENV, TEST_PASSWORD, run_manage, run_python
 
 
 def _api_routes(patterns, prefix=""):
@@ -188,3 +188,25 @@ def test_a_correct_production_configuration_starts():
     started = run_python("import agentplatform.wsgi; print('started')", env=_production_env())
     assert started.returncode == 0, started.stderr
     assert "started" in started.stdout
+
+
+# --- attacks on the accounts app: each performed, each refused -----------------------------------
+
+TOKEN_URL = "/api/v1/auth/token"
+REFRESH_URL = "/api/v1/auth/token/refresh"
+ME_URL = "/api/v1/auth/me"
+
+
+def _login(client, username, password, **extra):
+    return client.post(TOKEN_URL, {"username": username, "password": password}, format="json", **extra)
+
+
+@pytest.mark.django_db
+def test_a_stolen_refresh_token_rotated_by_the_attacker_dies_when_the_victim_reuses_it(api_client, user_factory):
+    victim = user_factory(role="operator")
+    stolen = _login(api_client, victim.username, TEST_PASSWORD).json()["refresh"]
+    attacker = api_client.post(REFRESH_URL, {"refresh": stolen}, format="json").json()  # the thief is first
+    victim_retry = api_client.post(REFRESH_URL, {"refresh": stolen}, format="json")
+    assert victim_retry.status_code == 401 and victim_retry.json()["error"]["code"] == "token_reused"
+    assert api_client.post(REFRESH_URL, {"refresh": attacker["refresh"]}, format="json").status_code == 401
+    assert api_client.get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {attacker['access']}").status_code == 401
