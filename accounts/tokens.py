@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
@@ -36,10 +35,10 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.cache import cache_add, cache_get, cache_set
-from accounts.lockout import LoginLocked, lockout_retry_after
+from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
-from agentplatform.ratelimit import enforce, username_key
+from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
@@ -176,8 +175,8 @@ def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
             success=False,
             details={
                 "reason": "refresh token already rotated or revoked",
-                "all_tokens_revoked": revoked,
-                "token_version": user.token_version,
+                "everything_revoked": revoked,
+                "user_version": user.token_version,
             },
             request=request,
             durable=True,
@@ -187,29 +186,31 @@ def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
 
 
 def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
-    """Exchanges a username and password for a token pair, under the brute-force lockout.
+    """Exchanges a username and password for a token pair and a device token, under the lockout.
 
-    A locked username or IP is refused before the password is looked at (so the lock holds even
-    for the right password); failures reach axes and the audit log through Django's
-    ``user_login_failed`` signal, which ``authenticate`` sends.
+    A locked client is refused before the password is looked at (``accounts.lockout``: the lock
+    holds even for the right password, and a device token its owner got at an earlier login
+    escapes a lock on the username); failures reach the lockout counters and the audit log
+    through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
     """
-    # The view's throttle limits each client IP; this limits guesses at one account from many IPs.
-    enforce("auth.token", username_key(username))
-    credentials = {"username": username}
-    if not AxesProxyHandler.is_allowed(request, credentials):
-        raise LoginLocked(retry_after=lockout_retry_after(request, credentials))
+    # The view's throttle limits each client IP; this limits guesses at one account from many IPs,
+    # per device token for a device that logged in before (so a flood on the name cannot use up
+    # its owner's budget).
+    enforce("auth.token", login_client(request, username).rate_limit_key())
     user = authenticate(request=request, username=username, password=password)
     if user is None:
-        if getattr(request, "axes_locked_out", False):  # this failure reached the limit
-            raise LoginLocked(retry_after=lockout_retry_after(request, credentials))
+        seconds = getattr(request, "login_locked_seconds", None)
+        if seconds:  # locked before the check, or this failure reached the limit
+            raise LoginLocked(retry_after=seconds)
         raise _invalid("No active account found with the given credentials.", "authentication_failed")
     pair = token_pair_for(user)
+    pair["device_token"] = device_token_issue(username=user.get_username())
     audit_services.audit_log(
         actor=user,
         action="auth.logged_in",
         resource_type="user",
         resource_id=user.pk,
-        details={"via": "token"},
+        details={"via": "token", "trusted_device": login_client(request, username).trusted},
         request=request,
         durable=True,
     )
@@ -278,7 +279,7 @@ CLEANUP_BATCH_SIZE = 5_000
 
 
 def token_cleanup(*, now: datetime | None = None, batch_size: int = CLEANUP_BATCH_SIZE) -> int:
-    """Deletes expired outstanding/blacklisted refresh tokens and denylisted access tokens.
+    """Deletes expired outstanding/blacklisted refresh tokens, denylisted access tokens and spent login counters.
 
     In batches of ``batch_size`` ids, each its own short transaction, so a large backlog never
     holds long locks. Returns the number of rows deleted (blacklist rows go with their token).
@@ -298,6 +299,7 @@ def token_cleanup(*, now: datetime | None = None, batch_size: int = CLEANUP_BATC
             with transaction.atomic():
                 count, _ = queryset.model.objects.filter(pk__in=ids).delete()
             deleted += count
+    deleted += login_failures_cleanup(now=now)
     if deleted:
         logger.info("token cleanup removed %d expired rows", deleted)
     return deleted

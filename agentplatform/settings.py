@@ -55,7 +55,6 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
-    "axes",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
@@ -78,7 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",
+    "accounts.lockout.LoginLockMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -460,35 +459,29 @@ API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", mini
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 
-# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
-# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
-# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+# Brute force (accounts.lockout, device tokens): LOGIN_FAILURE_LIMIT failures, each within
+# LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock for LOGIN_LOCKOUT_MINUTES (API token endpoint
+# and admin login, even with the right password) the device token they came with, or, from a
+# client without one for that username, untrusted attempts at the username and from the client IP.
+LOGIN_LOCKOUT_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", True)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
 LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
-if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
-    # axes forgets a client's failures once the cool-down has passed since the last one.
-    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
+# Days a device token (issued at every successful login) keeps its client trusted for its
+# username: about half a year, so a person who logs in monthly is never a stranger.
+DEVICE_TOKEN_DAYS = env.int("DEVICE_TOKEN_DAYS", "180", minimum=1, maximum=730)
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "accounts.lockout.LoginLockBackend",  # first: refuses locked clients before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_ENABLED = env.bool("AXES_ENABLED", True)
-AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
-AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
-AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_HTTP_RESPONSE_CODE = 429
-AXES_VERBOSE = False
 
 # auth/me and auth/logout have their own rate-limit groups (per caller, N/period).
 RATE_LIMITS["auth.me"] = env.rate("RATE_LIMIT_AUTH_ME", "300/m")
-# Every API 403 goes through accounts' wrapper of the platform handler, which audits it once.
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.exceptions.api_exception_handler"
+# 401/403 answers per caller (API key, user, else client IP): past the budget they become 429,
+# so a caller refused again and again is slowed down, and its audit tally stays one row a minute.
+RATE_LIMITS["auth.denied"] = env.rate("RATE_LIMIT_AUTH_DENIED", "30/m")
+# Every API 401/403 goes through accounts' wrapper of the platform handler: budgeted, 403s audited.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "accounts.handlers.api_exception_handler"
 
 
 # --- audit (issue 5) ----------------------------------------------------------------------------

@@ -44,6 +44,23 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture
+def flush_denials(monkeypatch):
+    """``flush_denials()`` writes the audit event of every refusal tally started so far, as the
+    Celery task scheduled for just after the minute would (returns how many events it wrote)."""
+    from accounts import denials
+
+    scheduled: list[str] = []
+    monkeypatch.setattr(denials, "_schedule_flush", lambda bucket, countdown: scheduled.append(bucket))
+
+    def flush() -> int:
+        written = sum(denials.denials_flush(bucket=bucket) for bucket in scheduled)
+        scheduled.clear()
+        return written
+
+    return flush
+
+
 def run_manage(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:

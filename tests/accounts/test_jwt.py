@@ -109,7 +109,7 @@ def test_reusing_a_rotated_refresh_token_is_refused_and_audited_as_suspicious(ap
     assert response.json()["error"]["code"] == "token_reused"
     (event,) = audit_events.of("auth.refresh_reuse_detected")
     assert event["severity"] == "warning" and event["success"] is False and event["durable"] is True
-    assert event["details"]["all_tokens_revoked"] is True
+    assert event["details"]["everything_revoked"] is True
 
 
 def test_reuse_revokes_every_token_of_the_user_including_the_rotated_pair(api_client, person, pair):
@@ -133,7 +133,7 @@ def test_replaying_a_reused_token_again_does_not_revoke_the_fresh_login(api_clie
     response = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
     assert response.json()["error"]["code"] == "token_reused"
     assert api_client.get(ME_URL, **bearer(fresh["access"])).status_code == 200
-    assert [e["details"]["all_tokens_revoked"] for e in audit_events.of("auth.refresh_reuse_detected")] == [True, False]
+    assert [e["details"]["everything_revoked"] for e in audit_events.of("auth.refresh_reuse_detected")] == [True, False]
 
 
 def test_refresh_tokens_are_not_stored_in_clear(pair):
