@@ -37,6 +37,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from accounts.cache import cache_add, cache_get, cache_set
 from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
+from accounts.services import user_snapshot_refresh
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
 from agentplatform.ratelimit import enforce
 from audit import services as audit_services
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 VERSION_CLAIM = "ver"
 ROLE_CLAIM = "role"
-_REVOKED = "revoked"
+REVOKED = "revoked"
 _VALID = "valid"
 
 
@@ -120,6 +121,7 @@ def user_tokens_revoke(*, user: User, issued_version: int | None = None) -> bool
     bumped = users.update(token_version=F("token_version") + 1) > 0
     if bumped:
         user.refresh_from_db(fields=["token_version"])
+        user_snapshot_refresh(user_id=user.pk)  # an update() sends no post_save
     return bumped
 
 
@@ -220,7 +222,7 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
 # --- access-token denylist ----------------------------------------------------------------------
 
 
-def _denylist_cache_key(jti: str) -> str:
+def denylist_cache_key(jti: str) -> str:
     return f"accounts:jwt-denied:{jti}"
 
 
@@ -234,20 +236,18 @@ def access_token_revoke(*, token: Token, user: User | None) -> None:
     expires_at = datetime_from_epoch(token["exp"])
     RevokedAccessToken.objects.get_or_create(jti=jti, defaults={"user": user, "expires_at": expires_at})
     # set, not add: overwrites a "valid" marker another request may have cached a moment ago.
-    cache_set(_denylist_cache_key(jti), _REVOKED, _seconds_left(expires_at))
+    cache_set(denylist_cache_key(jti), REVOKED, _seconds_left(expires_at))
 
 
 def access_token_is_revoked(token: Token) -> bool:
     """Whether the access token was revoked: the cache answers, the database decides on a miss."""
     jti = str(token.get(api_settings.JTI_CLAIM, ""))
-    state = cache_get(_denylist_cache_key(jti))
+    state = cache_get(denylist_cache_key(jti))
     if state is not None:
-        return state == _REVOKED
+        return state == REVOKED
     revoked = RevokedAccessToken.objects.filter(jti=jti).exists()
     # add, not set: if a logout cached "revoked" since our query, it must win.
-    cache_add(
-        _denylist_cache_key(jti), _REVOKED if revoked else _VALID, _seconds_left(datetime_from_epoch(token["exp"]))
-    )
+    cache_add(denylist_cache_key(jti), REVOKED if revoked else _VALID, _seconds_left(datetime_from_epoch(token["exp"])))
     return revoked
 
 

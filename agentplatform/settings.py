@@ -456,6 +456,10 @@ API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximu
 # Seconds each process keeps a verified key's snapshot in memory (no cache round trip); another
 # process honours a revocation within this time. 0 reads the shared cache on every request.
 API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", minimum=0)
+# Seconds a JWT user's snapshot (status, token version, role, permissions) is trusted from the
+# shared cache. Token-version bumps, deactivation and role or group changes of the user rewrite it
+# at once; this bounds only a change to a group's own permissions (as API_KEY_CACHE_SECONDS does).
+JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", "10", minimum=0, maximum=300)
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 

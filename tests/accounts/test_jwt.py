@@ -156,11 +156,42 @@ def test_logout_survives_a_cache_restart(api_client, pair):
     assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
 
 
-def test_unrevoked_access_token_costs_no_denylist_query_once_cached(api_client, pair, django_assert_num_queries):
+def test_an_access_token_costs_no_query_once_cached(api_client, pair, django_assert_num_queries):
     api_client.get(ME_URL, **bearer(pair["access"]))
-    # The user row (and its permissions, for /me) is read; the denylist answer comes from the cache.
-    with django_assert_num_queries(3):
-        api_client.get(ME_URL, **bearer(pair["access"]))
+    # The denylist answer and the user's snapshot (with its permissions, for /me) come from the cache.
+    with django_assert_num_queries(0):
+        assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 200
+
+
+def test_a_group_change_reaches_the_tokens_permissions_at_once(api_client, person, pair):
+    from django.contrib.auth.models import Group, Permission
+
+    assert "accounts.add_user" not in api_client.get(ME_URL, **bearer(pair["access"])).json()["permissions"]
+    group = Group.objects.create(name="user-admins")
+    group.permissions.add(Permission.objects.get(codename="add_user"))
+    person.groups.add(group)
+    assert "accounts.add_user" in api_client.get(ME_URL, **bearer(pair["access"])).json()["permissions"]
+
+
+def test_a_password_change_refuses_a_cached_token_on_its_next_request(api_client, person, pair):
+    assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 200  # snapshot cached
+    person.set_password("a-new-secret-passphrase-7")
+    person.save()
+    response = api_client.get(ME_URL, **bearer(pair["access"]))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_a_stale_snapshot_cannot_be_cached_back_after_a_revocation(
+    api_client, person, pair, django_capture_on_commit_callbacks
+):
+    from accounts.services import user_snapshot_cache_key, user_snapshot_of
+    from accounts.tokens import user_tokens_revoke
+
+    stale = user_snapshot_of(person)  # a request read the row before the bump...
+    with django_capture_on_commit_callbacks(execute=True):
+        user_tokens_revoke(user=person)
+    cache.add(user_snapshot_cache_key(person.pk), stale, 60)  # ...and caches it after: refused by add
+    assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
 
 
 def test_logout_with_another_users_refresh_token_is_forbidden(api_client, pair, user_factory):
