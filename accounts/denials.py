@@ -76,7 +76,7 @@ def _description(request, *, resource_type: str, view: str, required: list[str],
     }
 
 
-def denial_record(request, *, resource_type: str, view: str, required: list[str]) -> None:
+def denial_record(*, request, resource_type: str, view: str, required: list[str]) -> None:
     """Tallies one 403 under (caller, path, minute); the first of a minute schedules its audit event."""
     now = time.time()
     minute = int(now // 60)

@@ -28,7 +28,7 @@ def api_exception_handler(exc: BaseException, context: dict) -> Response:
     if response.status_code == 403:
         view = context.get("view")
         denial_record(
-            request,
+            request=request,
             resource_type="endpoint",
             view=view.__class__.__name__ if view is not None else "",
             required=[repr(permission) for permission in getattr(view, "permission_classes", [])],
@@ -41,7 +41,7 @@ def handler403(request, exception=None):
     """Django's 403 handler (pages outside DRF: the admin, its exports and downloads)."""
     match = getattr(request, "resolver_match", None)
     denial_record(
-        request,
+        request=request,
         resource_type="endpoint" if platform_errors.is_api_path(request) else "page",
         view=match.view_name if match is not None else "",
         required=[],
