@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.accounts.urls")]
 PROBE = "/api/v1/test/probe"
 ME = "/api/v1/auth/me"
 BUDGET = 30  # RATE_LIMIT_AUTH_DENIED's default, per minute
+# The real scheduler (tests/conftest.py keeps every test's flushes off the broker).
+SCHEDULE_ON_THE_BROKER = denials._schedule_flush
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +113,7 @@ def test_a_refusal_is_audited_at_once_when_the_flush_cannot_be_scheduled(auth_cl
     def broker_down(**kwargs):
         raise ConnectionError("broker unreachable")
 
+    monkeypatch.setattr(denials, "_schedule_flush", SCHEDULE_ON_THE_BROKER)
     monkeypatch.setattr(denials_flush_task, "apply_async", broker_down)
     assert auth_client("agent").get(PROBE).status_code == 403
     (event,) = denial_events()
