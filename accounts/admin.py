@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, LoginFailureCount, User
 from accounts.services import api_key_create, api_key_revoke, user_role_group_sync
 
 
@@ -121,3 +121,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key_revoke(api_key=api_key, actor=request.user, request=request)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+@admin.register(LoginFailureCount)
+class LoginFailureCountAdmin(admin.ModelAdmin):
+    """Login failure counters and locks: read-only; deleting a row lifts its lock (unlock by hand)."""
+
+    list_display = ("scope", "label", "failures", "last_failure_at", "locked_until")
+    list_filter = ("scope",)
+    search_fields = ("label",)
+    readonly_fields = ("key", "scope", "label", "failures", "last_failure_at", "locked_until")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

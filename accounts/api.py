@@ -22,7 +22,7 @@ class TokenObtainView(APIView):
     permission_classes = [AllowAny]
     ratelimit_group = "auth.token"
 
-    @extend_schema(request=serializers.TokenObtainRequest, responses={200: serializers.TokenPairResponse})
+    @extend_schema(request=serializers.TokenObtainRequest, responses={200: serializers.TokenObtainResponse})
     def post(self, request):
         body = serializers.TokenObtainRequest(data=request.data)
         body.is_valid(raise_exception=True)

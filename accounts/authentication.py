@@ -23,11 +23,18 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 
-from accounts.cache import api_key_memo, cache_add, cache_get
+from accounts.cache import api_key_memo, cache_add, cache_get, cache_get_many, decoded_token_memo
 from accounts.models import ApiKey, User
-from accounts.services import api_key_cache_key, api_key_matches, api_key_parse
-from accounts.tokens import VERSION_CLAIM, AccessToken, access_token_is_revoked
+from accounts.services import (
+    api_key_cache_key,
+    api_key_matches,
+    api_key_parse,
+    user_snapshot_cache_key,
+    user_snapshot_load,
+)
+from accounts.tokens import REVOKED, VERSION_CLAIM, AccessToken, access_token_is_revoked, denylist_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -139,21 +146,42 @@ def _snapshot_of(api_key: ApiKey) -> dict:
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
-    """simplejwt's Bearer authentication plus revocation: the jti denylist and the token version."""
+    """simplejwt's Bearer authentication plus revocation: the jti denylist and the token version.
+
+    Steady state costs one shared-cache round trip and no query: the denylist answer for the
+    token's ``jti`` and the user's snapshot (status, token version, role, permissions) come in one
+    ``get_many``. Both are asked on every request, so a logout or a token-version bump made in any
+    process refuses the token on its next request everywhere. A miss falls through to the
+    database. The signature check is memoised per token text in this process (expiry is not).
+    """
 
     def get_validated_token(self, raw_token):
+        token = decoded_token_memo.get(raw_token)
         try:
-            token = AccessToken(raw_token)  # signature, algorithm (pinned), expiry, type, jti
+            if token is None:
+                token = AccessToken(raw_token)  # signature, algorithm (pinned), expiry, type, jti
+                decoded_token_memo.set(raw_token, token)
+            else:
+                token.check_exp()
         except TokenError as exc:
             raise AuthenticationFailed(f"Access token rejected: {exc}", code="token_not_valid") from None
-        if access_token_is_revoked(token):
-            raise AuthenticationFailed("This token has been revoked.", code="token_revoked")
         return token
 
     def get_user(self, validated_token) -> User:
-        user = super().get_user(validated_token)  # also refuses inactive users
-        if validated_token.get(VERSION_CLAIM) != user.token_version:
+        user_id = validated_token.get(api_settings.USER_ID_CLAIM)
+        jti = str(validated_token.get(api_settings.JTI_CLAIM, ""))
+        denylist_key, snapshot_key = denylist_cache_key(jti), user_snapshot_cache_key(user_id)
+        found = cache_get_many(denylist_key, snapshot_key)
+        revoked = found[denylist_key] == REVOKED if denylist_key in found else access_token_is_revoked(validated_token)
+        if revoked:
+            raise AuthenticationFailed("This token has been revoked.", code="token_revoked")
+        snapshot = found[snapshot_key] if snapshot_key in found else user_snapshot_load(user_id=user_id)
+        if not snapshot:
+            raise AuthenticationFailed("User not found", code="user_not_found")
+        if not snapshot["is_active"]:
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
+        if validated_token.get(VERSION_CLAIM) != snapshot["token_version"]:
             raise AuthenticationFailed(
                 "This token was issued before a password change or deactivation.", code="token_revoked"
             )
-        return user
+        return ApiKeyAuthentication._user_from(snapshot)

@@ -35,6 +35,15 @@ def cache_get(key: str, default: Any = None) -> Any:
         return default
 
 
+def cache_get_many(*keys: str) -> dict[str, Any]:
+    """The values of the ``keys`` present (one round trip); {} when the cache fails."""
+    try:
+        return cache.get_many(keys)
+    except RedisError as exc:
+        _failed("get_many", exc)
+        return {}
+
+
 def cache_set(key: str, value: Any, timeout: float) -> None:
     try:
         cache.set(key, value, timeout)
@@ -109,3 +118,8 @@ def _local_api_key_seconds() -> float:
 
 # Verified API-key snapshots by key prefix (accounts.authentication), API_KEY_LOCAL_CACHE_SECONDS each.
 api_key_memo = LocalMemo(_local_api_key_seconds)
+
+# Decoded access tokens by their text (accounts.authentication): the signature check of a string
+# has one answer, so a person's following requests skip it (expiry is still checked every time).
+# Nothing about revocation is kept here: that is asked of the shared cache on every request.
+decoded_token_memo = LocalMemo(lambda: 60, max_entries=10_000)

@@ -150,3 +150,32 @@ class RevokedAccessToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class LoginFailureCount(models.Model):
+    """Failed logins of one kind of client within the failure window, and the lock they caused.
+
+    One row per counted client (``accounts.lockout``): a device token (``device:<nonce>``), a
+    username tried without a device token for it (``username:<digest>``) or a client IP without
+    one (``ip:<address>``). Rows are useless once their lock and window are over; the cleanup job
+    deletes them.
+    """
+
+    class Scope(models.TextChoices):
+        DEVICE = "device", "Device token"
+        USERNAME = "username", "Username (untrusted devices)"
+        IP = "ip", "Client IP (untrusted devices)"
+
+    key = models.CharField(max_length=80, unique=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    # The username or address, for people reading the admin (the key of a username is a digest).
+    label = models.CharField(max_length=150, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(db_index=True)
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = "login failure count"
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.label}: {self.failures}"

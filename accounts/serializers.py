@@ -15,6 +15,13 @@ class TokenPairResponse(serializers.Serializer):
     refresh = serializers.CharField()
 
 
+class TokenObtainResponse(TokenPairResponse):
+    device_token = serializers.CharField(
+        help_text="Send back in the X-Device-Token header of later logins: this client then escapes "
+        "a lockout caused by failures elsewhere."
+    )
+
+
 class RefreshRequest(serializers.Serializer):
     refresh = serializers.CharField(max_length=4096)
 

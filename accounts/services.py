@@ -10,13 +10,14 @@ import hmac
 import secrets
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.cache import api_key_memo, cache_delete
+from accounts.cache import api_key_memo, cache_add, cache_delete, cache_set
 from accounts.models import ApiKey, Role, User
 from accounts.roles import ADMIN_ALL, ROLE_PERMISSIONS, role_group_name
 from agentplatform.errors import Conflict, ValidationFailed
@@ -120,6 +121,53 @@ def agent_create(*, username: str, key_name: str = "", actor=None) -> tuple[User
         user = user_create(username=username, role=Role.AGENT, password=None, actor=actor, is_staff=False)
         api_key, raw_key = api_key_create(user=user, name=key_name or "created with the agent", actor=actor)
     return user, api_key, raw_key
+
+
+# --- what a request needs to know about its user (JWT) -----------------------------------------
+
+
+def user_snapshot_cache_key(user_id) -> str:
+    return f"accounts:user-snapshot:{user_id}"
+
+
+def user_snapshot_of(user: User | None) -> dict:
+    """What authenticating a request as ``user`` needs, with no query; {} for no usable user."""
+    if user is None:
+        return {}
+    return {
+        "user_id": user.pk,
+        "username": user.username,
+        "role": user.role,
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "token_version": user.token_version,
+        "permissions": sorted(user.get_all_permissions()) if user.is_active else [],
+    }
+
+
+def user_snapshot_load(*, user_id) -> dict:
+    """Reads the snapshot from the database and caches it (``add``: a concurrent refresh wins)."""
+    snapshot = user_snapshot_of(User.objects.filter(pk=user_id).first())
+    cache_add(user_snapshot_cache_key(user_id), snapshot, settings.JWT_USER_CACHE_SECONDS)
+    return snapshot
+
+
+def user_snapshot_refresh(*, user_id) -> None:
+    """The user changed (token version, status, role, groups): every process sees it on its next request.
+
+    Deleted now, and rewritten from the database after commit with ``set``: a request that read the
+    old row before the commit and caches it with ``add`` afterwards finds the key taken and cannot
+    bring a stale version back.
+    """
+    key = user_snapshot_cache_key(user_id)
+    cache_delete(key)
+
+    def rewrite() -> None:
+        snapshot = user_snapshot_of(User.objects.filter(pk=user_id).first())
+        cache_set(key, snapshot, settings.JWT_USER_CACHE_SECONDS)
+
+    transaction.on_commit(rewrite)
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import post_save
+from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
 from accounts.models import User
-from accounts.services import api_keys_forget_cached, role_groups_sync, user_role_group_sync
+from accounts.services import api_keys_forget_cached, role_groups_sync, user_role_group_sync, user_snapshot_refresh
 from audit import services as audit_services
 
 
@@ -53,8 +53,26 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
                 resource_id=instance.pk,
                 details={"username": instance.username},
             )
-        # Role, permissions or active status may have changed: cached key checks must not outlive it.
+        # Role, permissions, token version or active status may have changed: cached checks of its
+        # keys and of its tokens must not outlive it.
         api_keys_forget_cached(user_id=instance.pk)
+        user_snapshot_refresh(user_id=instance.pk)
+
+
+@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="accounts.user_groups_changed")
+@receiver(m2m_changed, sender=User.user_permissions.through, dispatch_uid="accounts.user_permissions_changed")
+def user_grants_changed(sender, instance, action: str, reverse: bool, pk_set=None, **kwargs) -> None:
+    """A user's groups or own permissions changed: its tokens' cached permission set is refreshed."""
+    if not action.startswith("post_"):
+        return
+    if not reverse:
+        user_ids = [instance.pk]
+    elif action == "post_clear":
+        user_ids = []  # a group or permission emptied of users: bounded by JWT_USER_CACHE_SECONDS
+    else:
+        user_ids = list(pk_set or ())
+    for user_id in user_ids:
+        user_snapshot_refresh(user_id=user_id)
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.user_logged_in")

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -35,17 +35,18 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.cache import cache_add, cache_get, cache_set
-from accounts.lockout import LoginLocked, lockout_retry_after
+from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
+from accounts.services import user_snapshot_refresh
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
-from agentplatform.ratelimit import enforce, username_key
+from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
 
 VERSION_CLAIM = "ver"
 ROLE_CLAIM = "role"
-_REVOKED = "revoked"
+REVOKED = "revoked"
 _VALID = "valid"
 
 
@@ -95,13 +96,33 @@ def _decode_refresh(raw: str) -> RefreshToken:
 
 
 def _active_user_for(token: Token) -> User:
-    """The user a token names, if it still may act (active, same token version)."""
+    """The user a token names, if it is still active."""
     user = User.objects.filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
     if user is None or not user.is_active:
         raise _invalid("The user of this token is missing or inactive.", "user_inactive")
+    return user
+
+
+def _check_version(token: Token, user: User) -> None:
     if token.get(VERSION_CLAIM) != user.token_version:
         raise _invalid("This token was issued before a password change or deactivation.", "token_revoked")
-    return user
+
+
+def user_tokens_revoke(*, user: User, issued_version: int | None = None) -> bool:
+    """Retires every token of ``user`` by bumping its token version; True if this call bumped it.
+
+    With ``issued_version``, bumps only while the version is still that one: the tokens of that
+    generation are already dead otherwise, and concurrent callers (or an attacker replaying an old
+    token) must not log the user out again and again.
+    """
+    users = User.objects.filter(pk=user.pk)
+    if issued_version is not None:
+        users = users.filter(token_version=issued_version)
+    bumped = users.update(token_version=F("token_version") + 1) > 0
+    if bumped:
+        user.refresh_from_db(fields=["token_version"])
+        user_snapshot_refresh(user_id=user.pk)  # an update() sends no post_save
+    return bumped
 
 
 def _outstanding_for(token: RefreshToken, user: User | None) -> OutstandingToken:
@@ -130,24 +151,35 @@ def _blacklist_once(outstanding: OutstandingToken) -> bool:
 def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
     """Rotates a refresh token: the presented one is blacklisted, a new pair is returned.
 
-    Of any number of concurrent refreshes of one token exactly one succeeds; every other use of a
-    rotated (or logged-out) token is refused and audited as suspicious.
+    Of any number of concurrent refreshes of one token exactly one succeeds. Any other use of a
+    rotated (or logged-out) token means two parties hold it, the owner and a thief, and nothing
+    tells which one is presenting it now: every token of the user is revoked (the token version is
+    bumped, so the pair the other party got at rotation dies too) and the reuse is audited.
     """
     refresh = _decode_refresh(raw_refresh)
     user = _active_user_for(refresh)
     with transaction.atomic():
-        # One transaction: if issuing the new pair fails, the old token is not burnt.
+        # One transaction: if issuing the new pair fails, the old token is not burnt. The
+        # blacklist insert comes first, so a reused token is recognised as reuse even when its
+        # version is stale (a reuse already revoked everything).
         rotated = _blacklist_once(_outstanding_for(refresh, user))
-        pair = token_pair_for(user) if rotated else None
-    if pair is None:
+        if rotated:
+            _check_version(refresh, user)
+            pair = token_pair_for(user)
+    if not rotated:
+        revoked = user_tokens_revoke(user=user, issued_version=refresh.get(VERSION_CLAIM))
         audit_services.audit_log(
             actor=user,
-            action="auth.refresh_reused",
+            action="auth.refresh_reuse_detected",
             resource_type="token",
             resource_id=refresh[api_settings.JTI_CLAIM],
             severity="warning",
             success=False,
-            details={"reason": "refresh token already rotated or revoked"},
+            details={
+                "reason": "refresh token already rotated or revoked",
+                "everything_revoked": revoked,
+                "user_version": user.token_version,
+            },
             request=request,
             durable=True,
         )
@@ -156,29 +188,31 @@ def token_refresh(*, raw_refresh: str, request=None) -> dict[str, str]:
 
 
 def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
-    """Exchanges a username and password for a token pair, under the brute-force lockout.
+    """Exchanges a username and password for a token pair and a device token, under the lockout.
 
-    A locked username or IP is refused before the password is looked at (so the lock holds even
-    for the right password); failures reach axes and the audit log through Django's
-    ``user_login_failed`` signal, which ``authenticate`` sends.
+    A locked client is refused before the password is looked at (``accounts.lockout``: the lock
+    holds even for the right password, and a device token its owner got at an earlier login
+    escapes a lock on the username); failures reach the lockout counters and the audit log
+    through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
     """
-    # The view's throttle limits each client IP; this limits guesses at one account from many IPs.
-    enforce("auth.token", username_key(username))
-    credentials = {"username": username}
-    if not AxesProxyHandler.is_allowed(request, credentials):
-        raise LoginLocked(retry_after=lockout_retry_after(request, credentials))
+    # The view's throttle limits each client IP; this limits guesses at one account from many IPs,
+    # per device token for a device that logged in before (so a flood on the name cannot use up
+    # its owner's budget).
+    enforce("auth.token", login_client(request, username).rate_limit_key())
     user = authenticate(request=request, username=username, password=password)
     if user is None:
-        if getattr(request, "axes_locked_out", False):  # this failure reached the limit
-            raise LoginLocked(retry_after=lockout_retry_after(request, credentials))
+        seconds = getattr(request, "login_locked_seconds", None)
+        if seconds:  # locked before the check, or this failure reached the limit
+            raise LoginLocked(retry_after=seconds)
         raise _invalid("No active account found with the given credentials.", "authentication_failed")
     pair = token_pair_for(user)
+    pair["device_token"] = device_token_issue(username=user.get_username())
     audit_services.audit_log(
         actor=user,
         action="auth.logged_in",
         resource_type="user",
         resource_id=user.pk,
-        details={"via": "token"},
+        details={"via": "token", "trusted_device": login_client(request, username).trusted},
         request=request,
         durable=True,
     )
@@ -188,7 +222,7 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
 # --- access-token denylist ----------------------------------------------------------------------
 
 
-def _denylist_cache_key(jti: str) -> str:
+def denylist_cache_key(jti: str) -> str:
     return f"accounts:jwt-denied:{jti}"
 
 
@@ -202,20 +236,18 @@ def access_token_revoke(*, token: Token, user: User | None) -> None:
     expires_at = datetime_from_epoch(token["exp"])
     RevokedAccessToken.objects.get_or_create(jti=jti, defaults={"user": user, "expires_at": expires_at})
     # set, not add: overwrites a "valid" marker another request may have cached a moment ago.
-    cache_set(_denylist_cache_key(jti), _REVOKED, _seconds_left(expires_at))
+    cache_set(denylist_cache_key(jti), REVOKED, _seconds_left(expires_at))
 
 
 def access_token_is_revoked(token: Token) -> bool:
     """Whether the access token was revoked: the cache answers, the database decides on a miss."""
     jti = str(token.get(api_settings.JTI_CLAIM, ""))
-    state = cache_get(_denylist_cache_key(jti))
+    state = cache_get(denylist_cache_key(jti))
     if state is not None:
-        return state == _REVOKED
+        return state == REVOKED
     revoked = RevokedAccessToken.objects.filter(jti=jti).exists()
     # add, not set: if a logout cached "revoked" since our query, it must win.
-    cache_add(
-        _denylist_cache_key(jti), _REVOKED if revoked else _VALID, _seconds_left(datetime_from_epoch(token["exp"]))
-    )
+    cache_add(denylist_cache_key(jti), REVOKED if revoked else _VALID, _seconds_left(datetime_from_epoch(token["exp"])))
     return revoked
 
 
@@ -247,7 +279,7 @@ CLEANUP_BATCH_SIZE = 5_000
 
 
 def token_cleanup(*, now: datetime | None = None, batch_size: int = CLEANUP_BATCH_SIZE) -> int:
-    """Deletes expired outstanding/blacklisted refresh tokens and denylisted access tokens.
+    """Deletes expired outstanding/blacklisted refresh tokens, denylisted access tokens and spent login counters.
 
     In batches of ``batch_size`` ids, each its own short transaction, so a large backlog never
     holds long locks. Returns the number of rows deleted (blacklist rows go with their token).
@@ -267,6 +299,7 @@ def token_cleanup(*, now: datetime | None = None, batch_size: int = CLEANUP_BATC
             with transaction.atomic():
                 count, _ = queryset.model.objects.filter(pk__in=ids).delete()
             deleted += count
+    deleted += login_failures_cleanup(now=now)
     if deleted:
         logger.info("token cleanup removed %d expired rows", deleted)
     return deleted

@@ -100,7 +100,6 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
-    "axes",
     "csp",
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
@@ -126,7 +125,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",
+    "accounts.lockout.LoginLockMiddleware",
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -323,7 +322,7 @@ if TESTING:
     # Hashing with PBKDF2's full cost makes every test login take ~0.3 s; tests check logic, not cost.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses locked clients before any password check
+    "accounts.lockout.LoginLockBackend",  # first: refuses locked clients before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -360,30 +359,24 @@ API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", "10", minimum=0, maximu
 # Seconds each process keeps a verified key's snapshot in memory (no cache round trip); another
 # process honours a revocation within this time. 0 reads the shared cache on every request.
 API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", minimum=0)
+# Seconds a JWT user's snapshot (status, token version, role, permissions) is trusted from the
+# shared cache. Token-version bumps, deactivation and role or group changes of the user rewrite it
+# at once; this bounds only a change to a group's own permissions (as API_KEY_CACHE_SECONDS does).
+JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", "10", minimum=0, maximum=300)
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 
-# Brute force (django-axes): LOGIN_FAILURE_LIMIT failures per username, and separately per client
-# IP, each within LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock logins for
-# LOGIN_LOCKOUT_MINUTES (API token endpoint and admin login), even with the right password.
+# Brute force (accounts.lockout, device tokens): LOGIN_FAILURE_LIMIT failures, each within
+# LOGIN_FAILURE_WINDOW_MINUTES of the previous, lock for LOGIN_LOCKOUT_MINUTES (API token endpoint
+# and admin login, even with the right password) the device token they came with, or, from a
+# client without one for that username, untrusted attempts at the username and from the client IP.
+LOGIN_LOCKOUT_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", True)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", "5", minimum=1, maximum=100)
 LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", "15", minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
-if LOGIN_FAILURE_WINDOW_MINUTES > LOGIN_LOCKOUT_MINUTES:
-    # axes forgets a client's failures once the cool-down has passed since the last one.
-    raise ImproperlyConfigured("LOGIN_FAILURE_WINDOW_MINUTES cannot exceed LOGIN_LOCKOUT_MINUTES.")
-# 0 turns the login lockout off (some tests do; never a deployment).
-AXES_ENABLED = env.bool("AXES_ENABLED", True)
-AXES_HANDLER = "accounts.lockout.LoginAttemptHandler"
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
-AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
-AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# Refused attempts while locked do not restart the cool-down: Retry-After stays truthful.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_HTTP_RESPONSE_CODE = 429
-AXES_VERBOSE = False
+# Days a device token (issued at every successful login) keeps its client trusted for its
+# username: about half a year, so a person who logs in monthly is never a stranger.
+DEVICE_TOKEN_DAYS = env.int("DEVICE_TOKEN_DAYS", "180", minimum=1, maximum=730)
 
 # --- REST framework and the API schema ----------------------------------------------------------
 REST_FRAMEWORK = {
@@ -397,9 +390,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Every API 403 goes through accounts' wrapper of the platform handler
-    # (agentplatform.errors.api_exception_handler), which audits it once.
-    "EXCEPTION_HANDLER": "accounts.exceptions.api_exception_handler",
+    # Every API 401/403 goes through accounts' wrapper of the platform handler
+    # (agentplatform.errors.api_exception_handler): budgeted, and 403s audited once a minute.
+    "EXCEPTION_HANDLER": "accounts.handlers.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Whether /api/schema/ and /api/docs/ answer without a login (agentplatform.api_docs). Off in
@@ -427,6 +420,9 @@ _DEFAULT_RATE_LIMITS = {
     "auth.token": "10/m",
     "auth.refresh": "30/m",
     "auth.me": "300/m",
+    # 401/403 answers per caller (API key, user, else client IP): past the budget they become 429,
+    # so a caller refused again and again is slowed down, and its audit tally stays one row a minute.
+    "auth.denied": "30/m",
     "prompts.resolve": "6000/m",
     "experiments.results": "600/m",
     "experiments.read": "600/m",

@@ -26,7 +26,7 @@ urlpatterns = [
 ]
 
 handler400 = "agentplatform.errors.handler400"
-handler403 = "accounts.exceptions.handler403"  # audits, then agentplatform.errors.handler403
+handler403 = "accounts.handlers.handler403"  # budgets and audits, then agentplatform.errors.handler403
 handler404 = "agentplatform.errors.handler404"
 handler500 = "agentplatform.errors.handler500"
 

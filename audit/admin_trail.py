@@ -5,7 +5,7 @@ new one is copied here as ``admin.object_added``, ``admin.object_changed`` or
 ``admin.object_deleted``, with the staff member as actor, ``<app_label>.<model>`` and the primary
 key as the resource, and the admin's own description of the change (which fields, which inlines;
 never their values). One receiver covers the project's admins and the third-party ones alike
-(groups, Celery beat schedules, token blacklist, axes).
+(groups, Celery beat schedules, token blacklist).
 
 The admin writes one ``LogEntry`` with ``save()`` (a signal) but several with ``bulk_create`` (no
 signal): the "delete selected" action on many rows. The site-wide action is therefore replaced by

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from agentplatform.errors import ValidationFailed
 from agentplatform.permissions import Requires
 from experiments import selectors
+from experiments.models import Experiment
 from experiments.serializers import (
     EXPERIMENT_MAX_PAGE_SIZE,
     EXPERIMENT_PAGE_SIZE,
@@ -29,19 +30,12 @@ from experiments.services.resolve import prompt_resolve
 from experiments.services.results import results_ingest
 from experiments.snapshot import get_snapshot
 
-VIEW = Requires("experiments.view_experiment")
-
 
 class _ByMethod:
-    """Views whose permission and rate-limit group depend on the HTTP method (read vs write)."""
+    """Views whose rate-limit group depends on the HTTP method (read vs write)."""
 
-    permissions_by_method: dict[str, Requires] = {}
     read_group = "experiments.read"
     write_group = "experiments.write"
-
-    def get_permissions(self):
-        return [self.permissions_by_method.get(self.request.method, self.permission_classes[0])]
-
     ratelimit_group = "experiments.read"
 
     def get_ratelimit_group(self, request) -> str:
@@ -54,8 +48,7 @@ class ExperimentPagination(LimitOffsetPagination):
 
 
 class ExperimentListView(_ByMethod, APIView):
-    permission_classes = [VIEW]
-    permissions_by_method = {"POST": Requires("experiments.add_experiment")}
+    permission_classes = [Requires(model=Experiment)]  # GET view_experiment, POST add_experiment
 
     @extend_schema(
         operation_id="v1_experiments_list",
@@ -86,12 +79,7 @@ class ExperimentListView(_ByMethod, APIView):
 
 
 class ExperimentDetailView(_ByMethod, APIView):
-    permission_classes = [VIEW]
-    permissions_by_method = {
-        "PATCH": Requires("experiments.change_experiment"),
-        "PUT": Requires("experiments.change_experiment"),
-        "DELETE": Requires("experiments.delete_experiment"),
-    }
+    permission_classes = [Requires(model=Experiment)]  # GET view, PUT/PATCH change, DELETE delete
 
     @extend_schema(responses=ExperimentOutputSerializer)
     def get(self, request, key: str):

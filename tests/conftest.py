@@ -66,6 +66,31 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _denial_flushes(monkeypatch) -> list[str]:
+    """The refusal tallies whose audit flush a test scheduled, kept here instead of on the broker
+    (where they would outlive the test and show in another's queue lengths)."""
+    from accounts import denials
+
+    scheduled: list[str] = []
+    monkeypatch.setattr(denials, "_schedule_flush", lambda bucket, countdown: scheduled.append(bucket))
+    return scheduled
+
+
+@pytest.fixture
+def flush_denials(_denial_flushes):
+    """``flush_denials()`` writes the audit event of every refusal tally started so far, as the
+    Celery task scheduled for just after the minute would (returns how many events it wrote)."""
+    from accounts import denials
+
+    def flush() -> int:
+        written = sum(denials.denials_flush(bucket=bucket) for bucket in _denial_flushes)
+        _denial_flushes.clear()
+        return written
+
+    return flush
+
+
 def run_manage(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:

@@ -107,8 +107,33 @@ def test_reusing_a_rotated_refresh_token_is_refused_and_audited_as_suspicious(ap
     response = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_reused"
-    (event,) = audit_events.of("auth.refresh_reused")
-    assert event["severity"] == "warning" and event["success"] is False
+    (event,) = audit_events.of("auth.refresh_reuse_detected")
+    assert event["severity"] == "warning" and event["success"] is False and event["durable"] is True
+    assert event["details"]["everything_revoked"] is True
+
+
+def test_reuse_revokes_every_token_of_the_user_including_the_rotated_pair(api_client, person, pair):
+    rotated = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json").json()
+    version = person.token_version
+    assert api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json").status_code == 401
+    person.refresh_from_db()
+    assert person.token_version == version + 1
+    assert api_client.get(ME_URL, **bearer(rotated["access"])).json()["error"]["code"] == "authentication_failed"
+    response = api_client.post(REFRESH_URL, {"refresh": rotated["refresh"]}, format="json")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "token_revoked"
+    # A fresh login still works: the user is logged out everywhere, not locked out.
+    fresh = obtain(api_client, person.username).json()
+    assert api_client.get(ME_URL, **bearer(fresh["access"])).status_code == 200
+
+
+def test_replaying_a_reused_token_again_does_not_revoke_the_fresh_login(api_client, person, pair, audit_events):
+    api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")  # reuse: everything revoked
+    fresh = obtain(api_client, person.username).json()
+    response = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    assert response.json()["error"]["code"] == "token_reused"
+    assert api_client.get(ME_URL, **bearer(fresh["access"])).status_code == 200
+    assert [e["details"]["everything_revoked"] for e in audit_events.of("auth.refresh_reuse_detected")] == [True, False]
 
 
 def test_refresh_tokens_are_not_stored_in_clear(pair):
@@ -131,11 +156,42 @@ def test_logout_survives_a_cache_restart(api_client, pair):
     assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
 
 
-def test_unrevoked_access_token_costs_no_denylist_query_once_cached(api_client, pair, django_assert_num_queries):
+def test_an_access_token_costs_no_query_once_cached(api_client, pair, django_assert_num_queries):
     api_client.get(ME_URL, **bearer(pair["access"]))
-    # The user row (and its permissions, for /me) is read; the denylist answer comes from the cache.
-    with django_assert_num_queries(3):
-        api_client.get(ME_URL, **bearer(pair["access"]))
+    # The denylist answer and the user's snapshot (with its permissions, for /me) come from the cache.
+    with django_assert_num_queries(0):
+        assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 200
+
+
+def test_a_group_change_reaches_the_tokens_permissions_at_once(api_client, person, pair):
+    from django.contrib.auth.models import Group, Permission
+
+    assert "accounts.add_user" not in api_client.get(ME_URL, **bearer(pair["access"])).json()["permissions"]
+    group = Group.objects.create(name="user-admins")
+    group.permissions.add(Permission.objects.get(codename="add_user"))
+    person.groups.add(group)
+    assert "accounts.add_user" in api_client.get(ME_URL, **bearer(pair["access"])).json()["permissions"]
+
+
+def test_a_password_change_refuses_a_cached_token_on_its_next_request(api_client, person, pair):
+    assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 200  # snapshot cached
+    person.set_password("a-new-secret-passphrase-7")
+    person.save()
+    response = api_client.get(ME_URL, **bearer(pair["access"]))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_a_stale_snapshot_cannot_be_cached_back_after_a_revocation(
+    api_client, person, pair, django_capture_on_commit_callbacks
+):
+    from accounts.services import user_snapshot_cache_key, user_snapshot_of
+    from accounts.tokens import user_tokens_revoke
+
+    stale = user_snapshot_of(person)  # a request read the row before the bump...
+    with django_capture_on_commit_callbacks(execute=True):
+        user_tokens_revoke(user=person)
+    cache.add(user_snapshot_cache_key(person.pk), stale, 60)  # ...and caches it after: refused by add
+    assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
 
 
 def test_logout_with_another_users_refresh_token_is_forbidden(api_client, pair, user_factory):

@@ -16,18 +16,21 @@ PROBE = "/api/v1/test/probe"
 
 
 @pytest.mark.urls("tests.accounts.urls")
-def test_caller_without_the_permission_gets_403_envelope_audited_once(auth_client, audit_events):
+def test_caller_without_the_permission_gets_403_envelope_audited_once(auth_client, audit_events, flush_denials):
     client = auth_client("agent")
     response = client.get(PROBE)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
+    assert flush_denials() == 1
     (event,) = audit_events.of("auth.permission_denied")
     assert event["actor"].pk == client.user.pk
     assert event["details"]["required"] == ["Requires('accounts.view_user')"]
 
 
 @pytest.mark.urls("tests.accounts.urls")
-def test_a_denial_is_stored_although_the_refused_requests_transaction_rolls_back(auth_client, monkeypatch):
+def test_a_denial_is_stored_although_the_refused_requests_transaction_rolls_back(
+    auth_client, monkeypatch, flush_denials
+):
     from django.db import connection
 
     from audit.models import AuditEvent
@@ -35,6 +38,7 @@ def test_a_denial_is_stored_although_the_refused_requests_transaction_rolls_back
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     client = auth_client("agent")
     assert client.get(PROBE).status_code == 403
+    flush_denials()
     assert AuditEvent.objects.filter(action="auth.permission_denied", actor_id=client.user.pk).count() == 1
 
 
@@ -229,3 +233,34 @@ def test_the_fast_answer_is_djangos_answer(user_factory, is_active, is_superuser
 
     user = cached_user(user_factory, cached, is_active=is_active, is_superuser=is_superuser)
     assert Requires(*required).has_permission(_Caller(user), None) == user.has_perms(required)
+
+
+class _Request:
+    def __init__(self, user, method):
+        self.user, self.method = user, method
+
+
+def test_requires_is_drfs_model_permissions_with_reads_needing_view(user_factory):
+    from rest_framework.permissions import DjangoModelPermissions
+
+    from agentplatform.permissions import Requires
+    from experiments.models import Experiment
+
+    declared = Requires(model=Experiment)
+    assert isinstance(declared, DjangoModelPermissions)
+    assert declared.get_required_permissions("GET", Experiment) == ["experiments.view_experiment"]
+    assert declared.get_required_permissions("OPTIONS", Experiment) == ["experiments.view_experiment"]
+    assert declared.get_required_permissions("DELETE", Experiment) == ["experiments.delete_experiment"]
+    reader = cached_user(user_factory, {"experiments.view_experiment"})
+    assert declared.has_permission(_Request(reader, "GET"), None)
+    assert not declared.has_permission(_Request(reader, "PATCH"), None)
+    assert not declared.has_permission(_Request(cached_user(user_factory, set()), "GET"), None)
+
+
+def test_requires_takes_names_or_a_model_not_both():
+    from agentplatform.permissions import Requires
+    from experiments.models import Experiment
+
+    with pytest.raises(TypeError):
+        Requires("experiments.view_experiment", model=Experiment)
+    assert repr(Requires(model=Experiment)) == "Requires(model=experiments.Experiment)"

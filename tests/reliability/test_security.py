@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from agentplatform.checks import check_security_configuration
 from tests.accounts.matrix import MATRIX
-from tests.conftest import PRODUCTION_ENV, ROOT, connect_as, database_url_as, run_manage, run_python
+from tests.conftest import PRODUCTION_ENV, ROOT, TEST_PASSWORD, connect_as, database_url_as, run_manage, run_python
 
 
 def _api_routes(patterns, prefix=""):
@@ -428,7 +428,8 @@ def _sealed_events(*actions: str) -> None:
 
     from django.utils import timezone
 
-    from audit.services import audit_log, audit_seal_pending
+    from audit.integrity import audit_seal_pending
+    from audit.services import audit_log
 
     for action in actions:
         audit_log(actor="system:test", action=action)
@@ -488,8 +489,8 @@ def test_the_retention_function_refuses_events_younger_than_its_pinned_minimum_a
 def test_the_platform_runs_seals_and_retains_the_audit_log_as_the_application_role(app_role, tmp_path):
     """Web, worker and beat connect as the application's role: writing, sealing and retention (through
     the SECURITY DEFINER functions) work, and the chain still verifies."""
+    from audit.integrity import audit_verify_chain
     from audit.models import AuditCheckpoint, AuditEvent
-    from audit.services import audit_verify_chain
 
     code = """
 import json, os
@@ -500,7 +501,9 @@ django.setup()
 import time_machine
 from django.utils import timezone
 from audit.selectors import audit_database_role
-from audit.services import audit_log, audit_retention_run, audit_seal_pending
+from audit.integrity import audit_seal_pending
+from audit.retention import audit_retention_run
+from audit.services import audit_log
 now = timezone.now()
 with time_machine.travel(now - timedelta(days=40), tick=False):
     for n in range(3):
@@ -525,3 +528,77 @@ print(json.dumps({"role": audit_database_role(), "sealed": sealed, "deleted": de
     assert AuditCheckpoint.objects.get().last_chain_index == 3
     with override_settings(MEDIA_ROOT=tmp_path):
         assert audit_verify_chain().ok
+
+
+# --- attacks on the accounts app: each performed, each refused -----------------------------------
+
+TOKEN_URL = "/api/v1/auth/token"
+REFRESH_URL = "/api/v1/auth/token/refresh"
+ME_URL = "/api/v1/auth/me"
+
+
+def _login(client, username, password, **extra):
+    return client.post(TOKEN_URL, {"username": username, "password": password}, format="json", **extra)
+
+
+@pytest.mark.django_db
+def test_a_stolen_refresh_token_rotated_by_the_attacker_dies_when_the_victim_reuses_it(api_client, user_factory):
+    victim = user_factory(role="operator")
+    stolen = _login(api_client, victim.username, TEST_PASSWORD).json()["refresh"]
+    attacker = api_client.post(REFRESH_URL, {"refresh": stolen}, format="json").json()  # the thief is first
+    victim_retry = api_client.post(REFRESH_URL, {"refresh": stolen}, format="json")
+    assert victim_retry.status_code == 401 and victim_retry.json()["error"]["code"] == "token_reused"
+    assert api_client.post(REFRESH_URL, {"refresh": attacker["refresh"]}, format="json").status_code == 401
+    assert api_client.get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {attacker['access']}").status_code == 401
+
+
+@pytest.mark.django_db
+def test_wrong_passwords_from_many_addresses_do_not_lock_the_owner_out_of_their_known_device(api_client, user_factory):
+    victim = user_factory(role="operator")
+    device = _login(api_client, victim.username, TEST_PASSWORD, REMOTE_ADDR="10.20.0.1").json()["device_token"]
+    for number in range(20):
+        _login(api_client, victim.username, f"guess-{number}", REMOTE_ADDR=f"10.21.0.{number}")
+    assert _login(api_client, victim.username, TEST_PASSWORD, REMOTE_ADDR="10.22.0.1").status_code == 429
+    owner = _login(api_client, victim.username, TEST_PASSWORD, REMOTE_ADDR="10.20.0.1", HTTP_X_DEVICE_TOKEN=device)
+    assert owner.status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_attacker_with_a_stolen_device_token_still_gets_only_a_few_guesses(api_client, user_factory):
+    victim = user_factory(role="operator")
+    device = _login(api_client, victim.username, TEST_PASSWORD).json()["device_token"]
+    statuses = {
+        _login(api_client, victim.username, f"guess-{n}", HTTP_X_DEVICE_TOKEN=device).status_code for n in range(10)
+    }
+    assert 429 in statuses
+    assert _login(api_client, victim.username, TEST_PASSWORD, HTTP_X_DEVICE_TOKEN=device).status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_flood_of_forbidden_requests_turns_into_429_and_one_audit_event(auth_client, flush_denials):
+    import time_machine
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+
+    agent = auth_client("agent")  # agents may not read reports
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):  # one window, one minute
+        statuses = [agent.get("/api/v1/reports/").status_code for _ in range(200)]
+    assert statuses[0] == 403 and statuses[-1] == 429 and statuses.count(403) < 50
+    assert flush_denials() == 1
+    (event,) = AuditEvent.objects.filter(action="auth.permission_denied")
+    assert event.details["count"] == 200
+
+
+@pytest.mark.django_db
+def test_bogus_api_keys_run_out_of_401s():
+    import time_machine
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    client = APIClient(REMOTE_ADDR="10.30.0.1")
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+        statuses = [
+            client.get(ME_URL, HTTP_AUTHORIZATION=f"Api-Key apk_guess{n}.secret").status_code for n in range(50)
+        ]
+    assert statuses.count(401) < 50 and statuses[-1] == 429
