@@ -149,7 +149,7 @@ def test_invented_forwarded_addresses_neither_escape_the_login_lockout_nor_reach
     ]
     assert statuses[:4] == [401] * 4
     assert set(statuses[4:]) == {429}
-    locked = AuditEvent.objects.filter(action="auth.locked_out")
+    locked = AuditEvent.objects.filter(action="auth.lockout")
     assert locked.exists()
     assert {str(event.ip) for event in locked} == {"198.51.100.20"}
     assert not AuditEvent.objects.filter(ip__startswith="203.0.113.").exists()
@@ -168,7 +168,7 @@ def test_the_forwarded_address_counts_only_when_our_proxy_sends_it(api_client):
 
     for number in range(5):
         login("10.9.0.7", f"1.2.3.4, 203.0.113.{number}")
-    assert {str(event.ip) for event in AuditEvent.objects.filter(action="auth.locked_out")} == {"203.0.113.4"}
+    assert {str(event.ip) for event in AuditEvent.objects.filter(action="auth.lockout")} == {"203.0.113.4"}
 
 
 @override_settings(
