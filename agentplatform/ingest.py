@@ -226,12 +226,17 @@ def _json_text(value: Any) -> str:
     return copy_text(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
 
+def _timestamp_text(value: datetime) -> str:
+    # In UTC when the offset is not: PostgreSQL's input refuses offsets with seconds (+01:00:30.5).
+    return (value.astimezone(UTC) if value.utcoffset() else value).isoformat()
+
+
 _FORMATTERS = {
     str: copy_text,
     int: str,
     float: repr,  # shortest round-trip form; validators refuse NaN and infinities
     bool: lambda value: "t" if value else "f",
-    datetime: datetime.isoformat,
+    datetime: _timestamp_text,
     date: date.isoformat,
     uuid.UUID: lambda value: value.hex,
     dict: _json_text,
