@@ -114,7 +114,9 @@ class AgentRunAdmin(ReadOnlyAdmin):
         "no_progress_count",
         "critic_score",
         "finished_at",
+        "submitted_by",
     )
+    list_select_related = ("submitted_by",)
     list_filter = ("outcome", "agent", "workflow")
     search_fields = ("run_id", "agent", "workflow")
     date_hierarchy = "finished_at"
@@ -135,8 +137,10 @@ class AgentRunAdmin(ReadOnlyAdmin):
             "tokens",
             "started_at",
             "finished_at",
+            "submitted_by__username",
         ]
-        return stream_csv(queryset.order_by("finished_at").values_list(*fields), fields, filename="agent-runs.csv")
+        header = [*fields[:-1], "submitted_by"]  # the submitter's username
+        return stream_csv(queryset.order_by("finished_at").values_list(*fields), header, filename="agent-runs.csv")
 
 
 @admin.register(SystemSnapshot)

@@ -114,7 +114,8 @@ class AgentRun(models.Model):
         FAILURE = "failure", "Failure"
         ABORTED = "aborted", "Aborted"
 
-    run_id = models.CharField(max_length=100, unique=True)
+    # Unique per submitter (see Meta): one agent can neither pre-empt nor overwrite another's runs.
+    run_id = models.CharField(max_length=100)
     agent = models.CharField(max_length=100)
     workflow = models.CharField(max_length=100)
     steps = models.PositiveIntegerField()
@@ -132,6 +133,9 @@ class AgentRun(models.Model):
 
     class Meta:
         ordering = ["-finished_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["submitted_by", "run_id"], name="monitoring_agentrun_submitter_run"),
+        ]
         indexes = [
             models.Index(fields=["finished_at"], name="monitoring_agentrun_finished"),
             models.Index(fields=["agent", "workflow", "finished_at"], name="monitoring_agentrun_agent_wf"),

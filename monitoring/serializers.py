@@ -24,7 +24,11 @@ class MetricsOperationBatchSerializer(serializers.Serializer):
 
 class MetricsAgentRunSerializer(serializers.Serializer):
     run_id = serializers.CharField(max_length=100)
-    agent = serializers.CharField(max_length=100)
+    agent = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}$",
+        required=False,
+        help_text="The agent's name; an agent (API key) may only give its own, which is also the default.",
+    )
     workflow = serializers.CharField(max_length=100)
     steps = serializers.IntegerField(min_value=0)
     retry_count = serializers.IntegerField(min_value=0)
@@ -38,20 +42,6 @@ class MetricsAgentRunSerializer(serializers.Serializer):
 
 class MetricsAgentRunBatchSerializer(serializers.Serializer):
     runs = MetricsAgentRunSerializer(many=True, min_length=1, max_length=1000)
-
-
-class MetricsRowErrorSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    field = serializers.CharField()
-    code = serializers.ChoiceField(choices=["required", "invalid", "out_of_range"])
-    message = serializers.CharField()
-
-
-class MetricsIngestResultSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    rejected = serializers.IntegerField()
-    errors = MetricsRowErrorSerializer(many=True)
 
 
 class MetricsOperationSummarySerializer(serializers.Serializer):
