@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
 from experiments import selectors, services
 from experiments.results import results_ingest
@@ -18,7 +19,6 @@ from experiments.serializers import (
     ResolveRequestSerializer,
     ResolveResponseSerializer,
     ResultsRequestSerializer,
-    ResultsResponseSerializer,
     experiment_representation,
 )
 from experiments.snapshot import get_snapshot
@@ -184,10 +184,11 @@ class ResultsView(APIView):
     # Bytes: 1,000 rows with long model names and ids exceed the default 1 MiB ceiling.
     max_body_bytes = settings.MAX_BATCH_REQUEST_BYTES
 
-    @extend_schema(request=ResultsRequestSerializer, responses=ResultsResponseSerializer)
+    @extend_schema(
+        request=ResultsRequestSerializer,
+        responses={200: IngestResultSerializer},
+        summary="Report 1 to 1,000 results; each row accepted, duplicate or rejected",
+    )
     def post(self, request, key: str):
-        data = request.data
-        if not isinstance(data, dict) or "results" not in data:
-            raise ValidationFailed('Send {"results": [...]}.', details={"results": ["This field is required."]})
-        outcome = results_ingest(experiment_key=key, rows=data["results"])
-        return Response(outcome.as_dict())
+        rows = batch_items(request.data, key="results", maximum=settings.EXPERIMENTS_RESULTS_MAX_ROWS)
+        return ingest_response(results_ingest(experiment_key=key, rows=rows))

@@ -142,18 +142,3 @@ class ResultRowSerializer(serializers.Serializer):
 
 class ResultsRequestSerializer(serializers.Serializer):
     results = ResultRowSerializer(many=True)
-
-
-class RejectionSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    field = serializers.CharField(allow_blank=True, help_text="The row's field at fault; empty for the row as a whole.")
-    code = serializers.ChoiceField(
-        choices=["invalid", "out_of_range", "unknown_variant", "wrong_variant", "outside_experiment"]
-    )
-    message = serializers.CharField()
-
-
-class ResultsResponseSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    rejected = RejectionSerializer(many=True)
