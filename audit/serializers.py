@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from agentplatform.ingest import (
@@ -26,7 +26,15 @@ from agentplatform.ingest import (
     RowRejection,
     batch_items,
     clean_text,
+    parse_timestamp,
     timestamp_problem,
+)
+from agentplatform.strict_fields import (
+    AwareDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictUUIDField,
 )
 from audit.models import AuditEvent, Severity
 from audit.selectors import EventFilters
@@ -113,11 +121,8 @@ def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[
         clean["details"] = details
     occurred_at = row.get("occurred_at")
     if occurred_at is not None:
-        try:
-            moment = parse_datetime(occurred_at) if isinstance(occurred_at, str) and len(occurred_at) <= 64 else None
-        except ValueError:  # well formed but not a date (February 30th, a 25-hour offset)
-            moment = None
-        if moment is None or timezone.is_naive(moment):
+        moment = parse_timestamp(occurred_at)
+        if moment is None:
             refuse("occurred_at", "Must be an ISO 8601 date-time with a time zone.")
         elif problem := timestamp_problem(moment, now=now, oldest=now - timedelta(days=settings.AUDIT_RETENTION_DAYS)):
             refuse("occurred_at", problem, OUT_OF_RANGE)
@@ -168,14 +173,32 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
 
 
 class AuditEventInSerializer(serializers.Serializer):
-    event_id = serializers.UUIDField(required=False, help_text="Idempotency key: a repeated id is stored once.")
-    action = serializers.RegexField(ACTION_RE.pattern, max_length=100)
-    resource_type = serializers.CharField(required=False, max_length=64, allow_blank=True)
-    resource_id = serializers.CharField(required=False, max_length=128, allow_blank=True)
-    severity = serializers.ChoiceField(SEVERITIES, default="info")
-    success = serializers.BooleanField(default=True)
-    details = serializers.DictField(required=False, help_text="Secrets are masked by key name; size-capped.")
-    occurred_at = serializers.DateTimeField(required=False)
+    """One batch row, for the schema (``parse_event_rows`` validates; the parity test keeps them equal)."""
+
+    event_id = StrictUUIDField(
+        required=False, allow_null=True, help_text="Idempotency key: a repeated id is stored once."
+    )
+    action = StrictCharField(max_length=100, validators=[RegexValidator(ACTION_RE)])
+    resource_type = StrictCharField(required=False, max_length=64, allow_blank=True, integers=True)
+    resource_id = StrictCharField(required=False, max_length=128, allow_blank=True, integers=True)
+    severity = StrictChoiceField(SEVERITIES, default="info")
+    success = StrictBooleanField(default=True)
+    details = serializers.DictField(
+        required=False, allow_null=True, help_text="Secrets are masked by key name; size-capped."
+    )
+    occurred_at = AwareDateTimeField(required=False, allow_null=True, retention_days="AUDIT_RETENTION_DAYS")
+
+    def validate_details(self, details):
+        problem = _unstorable(details) if details else None
+        if problem:
+            raise serializers.ValidationError(problem)
+        return details
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - _ROW_FIELDS if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown, key=str)})
+        return attrs
 
 
 class AuditEventBatchInSerializer(serializers.Serializer):

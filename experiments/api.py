@@ -22,6 +22,7 @@ from experiments.serializers import (
     experiment_representation,
 )
 from experiments.snapshot import get_snapshot
+from experiments.validation import resolve_request_errors
 
 VIEW = Requires("experiments.view_experiment")
 
@@ -151,16 +152,10 @@ class PromptResolveView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise ValidationFailed("Send a JSON object.")
-        user_id, prompt_type, default_prompt = data.get("user_id"), data.get("prompt_type"), data.get("default_prompt")
-        errors = {}
-        if not isinstance(user_id, str) or not user_id or len(user_id) > 255:
-            errors["user_id"] = ["A non-empty string of at most 255 characters."]
-        if not isinstance(prompt_type, str) or not prompt_type or len(prompt_type) > 100:
-            errors["prompt_type"] = ["A non-empty string of at most 100 characters."]
-        if default_prompt is not None and not isinstance(default_prompt, str):
-            errors["default_prompt"] = ["A string or null."]
+        errors = resolve_request_errors(data)
         if errors:
             raise ValidationFailed("The resolve request is not valid.", details=errors)
+        user_id, prompt_type, default_prompt = data["user_id"], data["prompt_type"], data.get("default_prompt")
         resolution = services.prompt_resolve(user_id=user_id, prompt_type=prompt_type, default_prompt=default_prompt)
         return Response(resolution.as_dict())
 

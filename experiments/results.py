@@ -10,7 +10,6 @@ the same rows for the OpenAPI schema; a parity test holds the two to the same an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 from agentplatform import counters
 from agentplatform.errors import Conflict
-from agentplatform.ingest import IngestResult, clean_text, ingest_rows, timestamp_problem
+from agentplatform.ingest import IngestResult, clean_text, finite, ingest_rows, timestamp_problem
 from experiments.models import Experiment, ExperimentStatus, Result
 from experiments.services import experiment_get
 from experiments.snapshot import compile_experiment
@@ -76,7 +75,7 @@ def _number(row: Mapping, name: str, *, low: float, high: float | None = None) -
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Rejected(INVALID, f"'{name}' must be a number.", name)
-    if not math.isfinite(value):
+    if not finite(value):
         raise _Rejected(OUT_OF_RANGE, f"'{name}' must be a finite number.", name)
     if value < low or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
@@ -124,7 +123,7 @@ def _parse_row(row: Any, *, compiled, variant_ids: dict[str, int], now: datetime
             raise _Rejected(OUT_OF_RANGE, f"'tokens' must be between 0 and {MAX_INT4}.", "tokens")
     quality_score = _number(row, "quality_score", low=0, high=1)
     user_feedback = row.get("user_feedback")
-    if user_feedback is not None and (isinstance(user_feedback, bool) or user_feedback not in (-1, 0, 1)):
+    if user_feedback is not None and (type(user_feedback) is not int or user_feedback not in (-1, 0, 1)):
         raise _Rejected(OUT_OF_RANGE, "'user_feedback' must be -1, 0 or 1.", "user_feedback")
     model = _string(row, "model", max_length=200, required=False)
 

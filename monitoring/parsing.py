@@ -8,21 +8,22 @@ OpenAPI schema; ``tests/monitoring/test_schema_parity.py`` holds the two to the 
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from agentplatform.ingest import INVALID, OUT_OF_RANGE, REQUIRED, RowRejection, timestamp_problem
+from agentplatform.ingest import INVALID, OUT_OF_RANGE, REQUIRED, RowRejection, finite, timestamp_problem
 from monitoring.models import AgentRun
 from monitoring.sketch import MAX_VALUE_MS
 
 # Names: printable, no separators the store uses ("|", tabs), 1-200 characters for operations.
-_OPERATION_RE = re.compile(r"^[\x21-\x7b\x7d\x7e][\x20-\x7b\x7d\x7e]{0,199}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+# \Z, not $: "$" also matches before a final newline, and an id's newline would split the store's
+# newline-joined id list.
+OPERATION_RE = re.compile(r"^[\x21-\x7b\x7d\x7e][\x20-\x7b\x7d\x7e]{0,199}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}\Z")
+ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}\Z")
 # Seconds: how far in the future an occurred_at may be (clock skew between agents and us).
 MAX_FUTURE_SKEW_SECONDS = 300
 MAX_COUNT = 10**9
@@ -69,7 +70,7 @@ def _number(item: dict, name: str, *, maximum: float, required: bool = True) -> 
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(name, "Must be a number.")
-    if not math.isfinite(value) or value < 0:
+    if not finite(value) or value < 0:
         raise _Reject(name, "Must be a finite, non-negative number.", OUT_OF_RANGE)
     if value > maximum:
         raise _Reject(name, f"Must be at most {maximum:g}.", OUT_OF_RANGE)
@@ -126,8 +127,8 @@ def parse_operations(
     newest = now + MAX_FUTURE_SKEW_SECONDS
     rows: list[OperationRow] = []
     errors: list[RowRejection] = []
-    operation_ok = _OPERATION_RE.match
-    id_ok = _ID_RE.match
+    operation_ok = OPERATION_RE.match
+    id_ok = ID_RE.match
     parse_time = datetime.fromisoformat
     timestamps: dict[str, object] = {}  # agents often stamp many rows alike
     append = rows.append
@@ -175,7 +176,7 @@ def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
     """The slow path: the same rules, checked one by one so the rejection names its field."""
     if not isinstance(item, dict):
         raise _Reject("", "Each operation must be an object.")
-    operation = _string(item, "operation", _OPERATION_RE, "Must be 1-200 printable characters without '|'.")
+    operation = _string(item, "operation", OPERATION_RE, "Must be 1-200 printable characters without '|'.")
     duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
     success = item.get("success")
     if not isinstance(success, bool):
@@ -187,7 +188,7 @@ def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
     if occurred_at is None or not oldest <= occurred_at <= newest:
         raise _Reject("occurred_at", "Must be within the minute retention and not in the future.", OUT_OF_RANGE)
     event_id = item.get("event_id")
-    if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
+    if event_id is not None and (not isinstance(event_id, str) or not ID_RE.match(event_id)):
         raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
     return OperationRow(operation, float(duration_ms), success, occurred_at, event_id)
 
@@ -200,11 +201,11 @@ def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[l
         try:
             if not isinstance(item, dict):
                 raise _Reject("", "Each run must be an object.")
-            run_id = _string(item, "run_id", _ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+            run_id = _string(item, "run_id", ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
             agent = None
             if item.get("agent") is not None:
-                agent = _string(item, "agent", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
-            workflow = _string(item, "workflow", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+                agent = _string(item, "agent", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+            workflow = _string(item, "workflow", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
             steps = _integer(item, "steps", maximum=MAX_COUNT)
             retry_count = _integer(item, "retry_count", maximum=MAX_COUNT)
             no_progress_count = _integer(item, "no_progress_count", maximum=MAX_COUNT)

@@ -317,7 +317,8 @@ OUT_OF_RANGE_TIMESTAMPS = [
     "2026-02-30T00:00:00Z",
     "2026-11-27T12:00:00+25:00",
 ]
-HUGE_NUMBERS = ["1e136", "-1e136", "9.99e135", "1e308", "123456789012345678901234567890"]
+# The last: an integer no float can hold (float() raises OverflowError on it).
+HUGE_NUMBERS = ["1e136", "-1e136", "9.99e135", "1e308", "123456789012345678901234567890", "1" + "0" * 400]
 
 
 def _raw_batch(key: str, row: dict) -> bytes:
