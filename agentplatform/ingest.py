@@ -119,7 +119,7 @@ def batch_items(payload: Any, *, key: str, maximum: int) -> list:
     return items
 
 
-class _RowErrorSerializer(serializers.Serializer):
+class RowErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="required, invalid, out_of_range, unknown_field, or the endpoint's own.")
     message = serializers.CharField()
 
@@ -127,7 +127,7 @@ class _RowErrorSerializer(serializers.Serializer):
 class RowRejectionSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the row in the batch (from 0).")
     errors = serializers.DictField(
-        child=_RowErrorSerializer(many=True),
+        child=RowErrorSerializer(many=True),
         help_text="Errors by field; non_field_errors for the row as a whole.",
     )
 

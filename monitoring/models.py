@@ -91,7 +91,8 @@ class CounterCell(models.Model):
 class SeenEvent(models.Model):
     """Event ids already counted (embedded store only; Redis keeps them with a TTL)."""
 
-    event_id = models.CharField(max_length=100, primary_key=True)
+    # "<submitter id>:<event_id>": the caller's id of up to 100 characters, scoped by who sent it.
+    event_id = models.CharField(max_length=128, primary_key=True)
     seen_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AlterField(
+            model_name="seenevent",
+            name="event_id",
+            field=models.CharField(max_length=128, primary_key=True, serialize=False),
+        ),
+        migrations.AlterField(
             model_name="agentrun",
             name="run_id",
             field=models.CharField(max_length=100),

@@ -295,3 +295,15 @@ def test_operation_event_ids_are_unique_per_submitter(store_name, two_agents):
     assert two_agents["agent1"].post(OPERATIONS_URL, body, format="json").json()["accepted"] == 1
     assert two_agents["agent2"].post(OPERATIONS_URL, body, format="json").json()["accepted"] == 1
     assert two_agents["agent2"].post(OPERATIONS_URL, body, format="json").json()["duplicates"] == 1
+
+
+def test_a_100_character_event_id_is_counted_once_in_either_store(store_name, agent_client):
+    body = {"operations": [_operation(event_id="e" * 100)]}
+    assert agent_client.post(OPERATIONS_URL, body, format="json").json()["accepted"] == 1
+    assert agent_client.post(OPERATIONS_URL, body, format="json").json()["duplicates"] == 1
+
+
+def test_an_id_ending_in_a_newline_is_refused(agent_client):
+    # "$" would let "e-1\n" through, and the store joins ids with newlines.
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation(event_id="e-1\n")]}, format="json")
+    assert [list(row["errors"]) for row in response.json()["rejected"]] == [["event_id"]]
