@@ -128,8 +128,9 @@ class AgentRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # No index of its own: the unique (submitted_by, run_id) constraint leads with it.
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 
     class Meta:
