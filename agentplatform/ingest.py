@@ -341,7 +341,8 @@ def copy_staged(
     column_list = ", ".join(columns)
     key_list = ", ".join(conflict_key)
     prepare = (
-        "SET LOCAL client_min_messages = warning; "  # no "already exists" notice  # noqa: S608
+        # No "already exists" notice; the identifiers are the caller's constants.
+        "SET LOCAL client_min_messages = warning; "  # noqa: S608
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
         f"SELECT {column_list} FROM {table} WITH NO DATA"
     )
