@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentplatform.ingest import IngestResultSerializer, ingest_response
 from agentplatform.permissions import Requires
 from audit.selectors import audit_event_page, audit_stats
 from audit.serializers import (
     AuditEventBatchInSerializer,
-    AuditEventBatchOutSerializer,
     AuditEventPageSerializer,
     AuditEventQuerySerializer,
     AuditStatsQuerySerializer,
@@ -38,24 +37,14 @@ class AuditEventsView(APIView):
 
     @extend_schema(
         request=AuditEventBatchInSerializer,
-        responses={
-            200: AuditEventBatchOutSerializer,
-            207: OpenApiResponse(AuditEventBatchOutSerializer, description="Some rows were rejected; the rest stored."),
-        },
-        summary="Write audit events (the actor is the caller)",
+        responses={200: IngestResultSerializer},
+        summary="Write 1 to 1,000 audit events (the actor is the caller); each row accepted, duplicate or rejected",
     )
     def post(self, request):
         valid, rejected = parse_event_rows(request.data)
         result = audit_events_ingest(actor=request.user, rows=valid, request=request)
-        body = {
-            "stored": result.stored,
-            "duplicates": result.duplicates,
-            "errors": [{"index": row["index"], "errors": row["errors"]} for row in rejected],
-            # The same outcome in the shape every batch endpoint shares (experiments' results).
-            "accepted": result.stored,
-            "rejected": [{key: row[key] for key in ("index", "field", "code", "message")} for row in rejected],
-        }
-        return Response(body, status=status.HTTP_207_MULTI_STATUS if rejected else status.HTTP_200_OK)
+        result.rejected = rejected
+        return ingest_response(result)
 
     @extend_schema(
         parameters=[AuditEventQuerySerializer],

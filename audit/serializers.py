@@ -7,124 +7,143 @@ and parse the (small) query strings.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from agentplatform.errors import ValidationFailed
+from agentplatform.ingest import (
+    INVALID,
+    NON_FIELD,
+    OUT_OF_RANGE,
+    REQUIRED,
+    UNKNOWN_FIELD,
+    RowRejection,
+    batch_items,
+    clean_text,
+    parse_timestamp,
+    timestamp_problem,
+)
 from agentplatform.query import MAX_OFFSET, QueryDateTimeField, QueryParameters
+from agentplatform.strict_fields import (
+    AwareDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictUUIDField,
+)
 from audit.models import AuditEvent, Severity
 from audit.selectors import EventFilters
 from audit.services import ACTION_RE, SEVERITIES
 
 MAX_BATCH_EVENTS = 1000
-# An event may be stamped this far in the future (clock skew between an agent and the server).
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 _ROW_FIELDS = {"event_id", "action", "resource_type", "resource_id", "severity", "success", "details", "occurred_at"}
 
 
-def _contains_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> str | None:
+    """Why a details value cannot be stored (a NUL or an unpaired surrogate in a key or string)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return clean_text(value)
     if isinstance(value, dict):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
+        for key, item in value.items():
+            problem = clean_text(key) or _unstorable(item)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable(item)
+            if problem:
+                return problem
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "Must hold finite numbers only."
+    return None
 
 
-# Rejection codes of a row (the first failing field's), as experiments' results and monitoring name theirs.
-REQUIRED, INVALID, OUT_OF_RANGE, UNKNOWN_FIELD = "required", "invalid", "out_of_range", "unknown_field"
+def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """The clean row and its errors by field (each ``{"code", "message"}``; empty when valid)."""
+    errors: dict[str, list[dict[str, str]]] = {}
 
+    def refuse(name: str, message: str, code: str = INVALID) -> None:
+        errors.setdefault(name, []).append({"code": code, "message": message})
 
-def _parse_row(row: Any, now: datetime) -> tuple[dict[str, Any], dict[str, list[str]], str]:
-    """The clean row, the errors by field, and the code of the row's first error ("" when valid)."""
-    errors: dict[str, list[str]] = {}
-    codes: dict[str, str] = {}
     if not isinstance(row, dict):
-        return {}, {"non_field_errors": ["Each event must be a JSON object."]}, INVALID
-    unknown = set(row) - _ROW_FIELDS
-    for name in sorted(unknown):
+        refuse(NON_FIELD, "Each event must be a JSON object.")
+        return {}, errors
+    for name in sorted(set(row) - _ROW_FIELDS, key=str):
         message = "The actor is the authenticated caller; it cannot be set." if name.startswith("actor") else None
-        errors[name] = [message or "Unknown field."]
-        codes[name] = UNKNOWN_FIELD
+        refuse(name[:100] if not clean_text(name) else "?", message or "Unknown field.", UNKNOWN_FIELD)
     clean: dict[str, Any] = {}
     action = row.get("action")
     if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
-        errors["action"] = ["Required: a dotted <entity>.<past_tense_verb> name, e.g. tool.called."]
-        codes["action"] = REQUIRED if action is None else INVALID
+        refuse(
+            "action",
+            "Required: a dotted <entity>.<past_tense_verb> name, e.g. tool.called.",
+            REQUIRED if action is None else INVALID,
+        )
     else:
         clean["action"] = action
     if "event_id" in row and row["event_id"] is not None:
+        event_id = row["event_id"]
         try:
-            clean["event_id"] = uuid.UUID(str(row["event_id"]))
+            if not isinstance(event_id, str) or len(event_id) > 40:
+                raise ValueError
+            clean["event_id"] = uuid.UUID(event_id)
         except ValueError:
-            errors["event_id"] = ["Must be a UUID."]
+            refuse("event_id", "Must be a UUID.")
     for name, limit in (("resource_type", 64), ("resource_id", 128)):
         value = row.get(name, "")
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
             value = str(value)
-        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-            errors[name] = [f"Must be a string of at most {limit} characters (no NUL)."]
+        if not isinstance(value, str) or len(value) > limit or clean_text(value):
+            refuse(name, f"Must be a string of at most {limit} characters (no NUL).")
         else:
             clean[name] = value
     severity = row.get("severity", "info")
-    if severity not in SEVERITIES:
-        errors["severity"] = [f"Must be one of {', '.join(SEVERITIES)}."]
+    if not isinstance(severity, str) or severity not in SEVERITIES:
+        refuse("severity", f"Must be one of {', '.join(SEVERITIES)}.")
     else:
         clean["severity"] = severity
     success = row.get("success", True)
     if not isinstance(success, bool):
-        errors["success"] = ["Must be true or false."]
+        refuse("success", "Must be true or false.")
     else:
         clean["success"] = success
     details = row.get("details")
     if details is not None and not isinstance(details, dict):
-        errors["details"] = ["Must be a JSON object."]
-    elif details and _contains_nul(details):  # PostgreSQL text and jsonb cannot store U+0000
-        errors["details"] = ["Must not contain NUL characters."]
+        refuse("details", "Must be a JSON object.")
+    elif details and (problem := _unstorable(details)):  # PostgreSQL text and jsonb cannot store U+0000
+        refuse("details", problem)
     else:
         clean["details"] = details
-    if row.get("occurred_at") is not None:
-        moment = parse_datetime(row["occurred_at"]) if isinstance(row["occurred_at"], str) else None
-        if moment is None or timezone.is_naive(moment):
-            errors["occurred_at"] = ["Must be an ISO 8601 date-time with a time zone."]
-        elif moment > now + MAX_CLOCK_SKEW:
-            errors["occurred_at"] = ["Must not be in the future."]
-            codes["occurred_at"] = OUT_OF_RANGE
-        elif moment < now - timedelta(days=settings.AUDIT_RETENTION_DAYS):
-            errors["occurred_at"] = ["Is older than the audit retention period."]
-            codes["occurred_at"] = OUT_OF_RANGE
+    occurred_at = row.get("occurred_at")
+    if occurred_at is not None:
+        moment = parse_timestamp(occurred_at)
+        if moment is None:
+            refuse("occurred_at", "Must be an ISO 8601 date-time with a time zone.")
+        elif problem := timestamp_problem(moment, now=now, oldest=now - timedelta(days=settings.AUDIT_RETENTION_DAYS)):
+            refuse("occurred_at", problem, OUT_OF_RANGE)
         else:
             clean["occurred_at"] = moment
-    if not errors:
-        return clean, errors, ""
-    return clean, errors, codes.get(next(iter(errors)), INVALID)
+    return clean, errors
 
 
-def parse_event_rows(payload: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The valid rows of a batch (each with its ``index``) and the per-row errors.
+def parse_event_rows(payload: Any) -> tuple[list[dict[str, Any]], list[RowRejection]]:
+    """The valid rows of a batch (each with its ``index``) and the refused ones.
 
-    Each error is ``{"index", "errors": {field: [messages]}, "code", "field", "message"}``: the
-    errors by field, and the first one as a code, field and message (the API answers the former as
-    ``errors`` and the latter as ``rejected``). Raises ``ValidationFailed`` for a body that is not
-    ``{"events": [1 to 1,000 items]}``.
+    Raises ``ValidationFailed`` for a body that is not ``{"events": [1 to 1,000 items]}``.
     """
-    events = payload.get("events") if isinstance(payload, dict) else None
-    if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH_EVENTS:
-        raise ValidationFailed(f'The body must be {{"events": [...]}} with 1 to {MAX_BATCH_EVENTS} events.')
+    events = batch_items(payload, key="events", maximum=MAX_BATCH_EVENTS)
     now = timezone.now()
     valid, rejected = [], []
     for index, row in enumerate(events):
-        clean, errors, code = _parse_row(row, now)
+        clean, errors = _parse_row(row, now)
         if errors:
-            field, messages = next(iter(errors.items()))
-            rejected.append({"index": index, "errors": errors, "code": code, "field": field, "message": messages[0]})
+            rejected.append(RowRejection(index, errors))
         else:
             clean["index"] = index
             valid.append(clean)
@@ -155,46 +174,36 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
 
 
 class AuditEventInSerializer(serializers.Serializer):
-    event_id = serializers.UUIDField(required=False, help_text="Idempotency key: a repeated id is stored once.")
-    action = serializers.RegexField(ACTION_RE.pattern, max_length=100)
-    resource_type = serializers.CharField(required=False, max_length=64, allow_blank=True)
-    resource_id = serializers.CharField(required=False, max_length=128, allow_blank=True)
-    severity = serializers.ChoiceField(SEVERITIES, default="info")
-    success = serializers.BooleanField(default=True)
-    details = serializers.DictField(required=False, help_text="Secrets are masked by key name; size-capped.")
-    occurred_at = serializers.DateTimeField(required=False)
+    """One batch row, for the schema (``parse_event_rows`` validates; the parity test keeps them equal)."""
+
+    event_id = StrictUUIDField(
+        required=False, allow_null=True, help_text="Idempotency key: a repeated id is stored once."
+    )
+    action = StrictCharField(max_length=100, validators=[RegexValidator(ACTION_RE)])
+    resource_type = StrictCharField(required=False, max_length=64, allow_blank=True, integers=True)
+    resource_id = StrictCharField(required=False, max_length=128, allow_blank=True, integers=True)
+    severity = StrictChoiceField(SEVERITIES, default="info")
+    success = StrictBooleanField(default=True)
+    details = serializers.DictField(
+        required=False, allow_null=True, help_text="Secrets are masked by key name; size-capped."
+    )
+    occurred_at = AwareDateTimeField(required=False, allow_null=True, retention_days="AUDIT_RETENTION_DAYS")
+
+    def validate_details(self, details):
+        problem = _unstorable(details) if details else None
+        if problem:
+            raise serializers.ValidationError(problem)
+        return details
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - _ROW_FIELDS if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown, key=str)})
+        return attrs
 
 
 class AuditEventBatchInSerializer(serializers.Serializer):
     events = AuditEventInSerializer(many=True, min_length=1, max_length=MAX_BATCH_EVENTS)
-
-
-class AuditRowErrorSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-class AuditRowRejectionSerializer(serializers.Serializer):
-    """One refused row as every batch endpoint reports it: its first error as field, code, message."""
-
-    index = serializers.IntegerField()
-    field = serializers.CharField()
-    code = serializers.ChoiceField(choices=[REQUIRED, INVALID, OUT_OF_RANGE, UNKNOWN_FIELD])
-    message = serializers.CharField()
-
-
-class AuditDuplicateSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    event_id = serializers.UUIDField()
-
-
-class AuditEventBatchOutSerializer(serializers.Serializer):
-    stored = serializers.IntegerField()
-    duplicates = AuditDuplicateSerializer(many=True)
-    errors = AuditRowErrorSerializer(many=True)
-    # The shape experiments' results answer (accepted = stored; one entry per refused row).
-    accepted = serializers.IntegerField()
-    rejected = AuditRowRejectionSerializer(many=True)
 
 
 class AuditEventOutSerializer(serializers.Serializer):

@@ -19,7 +19,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any
@@ -32,13 +32,13 @@ from agentplatform.cached_settings import CachedSetting
 from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import ValidationFailed
 from agentplatform.ids import uuid7
+from agentplatform.ingest import IngestResult
 from agentplatform.request_id import get_request_id
 from audit.models import Severity
 from audit.writer import PendingEvent, enqueue, insert_events
 
 __all__ = [
     "SEVERITIES",
-    "IngestResult",
     "audit_events_ingest",
     "audit_log",
     "build_event",
@@ -357,21 +357,14 @@ def audit_log(
     enqueue(event, durable=durable)
 
 
-@dataclass
-class IngestResult:
-    stored: int = 0
-    duplicates: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-
 def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> IngestResult:
-    """Stores events an agent sends in one batch: valid rows stored once each, per-row errors reported.
+    """Stores events an agent sends in one batch, each once; returns the counts (rejections are the caller's).
 
     ``rows`` are already-validated dicts (``audit.serializers.parse_event_rows``) with the row's
     ``index``; the actor is always ``actor``, never a field of the row.
     """
     result = IngestResult()
-    events: list[tuple[int, PendingEvent]] = []
+    events: list[PendingEvent] = []
     seen: set[uuid.UUID] = set()
     # Actor, request id, IP and user agent are the same for every row: worked out once.
     origin = _origin(actor, request, None)
@@ -391,16 +384,13 @@ def audit_events_ingest(*, actor, rows: list[dict[str, Any]], request=None) -> I
             occurred_at=row.get("occurred_at"),
         )
         if event.event_id in seen:
-            result.duplicates.append({"index": row["index"], "event_id": str(event.event_id)})
+            result.duplicates += 1
             continue
         seen.add(event.event_id)
-        events.append((row["index"], event))
-    # Optimistic: one COPY straight into the table, all or nothing; a batch holding an id already
-    # stored (a retry) is rolled back and goes through ON CONFLICT, which tells which ids were new.
-    stored = insert_events([event for _, event in events], optimistic=True)
-    result.stored = len(stored)
-    for index, event in events:
-        if event.event_id not in stored:
-            result.duplicates.append({"index": index, "event_id": str(event.event_id)})
-    result.duplicates.sort(key=lambda item: item["index"])
+        events.append(event)
+    # The platform's batch-ingest path (agentplatform.ingest): one COPY straight into the table, all
+    # or nothing; a batch holding an id already stored (a retry) goes through ON CONFLICT instead.
+    stored = insert_events(events, optimistic=True)
+    result.accepted = len(stored)
+    result.duplicates += len(events) - len(stored)
     return result

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
-from agentplatform import counters
+from agentplatform import counters, ingest
 from agentplatform.errors import DependencyUnavailable
 from audit.models import AuditEvent
 
@@ -319,7 +319,7 @@ def _details_text(e: PendingEvent) -> str:
 
 
 def _row_values(e: PendingEvent) -> tuple:
-    """One event's column values, in ``_VALUES_ROW`` and ``_STAGE_COLUMNS`` order."""
+    """One event's column values, in ``_VALUES_ROW`` order."""
     return (
         e.event_id,
         e.occurred_at,
@@ -357,97 +357,40 @@ def _insert_postgresql_values(connection, events: Sequence[PendingEvent], *, syn
         return {row[0] for row in cursor.fetchall()}
 
 
-# Larger batches (a busy process's background flush, the batch API's 1,000 rows) are copied into a
-# temporary staging table, then moved with one INSERT ... SELECT: COPY's binary rows are formatted
-# by psycopg's C code (far cheaper per row than binding 14 arrays: bench/README.md), and the INSERT keeps
-# ON CONFLICT (event_id) DO NOTHING RETURNING, which COPY cannot do. The staging table lives as
-# long as the database session (created once per connection, ON COMMIT DELETE ROWS); the INSERT
-# takes the rows out of it with DELETE ... RETURNING, so a batch inside a longer transaction never
-# sees the rows of an earlier one. "IF NOT EXISTS" on every batch (a catalog lookup, in the same
-# round trip as the commit setting) because a creation rolled back with its transaction, or a
-# pooler's DISCARD ALL, makes any cache of "this session has it" wrong.
-_STAGE_TABLE = "audit_event_stage"
-_STAGE_COLUMNS = (
-    ("event_id", "uuid"),
-    ("occurred_at", "timestamptz"),
-    ("recorded_at", "timestamptz"),
-    ("actor_id", "int8"),
-    ("actor_label", "text"),
-    ("action", "text"),
-    ("resource_type", "text"),
-    ("resource_id", "text"),
-    ("severity", "int2"),
-    ("success", "bool"),
-    ("request_id", "text"),
-    ("ip", "text"),  # cast to inet by the INSERT (psycopg's binary inet wants ipaddress objects)
-    ("user_agent", "text"),
-    ("details", "text"),  # already-serialised JSON, cast to jsonb by the INSERT
+# Larger batches (a busy process's background flush, the batch API's 1,000 rows) go through the
+# platform's one batch-ingest path (``agentplatform.ingest``): optimistically a plain COPY straight
+# into the table, all or nothing; when an id is already stored, a COPY into a session-local staging
+# table moved with INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id.
+# The rows are formatted here, an f-string each, in COPY's text format (the server parses the
+# uuid, sent as its 32 hex digits, the timestamps, inet and jsonb from their text): the generic
+# formatter's per-value dispatch costs about twice as much for this table's 17 columns.
+_COPY_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "recorded_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "resource_type",
+    "resource_id",
+    "severity",
+    "success",
+    "request_id",
+    "ip",
+    "user_agent",
+    "details",
+    "chain_index",
+    "prev_hash",
+    "hash",
 )
-_STAGE_TYPES = [type_name for _, type_name in _STAGE_COLUMNS]
-_STAGE_COLUMNS_SQL = ", ".join(name for name, _ in _STAGE_COLUMNS)
-_CREATE_STAGE_SQL = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} "
-    f"({', '.join(f'{name} {type_name}' for name, type_name in _STAGE_COLUMNS)}) ON COMMIT DELETE ROWS"
-)
-_COPY_SQL = f"COPY {_STAGE_TABLE} ({_STAGE_COLUMNS_SQL}) FROM STDIN (FORMAT BINARY)"
-_MOVE_SQL = (
-    f"WITH staged AS (DELETE FROM {_STAGE_TABLE} RETURNING *) "  # noqa: S608 (constants of this module)
-    f"INSERT INTO {_TABLE} ({_COLUMNS_SQL}) "
-    "SELECT event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id, "
-    "severity, success, request_id, ip::inet, user_agent, details::jsonb, NULL, '', '' FROM staged "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-)
-# For a caller that does not need the stored ids (the background writer): no 1,000 UUIDs to send
-# back and parse.
-_MOVE_QUIET_SQL = _MOVE_SQL.removesuffix(" RETURNING event_id")
-_PREPARE_STAGE_SQL = f"SET LOCAL client_min_messages = warning; {_CREATE_STAGE_SQL}"  # no "already exists" notice
-_PREPARE_STAGE_ASYNC_SQL = f"{_PREPARE_STAGE_SQL}; SET LOCAL synchronous_commit = off"  # this transaction only
-
-
-def _insert_postgresql_copy(
-    connection, events: Sequence[PendingEvent], *, synchronous: bool, returning: bool = True
-) -> set[uuid.UUID]:
-    import psycopg
-
-    raw = connection.connection
-    # A plain psycopg cursor on Django's connection and transaction: Django's cursor has no copy().
-    with psycopg.Cursor(raw) as cursor:
-        cursor.execute(_PREPARE_STAGE_SQL if synchronous else _PREPARE_STAGE_ASYNC_SQL)
-        with cursor.copy(_COPY_SQL) as copy:
-            copy.set_types(_STAGE_TYPES)
-            write_row = copy.write_row
-            for e in events:
-                write_row(_row_values(e))
-        if not returning:
-            cursor.execute(_MOVE_QUIET_SQL)
-            return set()
-        cursor.execute(_MOVE_SQL)
-        return {row[0] for row in cursor.fetchall()}
-
-
-# The optimistic path: COPY straight into the table, in text format: the server parses the uuid
-# (sent as its 32 hex digits, a form PostgreSQL accepts), the timestamps, inet and jsonb from their
-# text. The rows are formatted here, an f-string each, and sent in one write: psycopg's write_row()
-# runs a dumper per value (17 a row) and costs about twice as much.
-_DIRECT_COPY_SQL = f"COPY {_TABLE} ({_STAGE_COLUMNS_SQL}, chain_index, prev_hash, hash) FROM STDIN"
-# COPY's text format: a tab between columns, a newline after each row, \N for NULL, and a backslash,
-# tab, newline or carriage return inside a value written as a backslash escape.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_NULL = "\\N"
-
-
-def _copy_text(value: str) -> str:
-    """``value`` as a COPY text-format field (four substring scans in C for the common clean value)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.translate(_COPY_ESCAPES)
-    return value
+_CONFLICT_KEY = ("event_id",)
 
 
 def _copy_rows(events: Sequence[PendingEvent], recorded_at: datetime) -> str:
-    """``events`` as the rows of ``_DIRECT_COPY_SQL``, unsealed (no chain index, empty hashes)."""
+    """``events`` as rows of ``_COPY_COLUMNS`` in COPY's text format, unsealed (no chain index, empty hashes)."""
     recorded = recorded_at.isoformat()
-    null = _COPY_NULL
-    text = _copy_text
+    null = ingest.COPY_NULL
+    text = ingest.copy_text
     return "".join(
         [
             f"{e.event_id.hex}\t{e.occurred_at.isoformat()}\t{recorded}\t"
@@ -460,25 +403,25 @@ def _copy_rows(events: Sequence[PendingEvent], recorded_at: datetime) -> str:
     )
 
 
+def _insert_postgresql_copy(
+    connection, events: Sequence[PendingEvent], *, synchronous: bool, returning: bool = True
+) -> set[uuid.UUID]:
+    """The staged path (call inside a transaction): new events stored, the ids stored returned."""
+    return ingest.copy_staged(
+        connection,
+        table=_TABLE,
+        columns=_COPY_COLUMNS,
+        text=_copy_rows(events, events[0].recorded_at),  # _insert gave the whole batch one recorded_at
+        conflict_key=_CONFLICT_KEY,
+        synchronous=synchronous,
+        returning=returning,
+    )
+
+
 def _copy_direct(connection, events: Sequence[PendingEvent], *, synchronous: bool) -> bool:
-    """COPYs ``events`` into the table in one transaction; False (nothing stored) if an id exists.
-
-    All or nothing: a unique violation anywhere rolls the whole COPY back, so the caller's fallback
-    (and a retry after a lost acknowledgement, which fails the same way) stores each event once.
-    """
-    import psycopg
-
-    rows = _copy_rows(events, events[0].recorded_at)  # _insert gave the whole batch one recorded_at
-    try:
-        with transaction.atomic(using=connection.alias), psycopg.Cursor(connection.connection) as cursor:
-            if not synchronous:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-            with cursor.copy(_DIRECT_COPY_SQL) as copy:
-                copy.write(rows)
-    except psycopg.errors.UniqueViolation:
-        # Raised by psycopg's own cursor, unwrapped; atomic() has rolled the COPY back.
-        return False
-    return True
+    """COPYs ``events`` into the table in one transaction; False (nothing stored) if an id exists."""
+    rows = _copy_rows(events, events[0].recorded_at)
+    return ingest.copy_direct(connection, table=_TABLE, columns=_COPY_COLUMNS, text=rows, synchronous=synchronous)
 
 
 def _report_skipped(events: Sequence[PendingEvent], stored: set[uuid.UUID]) -> None:

@@ -133,7 +133,12 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_for(f"http://127.0.0.1:{PORT}/healthz")
+    try:
+        # Two minutes: on a loaded shared host the workers' imports alone have taken over 30 s.
+        wait_for(f"http://127.0.0.1:{PORT}/healthz", timeout=120.0)
+    except RuntimeError:
+        server.terminate()  # else the next run finds the port taken
+        raise
     return server
 
 

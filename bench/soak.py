@@ -205,7 +205,7 @@ def agent_loop(base_url: str, key: str, number: int, deadline: float, tally: Tal
             audit_id = str(uuid.uuid4())
             event = {"event_id": audit_id, "action": "soak.stepped", "resource_type": "user", "resource_id": user_id}
             answer = send(client, tally, "POST", "/api/v1/audit/events", {"events": [event]})
-            if answer is not None and answer.status_code in (200, 207) and not answer.json().get("errors"):
+            if answer is not None and answer.status_code == 200 and not answer.json().get("rejected"):
                 with tally.lock:
                     tally.acked["audit"].add(audit_id)
             else:
@@ -221,7 +221,7 @@ def agent_loop(base_url: str, key: str, number: int, deadline: float, tally: Tal
             answer = send(client, tally, "POST", "/api/v1/monitoring/operations", {"operations": [operation]})
             if os.environ.get("SOAK_DEBUG"):
                 print(answer.status_code if answer else None, answer.text if answer else None, flush=True)
-            if answer is not None and answer.status_code in (200, 207) and not answer.json().get("errors"):
+            if answer is not None and answer.status_code == 200 and not answer.json().get("rejected"):
                 with tally.lock:
                     tally.acked["operations"].add(operation_id)
             else:

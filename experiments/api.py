@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
 from experiments import selectors
 from experiments.models import Experiment
@@ -23,12 +24,12 @@ from experiments.serializers import (
     ResolveRequestSerializer,
     ResolveResponseSerializer,
     ResultsRequestSerializer,
-    ResultsResponseSerializer,
 )
 from experiments.services import lifecycle
 from experiments.services.resolve import prompt_resolve
 from experiments.services.results import results_ingest
 from experiments.snapshot import get_snapshot
+from experiments.validation import resolve_request_errors
 
 
 class _ByMethod:
@@ -137,16 +138,10 @@ class PromptResolveView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise ValidationFailed("Send a JSON object.")
-        user_id, prompt_type, default_prompt = data.get("user_id"), data.get("prompt_type"), data.get("default_prompt")
-        errors = {}
-        if not isinstance(user_id, str) or not user_id or len(user_id) > 255:
-            errors["user_id"] = ["A non-empty string of at most 255 characters."]
-        if not isinstance(prompt_type, str) or not prompt_type or len(prompt_type) > 100:
-            errors["prompt_type"] = ["A non-empty string of at most 100 characters."]
-        if default_prompt is not None and not isinstance(default_prompt, str):
-            errors["default_prompt"] = ["A string or null."]
+        errors = resolve_request_errors(data)
         if errors:
             raise ValidationFailed("The resolve request is not valid.", details=errors)
+        user_id, prompt_type, default_prompt = data["user_id"], data["prompt_type"], data.get("default_prompt")
         resolution = prompt_resolve(user_id=user_id, prompt_type=prompt_type, default_prompt=default_prompt)
         return Response(resolution.as_dict())
 
@@ -170,10 +165,11 @@ class ResultsView(APIView):
     # Bytes: 1,000 rows with long model names and ids exceed the default 1 MiB ceiling.
     max_body_bytes = settings.MAX_BATCH_REQUEST_BYTES
 
-    @extend_schema(request=ResultsRequestSerializer, responses=ResultsResponseSerializer)
+    @extend_schema(
+        request=ResultsRequestSerializer,
+        responses={200: IngestResultSerializer},
+        summary="Report 1 to 1,000 results; each row accepted, duplicate or rejected",
+    )
     def post(self, request, key: str):
-        data = request.data
-        if not isinstance(data, dict) or "results" not in data:
-            raise ValidationFailed('Send {"results": [...]}.', details={"results": ["This field is required."]})
-        outcome = results_ingest(experiment_key=key, rows=data["results"])
-        return Response(outcome.as_dict())
+        rows = batch_items(request.data, key="results", maximum=settings.EXPERIMENTS_RESULTS_MAX_ROWS)
+        return ingest_response(results_ingest(experiment_key=key, rows=rows))

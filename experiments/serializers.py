@@ -15,6 +15,14 @@ from typing import Any
 from rest_framework import serializers
 
 from agentplatform.query import MAX_OFFSET, QueryParameters
+from agentplatform.strict_fields import (
+    AwareDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictFloatField,
+    StrictIntegerField,
+)
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
 from experiments.validation import experiment_validate
@@ -135,9 +143,11 @@ class ExperimentOutputSerializer(serializers.Serializer):
 
 
 class ResolveRequestSerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=255, help_text="The creator id the agent acts for.")
-    prompt_type = serializers.CharField(max_length=100)
-    default_prompt = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    """For the schema: ``experiments.validation.resolve_request_errors`` validates (parity-tested)."""
+
+    user_id = StrictCharField(max_length=255, help_text="The creator id the agent acts for.")
+    prompt_type = StrictCharField(max_length=100)
+    default_prompt = StrictCharField(required=False, allow_null=True, allow_blank=True)
 
 
 class ResolveResponseSerializer(serializers.Serializer):
@@ -151,37 +161,25 @@ class ResolveResponseSerializer(serializers.Serializer):
 
 
 class ResultRowSerializer(serializers.Serializer):
-    """Documentation only: rows are validated by ``experiments.services.results`` without a serializer."""
+    """One result row, for the schema: ``experiments.services.results`` validates; the parity test keeps them equal.
 
-    event_id = serializers.CharField(max_length=128)
-    user_id = serializers.CharField(max_length=255)
-    variant = serializers.CharField()
-    occurred_at = serializers.DateTimeField(required=False)
-    success = serializers.BooleanField(required=False, allow_null=True)
-    response_time_ms = serializers.FloatField(required=False, min_value=0)
-    tokens = serializers.IntegerField(required=False, min_value=0)
-    quality_score = serializers.FloatField(required=False, min_value=0, max_value=1)
-    user_feedback = serializers.ChoiceField(choices=[-1, 0, 1], required=False)
-    model = serializers.CharField(required=False, max_length=200)
+    (Whether the variant exists and is the user's is checked against the experiment, not here.)
+    """
+
+    event_id = StrictCharField(max_length=128)
+    user_id = StrictCharField(max_length=255)
+    variant = StrictCharField(max_length=100)
+    occurred_at = AwareDateTimeField(required=False, allow_null=True, help_text="Default: now.")
+    success = StrictBooleanField(required=False, allow_null=True)
+    response_time_ms = StrictFloatField(required=False, allow_null=True, min_value=0)
+    tokens = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    quality_score = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    user_feedback = StrictChoiceField(choices=[-1, 0, 1], required=False, allow_null=True)
+    model = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=200)
 
 
 class ResultsRequestSerializer(serializers.Serializer):
     results = ResultRowSerializer(many=True)
-
-
-class RejectionSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    field = serializers.CharField(allow_blank=True, help_text="The row's field at fault; empty for the row as a whole.")
-    code = serializers.ChoiceField(
-        choices=["invalid", "out_of_range", "unknown_variant", "wrong_variant", "outside_experiment"]
-    )
-    message = serializers.CharField()
-
-
-class ResultsResponseSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    rejected = RejectionSerializer(many=True)
 
 
 # The list's page size: default and ceiling (LimitOffsetPagination reads the same parameters).

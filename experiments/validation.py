@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.ingest import clean_text
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment
 
@@ -190,3 +191,19 @@ def experiment_validate(data: Mapping[str, Any], *, instance: Experiment | None 
     errors.update({path: ["Must not contain NUL characters."] for path in _nul_paths(data)})
     if errors:
         raise ValidationFailed("The experiment is not valid.", details=errors)
+
+
+def resolve_request_errors(data: Mapping[str, Any]) -> Errors:
+    """The errors of a resolve request body by field (empty when valid): checked by hand, resolve is the hot path.
+
+    ``ResolveRequestSerializer`` describes the same body for the schema (parity-tested).
+    """
+    errors: Errors = {}
+    user_id, prompt_type, default_prompt = data.get("user_id"), data.get("prompt_type"), data.get("default_prompt")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 255 or clean_text(user_id):
+        errors["user_id"] = ["A non-empty string of at most 255 characters (no NUL)."]
+    if not isinstance(prompt_type, str) or not prompt_type or len(prompt_type) > 100 or clean_text(prompt_type):
+        errors["prompt_type"] = ["A non-empty string of at most 100 characters (no NUL)."]
+    if default_prompt is not None and (not isinstance(default_prompt, str) or clean_text(default_prompt)):
+        errors["default_prompt"] = ["A string (no NUL) or null."]
+    return errors

@@ -91,7 +91,9 @@ class AgentRunAdmin(CsvExportMixin, ReadOnlyAdmin):
         "no_progress_count",
         "critic_score",
         "finished_at",
+        "submitted_by",
     )
+    list_select_related = ("submitted_by",)
     list_filter = ("outcome", "agent", "workflow")
     search_fields = ("run_id", "agent", "workflow")
     date_hierarchy = "finished_at"
@@ -108,6 +110,7 @@ class AgentRunAdmin(CsvExportMixin, ReadOnlyAdmin):
         "tokens",
         "started_at",
         "finished_at",
+        "submitted_by__username",
     )
     csv_filename = "agent-runs.csv"
     csv_ordering = ("finished_at",)

@@ -10,22 +10,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import ApiKey
+from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
 from monitoring import serializers
-from monitoring.parsing import batch_items, parse_agent_runs, parse_operations
+from monitoring.parsing import parse_agent_runs, parse_operations
 from monitoring.selectors import operation_summary, operations_summary
-from monitoring.services import IngestResult, agent_runs_ingest, operations_ingest
-
-
-def _ingest_response(result: IngestResult) -> Response:
-    body = {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-        "errors": [error.as_dict() for error in result.errors],
-    }
-    # 207: the batch was processed but some rows were refused; each is named in "errors".
-    return Response(body, status=207 if result.errors else 200)
+from monitoring.services import agent_runs_ingest, operations_ingest
 
 
 class OperationsIngestView(APIView):
@@ -34,15 +25,17 @@ class OperationsIngestView(APIView):
 
     @extend_schema(
         request=serializers.MetricsOperationBatchSerializer,
-        responses={200: serializers.MetricsIngestResultSerializer, 207: serializers.MetricsIngestResultSerializer},
-        summary="Push a batch of timed operations (1-5,000; a repeated event_id counts once)",
+        responses={200: IngestResultSerializer},
+        summary="Push a batch of timed operations (1-5,000; an event_id the caller sent before counts once)",
     )
     def post(self, request):
         items = batch_items(request.data, key="operations", maximum=settings.MONITORING_MAX_OPERATIONS_PER_BATCH)
         now = timezone.now()
         oldest = (now - timedelta(days=settings.MONITORING_MINUTE_RETENTION_DAYS)).timestamp()
-        rows, errors = parse_operations(items, oldest=oldest, now=now.timestamp())
-        return _ingest_response(operations_ingest(rows=rows, errors=errors))
+        rows, rejected = parse_operations(items, oldest=oldest, now=now.timestamp())
+        result = operations_ingest(rows=rows, submitter=request.user)
+        result.rejected = rejected
+        return ingest_response(result)
 
 
 class AgentRunsIngestView(APIView):
@@ -51,15 +44,18 @@ class AgentRunsIngestView(APIView):
 
     @extend_schema(
         request=serializers.MetricsAgentRunBatchSerializer,
-        responses={200: serializers.MetricsIngestResultSerializer, 207: serializers.MetricsIngestResultSerializer},
-        summary="Push a batch of agent workflow runs (run_id idempotent)",
+        responses={200: IngestResultSerializer},
+        summary="Push a batch of the caller's agent workflow runs (run_id idempotent per caller)",
     )
     def post(self, request):
         items = batch_items(request.data, key="runs", maximum=settings.MONITORING_MAX_RUNS_PER_BATCH)
         now = timezone.now()
         oldest = now - timedelta(days=settings.MONITORING_HOUR_RETENTION_DAYS)
-        rows, errors = parse_agent_runs(items, oldest=oldest, now=now)
-        return _ingest_response(agent_runs_ingest(rows=rows, errors=errors, actor=request.user))
+        rows, rejected = parse_agent_runs(items, oldest=oldest, now=now)
+        # An agent (API key) files its own runs only; a person with the permission may file any agent's.
+        result = agent_runs_ingest(rows=rows, actor=request.user, own_runs_only=isinstance(request.auth, ApiKey))
+        result.rejected = rejected
+        return ingest_response(result)
 
 
 class SummaryView(APIView):

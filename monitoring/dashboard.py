@@ -26,6 +26,12 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta
 TOP_OPERATIONS = 5
 
 
+def _series_name(agent: str, workflow: str, submitter: str) -> str:
+    # The submitter is named when it is not the agent itself (a person who filed an agent's runs).
+    name = f"{agent}/{workflow}"
+    return name if submitter == agent else f"{name} (by {submitter or 'a deleted user'})"
+
+
 def _breakers(now) -> dict:
     from agentplatform import breakers
     from agentplatform.models import BreakerTransition
@@ -105,19 +111,20 @@ def dashboard_context(*, window: str, now=None) -> dict:
         agent_charts.append(
             line_chart(
                 [
-                    (f"{agent}/{workflow}", [(r["period"], r[field]) for r in rows])
-                    for (agent, workflow), rows in trends.items()
+                    (_series_name(agent, workflow, submitter), [(r["period"], r[field]) for r in rows])
+                    for (agent, workflow, submitter), rows in trends.items()
                 ],
                 title=title,
             )
         )
     agent_table = []
-    for (agent, workflow), rows in trends.items():
+    for (agent, workflow, submitter), rows in trends.items():
         runs = sum(r["runs"] for r in rows)
         agent_table.append(
             {
                 "agent": agent,
                 "workflow": workflow,
+                "submitter": submitter,
                 "runs": runs,
                 "retries": sum(r["retries"] * r["runs"] for r in rows) / runs,
                 "no_progress": sum(r["no_progress"] * r["runs"] for r in rows) / runs,

@@ -91,7 +91,8 @@ class CounterCell(models.Model):
 class SeenEvent(models.Model):
     """Event ids already counted (embedded store only; Redis keeps them with a TTL)."""
 
-    event_id = models.CharField(max_length=100, primary_key=True)
+    # "<submitter id>:<event_id>": the caller's id of up to 100 characters, scoped by who sent it.
+    event_id = models.CharField(max_length=128, primary_key=True)
     seen_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
@@ -114,7 +115,8 @@ class AgentRun(models.Model):
         FAILURE = "failure", "Failure"
         ABORTED = "aborted", "Aborted"
 
-    run_id = models.CharField(max_length=100, unique=True)
+    # Unique per submitter (see Meta): one agent can neither pre-empt nor overwrite another's runs.
+    run_id = models.CharField(max_length=100)
     agent = models.CharField(max_length=100)
     workflow = models.CharField(max_length=100)
     steps = models.PositiveIntegerField()
@@ -126,12 +128,16 @@ class AgentRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # No index of its own: the unique (submitted_by, run_id) constraint leads with it.
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 
     class Meta:
         ordering = ["-finished_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["submitted_by", "run_id"], name="monitoring_agentrun_submitter_run"),
+        ]
         indexes = [
             models.Index(fields=["finished_at"], name="monitoring_agentrun_finished"),
             models.Index(fields=["agent", "workflow", "finished_at"], name="monitoring_agentrun_agent_wf"),

@@ -1,45 +1,35 @@
 """Validation of ingested batches, row by row.
 
-Hand-written rather than DRF serializers: a 5,000-row batch must validate in a few milliseconds,
-far below what serializers cost per row (bench/README.md, "Figures behind the code"). Every
-rejection names its row index, field and reason.
+Hand-written rather than DRF serializers: a 5,000-row batch must validate in a few milliseconds
+(serializers cost far more per row: bench/README.md). Every rejection names its row index, field and reason, as an
+``agentplatform.ingest.RowRejection``. ``monitoring.serializers`` describes the same rows for the
+OpenAPI schema; ``tests/monitoring/test_schema_parity.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from agentplatform.errors import ValidationFailed
+from agentplatform.ingest import INVALID, OUT_OF_RANGE, REQUIRED, RowRejection, finite, timestamp_problem
 from monitoring.models import AgentRun
 from monitoring.sketch import MAX_VALUE_MS
 
 # Names: printable, no separators the store uses ("|", tabs), 1-200 characters for operations.
-_OPERATION_RE = re.compile(r"^[\x21-\x7b\x7d\x7e][\x20-\x7b\x7d\x7e]{0,199}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+# \Z, not $: "$" also matches before a final newline, and an id's newline would split the store's
+# newline-joined id list.
+OPERATION_RE = re.compile(r"^[\x21-\x7b\x7d\x7e][\x20-\x7b\x7d\x7e]{0,199}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+\-]{0,99}\Z")
+ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}\Z")
 # Seconds: how far in the future an occurred_at may be (clock skew between agents and us).
 MAX_FUTURE_SKEW_SECONDS = 300
 MAX_COUNT = 10**9
 MAX_TOKENS = 10**13
 OUTCOMES = frozenset(AgentRun.Outcome.values)
 _UNPARSED = object()
-
-
-@dataclass(frozen=True)
-class RowError:
-    index: int
-    field: str
-    message: str
-    # The reason as a code, as experiments' results name theirs: required, invalid, out_of_range.
-    code: str = "invalid"
-
-    def as_dict(self) -> dict:
-        return {"index": self.index, "field": self.field, "code": self.code, "message": self.message}
 
 
 class OperationRow(NamedTuple):
@@ -53,7 +43,7 @@ class OperationRow(NamedTuple):
 @dataclass(frozen=True)
 class AgentRunRow:
     run_id: str
-    agent: str
+    agent: str | None  # None: the submitter's own name
     workflow: str
     steps: int
     retry_count: int
@@ -65,32 +55,11 @@ class AgentRunRow:
     finished_at: datetime
 
 
-# Rejection codes.
-REQUIRED = "required"
-INVALID = "invalid"
-OUT_OF_RANGE = "out_of_range"
-
-
 class _Reject(Exception):
     def __init__(self, field: str, message: str, code: str = INVALID):
         self.field = field
         self.message = message
         self.code = code
-
-
-def batch_items(payload, *, key: str, maximum: int) -> list:
-    """The list under ``key`` of a JSON object, holding 1..maximum items (else ValidationFailed)."""
-    if not isinstance(payload, dict):
-        raise ValidationFailed("The body must be a JSON object.", details={"field": key})
-    items = payload.get(key)
-    if not isinstance(items, list):
-        raise ValidationFailed(f"'{key}' must be a list.", details={"field": key})
-    if not 1 <= len(items) <= maximum:
-        raise ValidationFailed(
-            f"'{key}' must hold between 1 and {maximum} items; it holds {len(items)}.",
-            details={"field": key, "minimum": 1, "maximum": maximum, "given": len(items)},
-        )
-    return items
 
 
 def _number(item: dict, name: str, *, maximum: float, required: bool = True) -> float | None:
@@ -101,7 +70,7 @@ def _number(item: dict, name: str, *, maximum: float, required: bool = True) -> 
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(name, "Must be a number.")
-    if not math.isfinite(value) or value < 0:
+    if not finite(value) or value < 0:
         raise _Reject(name, "Must be a finite, non-negative number.", OUT_OF_RANGE)
     if value > maximum:
         raise _Reject(name, f"Must be at most {maximum:g}.", OUT_OF_RANGE)
@@ -119,7 +88,7 @@ def _integer(item: dict, name: str, *, maximum: int) -> int:
     return value
 
 
-def _datetime(item: dict, name: str) -> datetime:
+def _datetime(item: dict, name: str, now: datetime | None = None) -> datetime:
     value = item.get(name)
     if not isinstance(value, str) or len(value) > 40:
         raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.", _missing_or_invalid(value))
@@ -129,6 +98,9 @@ def _datetime(item: dict, name: str) -> datetime:
         raise _Reject(name, "Must be an ISO 8601 date-time with a time zone.") from None
     if parsed.tzinfo is None:
         raise _Reject(name, "Must include a time zone (e.g. Z or +00:00).")
+    problem = timestamp_problem(parsed, now=now) if now is not None else None
+    if problem:
+        raise _Reject(name, problem, OUT_OF_RANGE)
     return parsed
 
 
@@ -143,7 +115,9 @@ def _missing_or_invalid(value) -> str:
     return REQUIRED if value is None else INVALID
 
 
-def parse_operations(items: list, *, oldest: float, now: float | None = None) -> tuple[list[OperationRow], list]:
+def parse_operations(
+    items: list, *, oldest: float, now: float | None = None
+) -> tuple[list[OperationRow], list[RowRejection]]:
     """Valid rows and per-row errors; ``oldest`` (epoch seconds) bounds occurred_at from below.
 
     A well-formed row takes the inlined fast path (no calls, no exceptions); anything else
@@ -152,9 +126,9 @@ def parse_operations(items: list, *, oldest: float, now: float | None = None) ->
     now = time.time() if now is None else now
     newest = now + MAX_FUTURE_SKEW_SECONDS
     rows: list[OperationRow] = []
-    errors: list[RowError] = []
-    operation_ok = _OPERATION_RE.match
-    id_ok = _ID_RE.match
+    errors: list[RowRejection] = []
+    operation_ok = OPERATION_RE.match
+    id_ok = ID_RE.match
     parse_time = datetime.fromisoformat
     timestamps: dict[str, object] = {}  # agents often stamp many rows alike
     append = rows.append
@@ -183,7 +157,10 @@ def parse_operations(items: list, *, oldest: float, now: float | None = None) ->
                         except ValueError:
                             parsed = None
                         if parsed is not None and parsed.tzinfo is not None:
-                            timestamp = parsed.timestamp()
+                            try:
+                                timestamp = parsed.timestamp()
+                            except OverflowError:
+                                timestamp = None
                     timestamps[occurred] = timestamp
                 if timestamp is not None and oldest <= timestamp <= newest:
                     append(OperationRow(operation, float(duration_ms), success, timestamp, event_id))
@@ -191,7 +168,7 @@ def parse_operations(items: list, *, oldest: float, now: float | None = None) ->
         try:
             rows.append(_operation_row(item, oldest=oldest, newest=newest))
         except _Reject as reject:
-            errors.append(RowError(index, reject.field, reject.message, reject.code))
+            errors.append(RowRejection.one(index, reject.field, reject.code, reject.message))
     return rows, errors
 
 
@@ -199,31 +176,36 @@ def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
     """The slow path: the same rules, checked one by one so the rejection names its field."""
     if not isinstance(item, dict):
         raise _Reject("", "Each operation must be an object.")
-    operation = _string(item, "operation", _OPERATION_RE, "Must be 1-200 printable characters without '|'.")
+    operation = _string(item, "operation", OPERATION_RE, "Must be 1-200 printable characters without '|'.")
     duration_ms = _number(item, "duration_ms", maximum=MAX_VALUE_MS)
     success = item.get("success")
     if not isinstance(success, bool):
         raise _Reject("success", "Must be true or false.", _missing_or_invalid(success))
-    occurred_at = _datetime(item, "occurred_at").timestamp()
-    if not oldest <= occurred_at <= newest:
+    try:
+        occurred_at = _datetime(item, "occurred_at").timestamp()
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        occurred_at = None
+    if occurred_at is None or not oldest <= occurred_at <= newest:
         raise _Reject("occurred_at", "Must be within the minute retention and not in the future.", OUT_OF_RANGE)
     event_id = item.get("event_id")
-    if event_id is not None and (not isinstance(event_id, str) or not _ID_RE.match(event_id)):
+    if event_id is not None and (not isinstance(event_id, str) or not ID_RE.match(event_id)):
         raise _Reject("event_id", "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
     return OperationRow(operation, float(duration_ms), success, occurred_at, event_id)
 
 
-def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[list[AgentRunRow], list]:
+def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[list[AgentRunRow], list[RowRejection]]:
     rows: list[AgentRunRow] = []
-    errors: list[RowError] = []
+    errors: list[RowRejection] = []
     newest = now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS)
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise _Reject("", "Each run must be an object.")
-            run_id = _string(item, "run_id", _ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
-            agent = _string(item, "agent", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
-            workflow = _string(item, "workflow", _NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+            run_id = _string(item, "run_id", ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+            agent = None
+            if item.get("agent") is not None:
+                agent = _string(item, "agent", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+            workflow = _string(item, "workflow", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
             steps = _integer(item, "steps", maximum=MAX_COUNT)
             retry_count = _integer(item, "retry_count", maximum=MAX_COUNT)
             no_progress_count = _integer(item, "no_progress_count", maximum=MAX_COUNT)
@@ -232,14 +214,14 @@ def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[l
             outcome = item.get("outcome")
             if not isinstance(outcome, str) or outcome not in OUTCOMES:
                 raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.", _missing_or_invalid(outcome))
-            started_at = _datetime(item, "started_at")
-            finished_at = _datetime(item, "finished_at")
+            started_at = _datetime(item, "started_at", now)
+            finished_at = _datetime(item, "finished_at", now)
             if finished_at < started_at:
                 raise _Reject("finished_at", "Must not be before started_at.", OUT_OF_RANGE)
             if not oldest <= finished_at <= newest:
                 raise _Reject("finished_at", "Must be within the retention and not in the future.", OUT_OF_RANGE)
         except _Reject as reject:
-            errors.append(RowError(index, reject.field, reject.message, reject.code))
+            errors.append(RowRejection.one(index, reject.field, reject.code, reject.message))
             continue
         rows.append(
             AgentRunRow(

@@ -236,18 +236,26 @@ def top_operations(*, since: datetime, until: datetime, limit: int = 5) -> list[
 
 
 def agent_trends(*, since: datetime, by_hour: bool, limit: int = 6) -> dict:
-    """Average retries, no-progress steps and critic score per (agent, workflow) over time."""
+    """Average retries, no-progress steps and critic score per (agent, workflow, submitter) over time.
+
+    Keyed by ``(agent, workflow, submitter username)``; the submitter is "" when its user was deleted.
+    """
     trunc = TruncHour if by_hour else TruncMinute
     top = list(
         AgentRun.objects.filter(finished_at__gte=since)
-        .values("agent", "workflow")
+        .values("agent", "workflow", "submitted_by", "submitted_by__username")
         .annotate(runs=Count("id"))
-        .order_by("-runs", "agent", "workflow")[:limit]
+        .order_by("-runs", "agent", "workflow", "submitted_by")[:limit]
     )
     series = {}
     for pair in top:
         rows = (
-            AgentRun.objects.filter(finished_at__gte=since, agent=pair["agent"], workflow=pair["workflow"])
+            AgentRun.objects.filter(
+                finished_at__gte=since,
+                agent=pair["agent"],
+                workflow=pair["workflow"],
+                submitted_by=pair["submitted_by"],
+            )
             .annotate(period=trunc("finished_at"))
             .values("period")
             .annotate(
@@ -259,7 +267,7 @@ def agent_trends(*, since: datetime, by_hour: bool, limit: int = 6) -> dict:
             )
             .order_by("period")
         )
-        series[(pair["agent"], pair["workflow"])] = list(rows)
+        series[(pair["agent"], pair["workflow"], pair["submitted_by__username"] or "")] = list(rows)
     return series
 
 

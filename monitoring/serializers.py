@@ -1,14 +1,27 @@
-"""API shapes. Batches are validated by ``monitoring.parsing`` (fast); these describe the schema."""
+"""API shapes. Batches are validated by ``monitoring.parsing`` (fast); these describe the schema.
+
+The row serializers accept exactly what the parser accepts (``tests/agentplatform/test_schema_parity.py``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from agentplatform.query import QueryDateTimeField, QueryParameters
+from agentplatform.strict_fields import (
+    AwareDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+from monitoring import parsing
 from monitoring.models import AgentRun
 
 # Days a summary window may span at most (the hour retention).
@@ -16,47 +29,53 @@ MAX_SUMMARY_DAYS = 90
 
 
 class MetricsOperationSerializer(serializers.Serializer):
-    operation = serializers.CharField(max_length=200)
-    duration_ms = serializers.FloatField(min_value=0)
-    success = serializers.BooleanField()
-    occurred_at = serializers.DateTimeField()
-    event_id = serializers.CharField(max_length=100, required=False)
+    operation = StrictCharField(
+        validators=[RegexValidator(parsing.OPERATION_RE)], help_text="1-200 printable characters, no '|'."
+    )
+    duration_ms = StrictFloatField(min_value=0, max_value=parsing.MAX_VALUE_MS)
+    success = StrictBooleanField()
+    occurred_at = AwareDateTimeField(retention_days="MONITORING_MINUTE_RETENTION_DAYS")
+    event_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        validators=[RegexValidator(parsing.ID_RE)],
+        help_text="Idempotency key, the caller's own: one the caller sent before counts once.",
+    )
 
 
 class MetricsOperationBatchSerializer(serializers.Serializer):
     operations = MetricsOperationSerializer(many=True, min_length=1, max_length=5000)
 
 
+_NAME = RegexValidator(parsing.NAME_RE)
+
+
 class MetricsAgentRunSerializer(serializers.Serializer):
-    run_id = serializers.CharField(max_length=100)
-    agent = serializers.CharField(max_length=100)
-    workflow = serializers.CharField(max_length=100)
-    steps = serializers.IntegerField(min_value=0)
-    retry_count = serializers.IntegerField(min_value=0)
-    no_progress_count = serializers.IntegerField(min_value=0)
-    critic_score = serializers.FloatField(min_value=0, allow_null=True, required=False)
-    tokens = serializers.IntegerField(min_value=0)
-    outcome = serializers.ChoiceField(choices=AgentRun.Outcome.choices)
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    run_id = StrictCharField(validators=[RegexValidator(parsing.ID_RE)], help_text="Unique per submitter.")
+    agent = StrictCharField(
+        required=False,
+        allow_null=True,
+        validators=[_NAME],
+        help_text="The agent's name; an agent (API key) may only give its own, which is also the default.",
+    )
+    workflow = StrictCharField(validators=[_NAME])
+    steps = StrictIntegerField(min_value=0, max_value=parsing.MAX_COUNT)
+    retry_count = StrictIntegerField(min_value=0, max_value=parsing.MAX_COUNT)
+    no_progress_count = StrictIntegerField(min_value=0, max_value=parsing.MAX_COUNT)
+    critic_score = StrictFloatField(min_value=0, max_value=1e9, allow_null=True, required=False)
+    tokens = StrictIntegerField(min_value=0, max_value=parsing.MAX_TOKENS)
+    outcome = StrictChoiceField(choices=AgentRun.Outcome.choices)
+    started_at = AwareDateTimeField()
+    finished_at = AwareDateTimeField(retention_days="MONITORING_HOUR_RETENTION_DAYS")
+
+    def validate(self, attrs):
+        if attrs["finished_at"] < attrs["started_at"]:
+            raise serializers.ValidationError({"finished_at": ["Must not be before started_at."]})
+        return attrs
 
 
 class MetricsAgentRunBatchSerializer(serializers.Serializer):
     runs = MetricsAgentRunSerializer(many=True, min_length=1, max_length=1000)
-
-
-class MetricsRowErrorSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    field = serializers.CharField()
-    code = serializers.ChoiceField(choices=["required", "invalid", "out_of_range"])
-    message = serializers.CharField()
-
-
-class MetricsIngestResultSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    rejected = serializers.IntegerField()
-    errors = MetricsRowErrorSerializer(many=True)
 
 
 class MetricsSummaryQuerySerializer(QueryParameters):

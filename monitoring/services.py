@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psutil
@@ -15,6 +14,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.errors import PermissionDenied
+from agentplatform.ingest import IngestResult, ingest_rows
 from monitoring.models import (
     AgentRun,
     OperationDay,
@@ -24,7 +25,7 @@ from monitoring.models import (
     RolledClaim,
     SystemSnapshot,
 )
-from monitoring.parsing import AgentRunRow, OperationRow, RowError
+from monitoring.parsing import AgentRunRow, OperationRow
 from monitoring.sketch import bucket_index
 from monitoring.store import DatabaseStore, EventRow, OpenMinute, get_store, minute_key
 from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute, from_epoch
@@ -40,22 +41,15 @@ ROLLUP_LOCK_SECONDS = 300
 psutil.cpu_percent(interval=None)
 
 
-@dataclass
-class IngestResult:
-    accepted: int = 0
-    duplicates: int = 0
-    errors: list[RowError] = field(default_factory=list)
-
-    @property
-    def rejected(self) -> int:
-        return len(self.errors)
-
-
 # --- ingestion ----------------------------------------------------------------------------------
-def operations_ingest(*, rows: list[OperationRow], errors: list[RowError]) -> IngestResult:
-    """Counts validated operation rows into their minutes; a repeated event_id is counted once."""
+def operations_ingest(*, rows: list[OperationRow], submitter) -> IngestResult:
+    """Counts validated operation rows into their minutes; an event_id the submitter sent before counts once.
+
+    Event ids are the submitter's own: the same id from another caller is another event.
+    """
     keys: dict[tuple[int, str], str] = {}
     events = []
+    scope = f"{submitter.pk}:"
     for row in rows:
         minute = int(row.occurred_at // 60) * 60
         key = keys.get((minute, row.operation))
@@ -63,39 +57,77 @@ def operations_ingest(*, rows: list[OperationRow], errors: list[RowError]) -> In
             key = keys[(minute, row.operation)] = minute_key(minute, row.operation)
         events.append(
             EventRow(
-                row.event_id or "", key, bucket_index(row.duration_ms), not row.success, round(row.duration_ms * 1000)
+                scope + row.event_id if row.event_id else "",
+                key,
+                bucket_index(row.duration_ms),
+                not row.success,
+                round(row.duration_ms * 1000),
             )
         )
     fresh = get_store().add_events(events, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
     accepted = sum(fresh)
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, errors=errors)
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-def agent_runs_ingest(*, rows: list[AgentRunRow], errors: list[RowError], actor) -> IngestResult:
-    """Stores validated agent runs; a run_id already stored is reported as a duplicate."""
-    run_ids = {row.run_id for row in rows}
-    existing = set(AgentRun.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
-    new_runs: dict[str, AgentRun] = {}
+_AGENT_RUN_COLUMNS = (
+    "run_id",
+    "agent",
+    "workflow",
+    "steps",
+    "retry_count",
+    "no_progress_count",
+    "critic_score",
+    "tokens",
+    "outcome",
+    "started_at",
+    "finished_at",
+    "received_at",
+    "submitted_by_id",
+)
+
+
+def agent_runs_ingest(*, rows: list[AgentRunRow], actor, own_runs_only: bool) -> IngestResult:
+    """Stores validated agent runs once each per submitter (``actor``); a run_id it sent before is a duplicate.
+
+    With ``own_runs_only`` (an API-key caller, i.e. an agent), every run is the actor's own: a row
+    naming another agent refuses the whole batch (``PermissionDenied``), so one agent can neither
+    file runs under another's name nor take its run ids.
+    """
+    own_name = actor.get_username()
+    if own_runs_only:
+        for index, row in enumerate(rows):
+            if row.agent is not None and row.agent != own_name:
+                raise PermissionDenied(
+                    "An agent files its own runs only: 'agent' must be your own name or left out.",
+                    details={"index": index, "field": "agent", "agent": own_name},
+                )
+    now = timezone.now()
+    table_rows: dict[str, tuple] = {}
     for row in rows:
-        if row.run_id in existing or row.run_id in new_runs:
-            continue
-        new_runs[row.run_id] = AgentRun(
-            run_id=row.run_id,
-            agent=row.agent,
-            workflow=row.workflow,
-            steps=row.steps,
-            retry_count=row.retry_count,
-            no_progress_count=row.no_progress_count,
-            critic_score=row.critic_score,
-            tokens=row.tokens,
-            outcome=row.outcome,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            submitted_by=actor if getattr(actor, "pk", None) else None,
+        if row.run_id in table_rows:
+            continue  # a repeat inside the batch: counted as a duplicate below
+        table_rows[row.run_id] = (
+            row.run_id,
+            row.agent or own_name,
+            row.workflow,
+            row.steps,
+            row.retry_count,
+            row.no_progress_count,
+            row.critic_score,
+            row.tokens,
+            row.outcome,
+            row.started_at,
+            row.finished_at,
+            now,
+            actor.pk,
         )
-    # ignore_conflicts: a concurrent request with the same run_id stores it once, whoever wins.
-    AgentRun.objects.bulk_create(new_runs.values(), ignore_conflicts=True, batch_size=500)
-    return IngestResult(accepted=len(new_runs), duplicates=len(rows) - len(new_runs), errors=errors)
+    stored = ingest_rows(
+        table=AgentRun._meta.db_table,
+        columns=_AGENT_RUN_COLUMNS,
+        rows=list(table_rows.values()),
+        conflict_key=("submitted_by_id", "run_id"),
+    )
+    return IngestResult(accepted=len(stored), duplicates=len(rows) - len(stored))
 
 
 # --- rollup and retention -----------------------------------------------------------------------

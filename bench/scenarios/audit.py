@@ -4,7 +4,8 @@
    (``/api/v1/bench/noop-audit``) divided by the bare no-op, measured in alternating pairs;
    the median latency added; the in-process cost, and the background writer's cost per event.
 2. Events/s through ``POST /api/v1/audit/events`` (1,000 events per request), and as a ratio to
-   PostgreSQL ``COPY`` of the same rows into the same table.
+   PostgreSQL ``COPY`` of the same rows into a table of the same columns with only a unique index
+   on event_id (``bench/ingest_baseline.py``, the baseline of every batch endpoint).
 3. A filtered page (actor + action + one day) over 10 million events x scale: the selector timed
    in-process (median and p99 of repeated pages), and the same page over HTTP.
 4. CSV export of 1 million rows x scale through ``agentplatform.exports.stream_csv``: rows/s and the peak
@@ -19,6 +20,8 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+
+from bench.ingest_baseline import baseline_note, copy_rows_per_second
 
 ACTIONS = [
     f"{entity}.{verb}"
@@ -166,6 +169,27 @@ def _event_rows(count: int, offset: int = 0) -> list[dict]:
     ]
 
 
+AUDIT_COLUMNS = (
+    ("event_id", "uuid"),
+    ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("actor_id", "bigint"),
+    ("actor_label", "varchar(150)"),
+    ("action", "varchar(100)"),
+    ("resource_type", "varchar(64)"),
+    ("resource_id", "varchar(128)"),
+    ("severity", "smallint"),
+    ("success", "boolean"),
+    ("request_id", "varchar(128)"),
+    ("ip", "inet"),
+    ("user_agent", "varchar(512)"),
+    ("details", "jsonb"),
+    ("chain_index", "bigint"),
+    ("prev_hash", "varchar(64)"),
+    ("hash", "varchar(64)"),
+)
+
+
 def _batch_throughput(bench) -> None:
     body = json.dumps({"events": _event_rows(1000)})
     result = bench.load("/api/v1/audit/events", method="POST", headers=bench.agent_headers(), body=body, connections=4)
@@ -176,49 +200,41 @@ def _batch_throughput(bench) -> None:
         events_per_s,
         "events/s",
         baseline=copy_rate,
-        baseline_name="COPY of the same rows",
-        target=">= 20000/s",
-        note=f"1,000 events/request, 4 connections; p50 {result.p50_ms:.1f} ms; non-2xx {result.non_2xx}",
+        baseline_name="COPY of the same rows, same columns, unique event_id only",
+        target=">= 20000/s; ≥ 0.5",
+        note=f"1,000 events/request, 4 connections; p50 {result.p50_ms:.1f} ms; non-2xx {result.non_2xx}; "
+        + baseline_note("bench_copy_audit", AUDIT_COLUMNS, 1000),
     )
 
 
 def _copy_rate(bench, count: int) -> float:
-    import psycopg
     from psycopg.types.json import Jsonb
 
     rows = _event_rows(count, offset=7)
     now = datetime.now(UTC)
-    columns = (
-        "event_id, occurred_at, recorded_at, actor_id, actor_label, action, resource_type, resource_id, "
-        "severity, success, request_id, ip, user_agent, details, chain_index, prev_hash, hash"
-    )
-    with psycopg.connect(bench.psycopg_dsn) as conn, conn.cursor() as cursor:
-        started = time.perf_counter()
-        with cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    (
-                        uuid.uuid4(),
-                        now,
-                        now,
-                        None,
-                        "bench-copy",
-                        row["action"],
-                        row["resource_type"],
-                        row["resource_id"],
-                        20,
-                        row["success"],
-                        "",
-                        "127.0.0.1",
-                        "wrk",
-                        Jsonb(row["details"]),
-                        None,
-                        "",
-                        "",
-                    )
-                )
-        conn.commit()
-        return count / (time.perf_counter() - started)
+    table_rows = [
+        (
+            uuid.uuid4(),
+            now,
+            now,
+            None,
+            "bench-copy",
+            row["action"],
+            row["resource_type"],
+            row["resource_id"],
+            20,
+            row["success"],
+            "",
+            "127.0.0.1",
+            "wrk",
+            Jsonb(row["details"]),
+            None,
+            "",
+            "",
+        )
+        for row in rows
+    ]
+    return copy_rows_per_second(bench, table="bench_copy_audit", columns=AUDIT_COLUMNS, rows=table_rows, batch=1000)
 
 
 def _seed(bench, total: int) -> None:

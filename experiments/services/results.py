@@ -2,25 +2,24 @@
 
 Rows are checked in plain Python (no serializer per row: a 1,000-row batch is validated in about
 a millisecond), each against the deterministic assignment — so a result whose exposure still
-waits in the buffer is accepted — and inserted in one statement with ON CONFLICT DO NOTHING on
-``event_id``: a retried batch is counted as duplicates, never stored twice.
+waits in the buffer is accepted — and stored through the platform's batch-ingest path
+(``agentplatform.ingest``: an optimistic COPY, ON CONFLICT on ``event_id`` for a retried batch),
+so a retried batch is counted as duplicates, never stored twice. ``ResultRowSerializer`` describes
+the same rows for the OpenAPI schema; a parity test holds the two to the same answers.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from agentplatform import counters
-from agentplatform.errors import Conflict, PayloadTooLarge, ValidationFailed
-from experiments.models import Experiment, ExperimentStatus
+from agentplatform.errors import Conflict
+from agentplatform.ingest import IngestResult, clean_text, finite, ingest_rows, timestamp_problem
+from experiments.models import Experiment, ExperimentStatus, Result
 from experiments.selectors import experiment_get
 from experiments.snapshot import compile_experiment
 
@@ -31,8 +30,6 @@ UNKNOWN_VARIANT = "unknown_variant"
 WRONG_VARIANT = "wrong_variant"
 OUTSIDE_EXPERIMENT = "outside_experiment"
 
-# Seconds a result may claim to lie in the future (agents' clocks drift a little).
-FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_INT4 = 2**31 - 1
 COLUMNS = (
     "event_id",
@@ -47,16 +44,6 @@ COLUMNS = (
     "user_feedback",
     "model",
 )
-
-
-@dataclass
-class IngestOutcome:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
 class _Rejected(Exception):
@@ -76,8 +63,9 @@ def _string(row: Mapping, name: str, *, max_length: int, required: bool = True) 
         raise _Rejected(INVALID, f"'{name}' must be a string.", name)
     if len(value) > max_length:
         raise _Rejected(INVALID, f"'{name}' is longer than {max_length} characters.", name)
-    if "\x00" in value:  # PostgreSQL text cannot store U+0000
-        raise _Rejected(INVALID, f"'{name}' must not contain NUL characters.", name)
+    problem = clean_text(value)  # PostgreSQL text cannot store U+0000 nor half a surrogate pair
+    if problem:
+        raise _Rejected(INVALID, f"'{name}': {problem}", name)
     return value
 
 
@@ -87,7 +75,7 @@ def _number(row: Mapping, name: str, *, low: float, high: float | None = None) -
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Rejected(INVALID, f"'{name}' must be a number.", name)
-    if not math.isfinite(value):
+    if not finite(value):
         raise _Rejected(OUT_OF_RANGE, f"'{name}' must be a finite number.", name)
     if value < low or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
@@ -99,7 +87,7 @@ def _occurred_at(row: Mapping, now: datetime) -> datetime:
     value = row.get("occurred_at")
     if value is None:
         return now
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         raise _Rejected(INVALID, "'occurred_at' must be an ISO 8601 date-time string.", "occurred_at")
     try:
         moment = datetime.fromisoformat(value)
@@ -109,8 +97,9 @@ def _occurred_at(row: Mapping, now: datetime) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise _Rejected(INVALID, "'occurred_at' needs a time zone (e.g. a trailing 'Z').", "occurred_at")
-    if moment > now + FUTURE_TOLERANCE:
-        raise _Rejected(OUT_OF_RANGE, "'occurred_at' lies in the future.", "occurred_at")
+    problem = timestamp_problem(moment, now=now)
+    if problem:
+        raise _Rejected(OUT_OF_RANGE, f"'occurred_at': {problem}", "occurred_at")
     return moment
 
 
@@ -134,7 +123,7 @@ def _parse_row(row: Any, *, compiled, variant_ids: dict[str, int], now: datetime
             raise _Rejected(OUT_OF_RANGE, f"'tokens' must be between 0 and {MAX_INT4}.", "tokens")
     quality_score = _number(row, "quality_score", low=0, high=1)
     user_feedback = row.get("user_feedback")
-    if user_feedback is not None and (isinstance(user_feedback, bool) or user_feedback not in (-1, 0, 1)):
+    if user_feedback is not None and (type(user_feedback) is not int or user_feedback not in (-1, 0, 1)):
         raise _Rejected(OUT_OF_RANGE, "'user_feedback' must be -1, 0 or 1.", "user_feedback")
     model = _string(row, "model", max_length=200, required=False)
 
@@ -165,15 +154,8 @@ def _parse_row(row: Any, *, compiled, variant_ids: dict[str, int], now: datetime
     )
 
 
-def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
-    """Validate and store a batch; rows failing a rule are listed in ``rejected`` with a code."""
-    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
-        raise ValidationFailed("'results' must be a list of result objects.", details={"results": ["Not a list."]})
-    if not rows:
-        raise ValidationFailed("'results' is empty; send 1 to 1,000 rows.", details={"results": ["Empty list."]})
-    limit = settings.EXPERIMENTS_RESULTS_MAX_ROWS
-    if len(rows) > limit:
-        raise PayloadTooLarge(f"At most {limit} results per request (got {len(rows)}); split the batch.")
+def results_ingest(*, experiment_key: str, rows: list) -> IngestResult:
+    """Validate and store a batch (``batch_items`` checked its size); refused rows are listed with a code."""
     experiment = experiment_get(key=experiment_key)
     if experiment.status != ExperimentStatus.RUNNING:
         raise Conflict(f"Experiment '{experiment.key}' is {experiment.status}, not running.", code="not_running")
@@ -181,7 +163,7 @@ def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
     compiled = compile_experiment(experiment)
     variant_ids = {variant.key: variant.id for variant in compiled.variants}
 
-    outcome = IngestOutcome()
+    result = IngestResult()
     now = timezone.now()
     valid: dict[str, tuple] = {}
     in_batch_duplicates = 0
@@ -189,70 +171,22 @@ def results_ingest(*, experiment_key: str, rows: Any) -> IngestOutcome:
         try:
             parsed = _parse_row(row, compiled=compiled, variant_ids=variant_ids, now=now)
         except _Rejected as rejection:
-            outcome.rejected.append(
-                {"index": index, "field": rejection.field, "code": rejection.code, "message": rejection.message}
-            )
+            result.reject(index, rejection.field, rejection.code, rejection.message)
             continue
         if parsed[0] in valid:
             in_batch_duplicates += 1
         else:
             valid[parsed[0]] = parsed
     inserted = results_insert(list(valid.values()))
-    outcome.accepted = inserted
-    outcome.duplicates = len(valid) - inserted + in_batch_duplicates
+    result.accepted = inserted
+    result.duplicates = len(valid) - inserted + in_batch_duplicates
     counters.increment("experiments_results_accepted", inserted)
-    if outcome.rejected:
-        counters.increment("experiments_results_rejected", len(outcome.rejected))
-    return outcome
+    if result.rejected:
+        counters.increment("experiments_results_rejected", len(result.rejected))
+    return result
 
 
 def results_insert(rows: list[tuple]) -> int:
-    """Store rows once each (ON CONFLICT DO NOTHING on ``event_id``); returns the rows inserted.
-
-    On PostgreSQL the rows are COPYed into a session-local staging table and moved with one
-    INSERT ... SELECT: several times faster than a 1,000-row VALUES list with 11,000 parameters.
-    """
-    if not rows:
-        return 0
-    if connection.vendor == "postgresql":
-        return _insert_via_copy(rows)
-    row_placeholder = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    sql = (
-        f"INSERT INTO experiments_result ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - fixed identifiers only
-        + ", ".join([row_placeholder] * len(rows))
-        + " ON CONFLICT (event_id) DO NOTHING"
-    )
-    params = [value for row in rows for value in row]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-_STAGING = "experiments_result_staging"
-_STAGING_DDL = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ("
-    "event_id varchar(128), experiment_id bigint, variant_id bigint, user_id varchar(255), "
-    "occurred_at timestamptz, success boolean, response_time_ms double precision, tokens integer, "
-    "quality_score double precision, user_feedback smallint, model varchar(200)"
-    ") ON COMMIT DELETE ROWS"
-)
-
-
-def _insert_via_copy(rows: list[tuple]) -> int:
-    columns = ", ".join(COLUMNS)
-    nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_STAGING_DDL)
-        with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO experiments_result ({columns}) SELECT {columns} FROM {_STAGING} "  # noqa: S608
-            "ON CONFLICT (event_id) DO NOTHING"
-        )
-        inserted = cursor.rowcount
-        if nested:
-            # ON COMMIT DELETE ROWS empties it at commit; inside an outer transaction (tests, the
-            # demo seed) that comes later, so empty it now for the next batch.
-            cursor.execute(f"DELETE FROM {_STAGING}")  # noqa: S608
-        return inserted
+    """Store rows (``COLUMNS`` order) once each by ``event_id``; returns the rows inserted."""
+    stored = ingest_rows(table=Result._meta.db_table, columns=COLUMNS, rows=rows, conflict_key=("event_id",))
+    return len(stored)

@@ -114,7 +114,7 @@ class Agent:
             },
         )
         assert audit.status_code == 200, audit.text
-        assert audit.json()["stored"] == 1
+        assert audit.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
         operations = [
             {
@@ -228,19 +228,13 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
     }
     assert (
         mission_agent.call("retry-audit", "POST", "/api/v1/audit/events", json={"events": [retried_event]}).json()[
-            "stored"
+            "accepted"
         ]
         == 1
     )
     assert mission_agent.call(
         "retry-audit-again", "POST", "/api/v1/audit/events", json={"events": [retried_event]}
-    ).json() == {
-        "stored": 0,
-        "duplicates": [{"index": 0, "event_id": retried_event["event_id"]}],
-        "errors": [],
-        "accepted": 0,
-        "rejected": [],
-    }
+    ).json() == {"accepted": 0, "duplicates": 1, "rejected": []}
     timing = {
         "operation": "agent.mission.llm",
         "duration_ms": 640.0,

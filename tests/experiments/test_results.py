@@ -74,6 +74,12 @@ def test_a_repeated_event_id_within_a_batch_is_a_duplicate(agent_client, running
     assert response.json()["accepted"] == 1 and response.json()["duplicates"] == 1
 
 
+def _only_error(rejection: dict) -> dict:
+    """The one error of a row refused for one reason."""
+    [(_, [error])] = rejection["errors"].items()
+    return error
+
+
 def test_rows_are_rejected_individually_with_a_code(agent_client, running):
     user, variant = inside_user(running)
     other_variant = "warm" if variant == "control" else "control"
@@ -99,7 +105,7 @@ def test_rows_are_rejected_individually_with_a_code(agent_client, running):
     assert response.status_code == 200
     body = response.json()
     assert body["accepted"] == 1
-    codes = {item["index"]: item["code"] for item in body["rejected"]}
+    codes = {item["index"]: _only_error(item)["code"] for item in body["rejected"]}
     assert codes == {
         1: "unknown_variant",
         2: "wrong_variant",
@@ -115,8 +121,8 @@ def test_rows_are_rejected_individually_with_a_code(agent_client, running):
         12: "invalid",
         13: "invalid",
     }
-    assert all(item["message"] for item in body["rejected"])
-    fields = {item["index"]: item["field"] for item in body["rejected"]}
+    assert all(_only_error(item)["message"] for item in body["rejected"])
+    fields = {item["index"]: next(iter(item["errors"])) for item in body["rejected"]}
     assert fields == {
         1: "variant",
         2: "variant",
@@ -130,7 +136,7 @@ def test_rows_are_rejected_individually_with_a_code(agent_client, running):
         10: "event_id",
         11: "occurred_at",
         12: "success",
-        13: "",
+        13: "non_field_errors",
     }
     assert Result.objects.count() == 1
 
@@ -151,10 +157,11 @@ def test_experiment_not_running_is_409(agent_client, make_experiment):
     assert response.status_code == 409
 
 
-def test_more_than_1000_rows_is_413(agent_client, running):
+def test_more_than_1000_rows_is_refused_whole_with_400(agent_client, running):
     user, variant = inside_user(running)
     response = post(agent_client, [row(f"e{i}", user, variant) for i in range(1001)])
-    assert response.status_code == 413
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"field": "results", "minimum": 1, "maximum": 1000, "given": 1001}
     assert Result.objects.count() == 0
 
 
@@ -180,4 +187,4 @@ def test_analyst_cannot_write_results(analyst_client, running):
 @override_settings(EXPERIMENTS_RESULTS_MAX_ROWS=2)
 def test_row_limit_is_a_setting(agent_client, running):
     user, variant = inside_user(running)
-    assert post(agent_client, [row(f"e{i}", user, variant) for i in range(3)]).status_code == 413
+    assert post(agent_client, [row(f"e{i}", user, variant) for i in range(3)]).status_code == 400

@@ -133,3 +133,34 @@ def test_dashboard_renders_without_any_data(staff_client):
     response = staff_client.get(reverse(DASHBOARD), {"window": "24h"})
     assert response.status_code == 200
     assert "No operations in this window." in response.content.decode()
+
+
+@pytest.fixture
+def filed_run(django_user_model):
+    submitter = make_user(django_user_model, "filer-bot", "monitoring.push_metrics", role="agent")
+    now = datetime.now(UTC)
+    return AgentRun.objects.create(
+        run_id="filed-1",
+        agent="support-bot",
+        workflow="refund",
+        steps=1,
+        retry_count=0,
+        no_progress_count=0,
+        tokens=1,
+        outcome="success",
+        started_at=now - timedelta(minutes=2),
+        finished_at=now - timedelta(minutes=1),
+        submitted_by=submitter,
+    )
+
+
+def test_the_submitter_of_a_run_is_shown_in_the_list_the_csv_and_the_dashboard(staff_client, filed_run):
+    listing = staff_client.get(reverse("admin:monitoring_agentrun_changelist")).content.decode()
+    assert "filer-bot" in listing
+    rows = _export(staff_client, "agentrun", [filed_run.pk])
+    assert rows[0][-1] == "submitted_by"
+    assert rows[1][-1] == "filer-bot"
+    dashboard = staff_client.get(reverse(DASHBOARD), {"window": "1h"}).content.decode()
+    assert "<th>Submitted by</th>" in dashboard
+    assert "<td>filer-bot</td>" in dashboard
+    assert "support-bot/refund (by filer-bot)" in dashboard
