@@ -28,6 +28,7 @@ from accounts.cache import api_key_memo, cache_add, cache_get
 from accounts.models import ApiKey, User
 from accounts.services import api_key_cache_key, api_key_matches, api_key_parse
 from accounts.tokens import VERSION_CLAIM, AccessToken, access_token_is_revoked
+from agentplatform import compat
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         user._state.adding = False
         user._state.db = "default"
         # ModelBackend answers has_perm from this cache: the permission check costs no query.
-        user._perm_cache = set(snapshot["permissions"])
+        compat.prime_permissions(user, snapshot["permissions"])
         return user
 
     @staticmethod

@@ -39,7 +39,7 @@ class LoginLocked(RateLimited):
 
 def client_ip(request) -> str:
     """``AXES_CLIENT_IP_CALLABLE``: the client address as the trusted-proxy resolver sees it."""
-    return get_client_ip(getattr(request, "_request", request))
+    return get_client_ip(request)  # a DRF Request reads META from its HttpRequest
 
 
 def _attempts_of(request, credentials: dict | None):

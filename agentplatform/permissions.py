@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.permissions import BasePermission
 
+from agentplatform import compat
 from agentplatform.cached_settings import CachedSetting
 
 
@@ -31,7 +32,7 @@ class Requires(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        granted = getattr(user, "_perm_cache", None)
+        granted = compat.cached_permissions(user)
         if granted is not None and _model_backend_answers():
             # What ModelBackend would answer from the permissions it (or the API-key snapshot) put in
             # the user's cache, without Django instantiating every backend for every permission.
@@ -39,7 +40,7 @@ class Requires(BasePermission):
         return user.has_perms(self.perms)
 
 
-# Backends whose permission answer, for a user with ``_perm_cache``, is "active, and superuser or
+# Backends whose permission answer, for a user with ModelBackend's permission cache, is "active, and superuser or
 # listed there": ModelBackend's own, and axes's standalone backend, which answers no permissions.
 _CACHE_ANSWERING_BACKENDS = frozenset(
     {"django.contrib.auth.backends.ModelBackend", "axes.backends.AxesStandaloneBackend"}

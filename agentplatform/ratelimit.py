@@ -52,7 +52,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 
-from agentplatform import counters
+from agentplatform import compat, counters
 from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import DependencyUnavailable, RateLimited
 
@@ -173,7 +173,7 @@ def _reserve_redis(cache: RedisCache, key: str, amount: int, ttl: int) -> int:
     """Adds ``amount`` to the window's counter (created with its expiry); returns the new total."""
     global _reserve_script
     full_key = cache.make_and_validate_key(key)
-    client = cache._cache.get_client(full_key, write=True)
+    client = compat.redis_client(cache, full_key)
     if _reserve_script is None:
         _reserve_script = client.register_script(_RESERVE_LUA)  # EVALSHA, reloading on NOSCRIPT
     return int(_reserve_script(keys=[full_key], args=[amount, ttl], client=client))

@@ -279,7 +279,8 @@ class ExperimentAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         formset.save()
         if formset.model is Variant:
-            kept = [f.instance for f in formset.forms if f.instance.pk and not formset._should_delete_form(f)]
+            deleted = formset.deleted_forms
+            kept = [f.instance for f in formset.forms if f.instance.pk and f not in deleted]
             for position, variant in enumerate(kept):
                 if variant.position != position:
                     variant.position = position

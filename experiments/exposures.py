@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
-from agentplatform import counters
+from agentplatform import compat, counters
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,7 @@ _seen = _Seen()
 
 def _redis_client():
     """The raw redis-py client behind Django's Redis cache, or None for another backend."""
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client"):
-        return None
-    return backend.get_client(write=True)
+    return compat.redis_client(cache)
 
 
 def _encode(experiment_id: int, variant_id: int, user_id: str, at: datetime) -> str:

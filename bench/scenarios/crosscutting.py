@@ -48,12 +48,13 @@ def _in_process(bench) -> None:
     bench.setup_django()
     from django.core.cache import cache
 
+    from agentplatform import compat
     from agentplatform.breakers import get_breaker
     from agentplatform.ratelimit import enforce
 
     calls = max(200, int(2000 * bench.scale))
     cache.set("bench:warm", 1)
-    redis_client = cache._cache.get_client("bench:warm", write=True)
+    redis_client = compat.redis_client(cache)
     ping = _per_call_us(redis_client.ping, calls)
     bench.record("Redis PING round trip", ping, "us", note=f"in-process, median of 5 x {calls}")
 
