@@ -105,6 +105,36 @@ def _in_process(bench) -> None:
     )
 
 
+def _memo_read(bench) -> None:
+    import threading
+
+    import cachetools
+
+    from accounts.cache import LocalMemo
+
+    calls = max(2000, int(20_000 * bench.scale))
+    memo = LocalMemo(lambda: 3600.0)
+    memo.set("prefix", {"key_id": 1})
+    local = _per_call_us(lambda: memo.get("prefix"), calls)
+    ttl_cache, lock = cachetools.TTLCache(maxsize=10_000, ttl=3600.0), threading.Lock()
+    ttl_cache["prefix"] = {"key_id": 1}
+
+    def locked_read():
+        with lock:
+            return ttl_cache.get("prefix")
+
+    library = _per_call_us(locked_read, calls)
+    bench.record(
+        "API-key memo read, cachetools.TTLCache / LocalMemo",
+        library,
+        "us",
+        baseline=local,
+        baseline_name="LocalMemo.get (a dict read, no lock)",
+        note=f"TTLCache.get under a threading.Lock (cachetools is not thread-safe); median of 5 x {calls}",
+    )
+
+
 def run(bench) -> None:
     _throttle_ratio(bench)
     _in_process(bench)
+    _memo_read(bench)
