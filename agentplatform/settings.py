@@ -53,7 +53,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
     "axes",
     "agentplatform.apps.AgentPlatformConfig",
@@ -167,9 +166,6 @@ else:
     }
 EMBEDDED_CACHE = CACHES["default"]["BACKEND"].endswith("FileBasedCache")
 
-# django-ratelimit refuses caches without atomic increments (its checks E003/W001). Redis has
-# them; the embedded file cache does not, so make run (and only make run) silences that check.
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001", "django_ratelimit.E003"] if EMBEDDED_CACHE else []
 
 # --- Auth ---------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -238,7 +234,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.ScopedRateLimit"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -261,9 +257,9 @@ BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", False)
 # Bearer token for /metrics; when empty, /metrics answers only requests from loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
-# --- Rate limits (django-ratelimit) ---------------------------------------------------------
-# Per endpoint group, "N/period"; each is overridable as RATE_LIMIT_<GROUP> with dots as
-# underscores, e.g. RATE_LIMIT_PROMPTS_RESOLVE=6000/m.
+# --- Rate limits (DRF throttle scopes) ------------------------------------------------------
+# Per throttle scope (a view's throttle_scope), "N/period"; each is overridable as
+# RATE_LIMIT_<SCOPE> with dots as underscores, e.g. RATE_LIMIT_PROMPTS_RESOLVE=6000/m.
 _DEFAULT_RATE_LIMITS = {
     "auth.token": "10/m",
     "auth.refresh": "30/m",
@@ -397,13 +393,6 @@ RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", "5"
 # "Leases"): 0.01 lets a busy caller skip 99 of 100 round trips, at the price of being refused up
 # to 1 % of the limit early per process it is served by. 0 counts every request in Redis.
 RATE_LIMIT_LEASE_SHARE = env.float("RATE_LIMIT_LEASE_SHARE", "0.01", minimum=0)
-# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
-# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that the test suite is one process (E003
-# for its local-memory cache).
-if CACHES["default"]["BACKEND"] == "agentplatform.cache.RedisCache":
-    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
-elif TESTING:
-    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 # Workers log through LOGGING above (JSON with the request id restored from the task's headers,
 # agentplatform.task_context) instead of Celery replacing the root logger's handlers.

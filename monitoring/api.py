@@ -35,7 +35,7 @@ def _ingest_response(result: IngestResult) -> Response:
 
 class OperationsIngestView(APIView):
     permission_classes = [Requires("monitoring.push_metrics")]
-    ratelimit_group = "monitoring.write"
+    throttle_scope = "monitoring.write"
 
     @extend_schema(
         request=serializers.MetricsOperationBatchSerializer,
@@ -52,7 +52,7 @@ class OperationsIngestView(APIView):
 
 class AgentRunsIngestView(APIView):
     permission_classes = [Requires("monitoring.push_metrics")]
-    ratelimit_group = "monitoring.write"
+    throttle_scope = "monitoring.write"
 
     @extend_schema(
         request=serializers.MetricsAgentRunBatchSerializer,
@@ -81,7 +81,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 
 class SummaryView(APIView):
     permission_classes = [Requires("monitoring.view_metrics")]
-    ratelimit_group = "monitoring.read"
+    throttle_scope = "monitoring.read"
 
     @extend_schema(
         parameters=[

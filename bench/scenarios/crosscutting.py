@@ -27,7 +27,7 @@ def _throttle_ratio(bench) -> None:
         limited_rps,
         "req/s",
         baseline=plain_rps,
-        baseline_name="same no-op, no ratelimit_group",
+        baseline_name="same no-op, no throttle_scope",
         target=">= 0.9",
         note=f"median of 3 alternating runs; limited {sorted(round(x) for x in limited)}, "
         f"plain {sorted(round(x) for x in plain)}; one IP, so one hot Redis key",

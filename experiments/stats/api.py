@@ -14,7 +14,7 @@ from .serializers import ExperimentStatsSerializer
 
 class ExperimentStatsView(APIView):
     permission_classes = [Requires("experiments.view_experiment")]
-    ratelimit_group = "experiments.read"
+    throttle_scope = "experiments.read"
 
     @extend_schema(
         parameters=[
