@@ -133,7 +133,8 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_for(f"http://127.0.0.1:{PORT}/healthz")
+    # Two workers importing the app take over 30 s on a host shared with other loads.
+    wait_for(f"http://127.0.0.1:{PORT}/healthz", timeout=180)
     return server
 
 
