@@ -23,17 +23,17 @@ with a gap in which the window can end. On Redis one Lua script does ``SET key 0
 limit L exactly L of them pass. Other caches (local memory in tests, files in ``make run``) use
 ``add``/``incr``.
 
-**Leases.** A busy caller would pay that round trip on every request (a third of a no-op request's
-cost). So on Redis each process reserves counts in *leases*: the first request of a key in a window
-reserves 1, each following reservation of that key twice the previous one, up to
-``RATE_LIMIT_LEASE_SHARE`` of the limit (1 % by default), and the requests that follow take the
-lease's numbers locally, without a round trip. A request is still limited exactly when its number
-exceeds the limit, so no more than L requests ever pass; near the limit (a lease that would cross
-it) reservations shrink back to 1, and once a process has seen the counter pass the limit it
-refuses the rest of the window without asking again. The price is on the other side: counts reserved by a process
-and not used before the window ends are lost, so a caller hammering one key from P processes may
-be refused up to P leases (P % of the limit by default) early. Limits under 1 / share (100 by
-default: every login limit) never lease and stay exact.
+**Leases.** A busy caller would pay that round trip on every request (a large share of a no-op
+request's cost, bench/README.md). So on Redis each process reserves counts in *leases*: the first
+request of a key in a window reserves 1, each following reservation of that key twice the previous
+one, up to ``RATE_LIMIT_LEASE_SHARE`` of the limit (1 % by default), and the requests that follow
+take the lease's numbers locally, without a round trip. A request is still limited exactly when
+its number exceeds the limit, so no more than L requests ever pass; near the limit (a lease that
+would cross it) reservations shrink back to 1, and once a process has seen the counter pass the
+limit it refuses the rest of the window without asking again. The price is on the other side:
+counts reserved by a process and not used before the window ends are lost, so a caller hammering
+one key from P processes may be refused up to P leases (P % of the limit by default) early. Limits
+under 1 / share (100 by default: every login limit) never lease and stay exact.
 
 When the cache cannot be reached the scope's fail mode decides (``RATE_LIMIT_FAIL_CLOSED``
 patterns, ``auth.*`` by default): fail-open serves the request unlimited, fail-closed answers 503.

@@ -353,3 +353,26 @@ def test_a_new_window_starts_with_a_single_count_lease(settings, clock, reservat
     clock.shift(_seconds_to_window_end("apikey:w", group="test.thousand"))
     _allowed("test.thousand", "apikey:w", 3)
     assert reservations == [1, 2]
+
+
+def test_the_throttle_follows_drf_s_protocol_refusing_with_the_seconds_to_wait(clock):
+    from types import SimpleNamespace
+
+    from rest_framework.throttling import ScopedRateThrottle
+
+    from agentplatform.throttling import ScopedRateLimit
+
+    assert issubclass(ScopedRateLimit, ScopedRateThrottle)
+    request = RequestFactory().get("/", REMOTE_ADDR="198.51.100.20")
+    view = SimpleNamespace(throttle_scope="test.tiny")
+    answers = [ScopedRateLimit().allow_request(request, view) for _ in range(2)]
+    refusing = ScopedRateLimit()
+    assert answers == [True, True]
+    assert refusing.allow_request(request, view) is False
+    assert refusing.wait() == _seconds_to_window_end("ip:198.51.100.20")
+    assert request.rate_limit_refusal.details == {
+        "group": "test.tiny",
+        "limit": 2,
+        "retry_after": refusing.wait(),
+    }
+    assert ScopedRateLimit().allow_request(request, SimpleNamespace(throttle_scope=None)) is True
