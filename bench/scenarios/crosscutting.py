@@ -3,8 +3,7 @@
 1. Throttle: the no-op view with and without a throttle scope (``/api/v1/bench/noop-limited``
    counts every request against one hot key, so it runs on leases after its first few requests),
    measured in back-to-back pairs; the median pair ratio is what the throttle leaves of the
-   no-op's throughput. The same comparison as CPU time per request in this process (through the
-   Django test client), which the host's other loads disturb far less.
+   no-op's throughput.
 2. In-process, against the bench Redis: the time of one ``enforce()`` (with leases, and with
    ``RATE_LIMIT_LEASE_SHARE = 0`` so every call is a round trip) and of one
    ``get_breaker(...).call(noop)`` (its shared-state read), median of 5 rounds of
@@ -45,40 +44,6 @@ def _throttle_ratio(bench) -> None:
         note=f"{THROTTLE_PAIRS} back-to-back pairs, order alternating; pair ratios "
         f"{', '.join(f'{ratio:.2f}' for ratio in pair_ratios)} (quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}); "
         "one IP, so one hot Redis key",
-    )
-
-
-def _throttle_cpu(bench) -> None:
-    """CPU time per no-op request with and without the throttle, through the whole Django stack in
-    this process: robust to the host's load, which makes paired wrk loads swing by a factor of two."""
-    bench.setup_django()
-    from django.test import Client
-
-    client = Client(SERVER_NAME="127.0.0.1")
-    calls = max(500, int(2000 * bench.scale))
-
-    def cpu_us(path: str) -> float:
-        started = time.process_time()
-        for _ in range(calls):
-            client.get(path)
-        return (time.process_time() - started) / calls * 1e6
-
-    for path in ("/api/v1/bench/noop", "/api/v1/bench/noop-limited"):
-        for _ in range(200):  # warm: imports, connections, and the hot key's leases grown
-            client.get(path)
-    plain, limited = [], []
-    for _ in range(5):
-        plain.append(cpu_us("/api/v1/bench/noop"))
-        limited.append(cpu_us("/api/v1/bench/noop-limited"))
-    bench.record(
-        "noop CPU per request, without rate limit / with",
-        statistics.median(plain),
-        "µs",
-        baseline=statistics.median(limited),
-        baseline_name="same no-op with throttle_scope (one hot key, on leases)",
-        target=">= 0.9",
-        note=f"in process (Django test client, Redis); ratio = the throughput share the throttle leaves when "
-        f"CPU-bound; medians of 5 alternating rounds x {calls}",
     )
 
 
@@ -184,6 +149,5 @@ def _memo_read(bench) -> None:
 
 def run(bench) -> None:
     _throttle_ratio(bench)
-    _throttle_cpu(bench)
     _in_process(bench)
     _memo_read(bench)
