@@ -20,7 +20,7 @@ class TokenObtainView(APIView):
 
     authentication_classes = []  # the credentials are in the body
     permission_classes = [AllowAny]
-    ratelimit_group = "auth.token"
+    throttle_scope = "auth.token"
 
     @extend_schema(request=serializers.TokenObtainRequest, responses={200: serializers.TokenObtainResponse})
     def post(self, request):
@@ -35,7 +35,7 @@ class TokenRefreshView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    ratelimit_group = "auth.refresh"
+    throttle_scope = "auth.refresh"
 
     @extend_schema(request=serializers.RefreshRequest, responses={200: serializers.TokenPairResponse})
     def post(self, request):
@@ -48,7 +48,7 @@ class LogoutView(APIView):
     """Revokes the given refresh token and the access token of this request."""
 
     permission_classes = [Requires()]
-    ratelimit_group = "auth.refresh"
+    throttle_scope = "auth.refresh"
 
     @extend_schema(request=serializers.RefreshRequest, responses={204: None})
     def post(self, request):
@@ -65,7 +65,7 @@ class MeView(APIView):
     """The caller's identity, role and permissions (people and agents alike)."""
 
     permission_classes = [Requires()]
-    ratelimit_group = "auth.me"
+    throttle_scope = "auth.me"
 
     @extend_schema(responses={200: serializers.MeResponse})
     def get(self, request):

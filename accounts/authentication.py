@@ -35,6 +35,7 @@ from accounts.services import (
     user_snapshot_load,
 )
 from accounts.tokens import REVOKED, VERSION_CLAIM, AccessToken, access_token_is_revoked, denylist_cache_key
+from agentplatform import compat
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         user._state.adding = False
         user._state.db = "default"
         # ModelBackend answers has_perm from this cache: the permission check costs no query.
-        user._perm_cache = set(snapshot["permissions"])
+        compat.prime_permissions(user, snapshot["permissions"])
         return user
 
     @staticmethod

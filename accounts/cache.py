@@ -73,6 +73,9 @@ class LocalMemo:
     Entries live ``seconds()`` of wall-clock time; ``forget`` drops one at once in this process
     (other processes see a change when their entry expires). Bounded: past ``max_entries`` the
     memo starts over.
+
+    Kept rather than ``cachetools.TTLCache``: this read is on every API-key request, and a TTLCache
+    read under the lock it needs across threads costs an order of magnitude more (bench/README.md).
     """
 
     def __init__(self, seconds, *, max_entries: int = 10_000) -> None:

@@ -71,7 +71,7 @@ def _description(request, *, resource_type: str, view: str, required: list[str],
         "view": view,
         "required": required,
         "first_at": now,
-        "ip": get_client_ip(getattr(request, "_request", request)),
+        "ip": get_client_ip(request),
         "request_id": getattr(request, "request_id", "") or "",
     }
 

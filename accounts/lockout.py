@@ -122,7 +122,7 @@ def login_client(request, username: str) -> LoginClient:
     raw = request.META.get("HTTP_X_DEVICE_TOKEN") or request.COOKIES.get(DEVICE_COOKIE_NAME)
     client = LoginClient(
         username=username,
-        ip_address=get_client_ip(getattr(request, "_request", request)),
+        ip_address=get_client_ip(request),
         device=_device_nonce(raw, username),
     )
     request._login_client = client

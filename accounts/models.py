@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
+from agentplatform import compat
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
@@ -69,7 +71,7 @@ class User(AbstractUser):
             # Django re-hashes on login when the hasher's cost changes: the same password, so
             # existing tokens stay valid (AbstractBaseUser.set_password does not bump the version).
             AbstractUser.set_password(self, raw)
-            self._password = None
+            compat.forget_unsaved_password(self)
             self.save(update_fields=["password"])
 
         return check_password(raw_password, self.password, rehash)

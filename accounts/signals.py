@@ -8,6 +8,7 @@ from django.dispatch import receiver
 
 from accounts.models import User
 from accounts.services import api_keys_forget_cached, role_groups_sync, user_role_group_sync, user_snapshot_refresh
+from agentplatform import compat
 from audit import services as audit_services
 
 
@@ -45,7 +46,7 @@ def user_saved(sender, instance: User, created: bool, raw: bool = False, **kwarg
         # set_password() keeps the new raw password until the save has finished (Django passes it to
         # the password validators then): set means this save stored a new password. The raw value
         # is never logged; a re-hash of the same password at login (check_password) clears it first.
-        if getattr(instance, "_password", None) is not None:
+        if compat.password_set_unsaved(instance):
             audit_services.audit_log(
                 actor=actor,
                 action="user.password_changed",

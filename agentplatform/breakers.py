@@ -18,18 +18,20 @@ trouble), and the platform's own 4xx ``PlatformError`` subclasses. A failure tha
 once and keeps it open for that long (bounded by ``max_retry_after``): the upstream has told us
 when to come back.
 
-Implementation notes:
+The state machine is the classic one (Nygard's *Release It!*): closed, counting consecutive
+failures; open until a deadline, refusing calls; half-open, letting trial calls through until
+``success_threshold`` of them succeed (closed) or one fails (open again). It is owned here rather
+than taken from pybreaker, whose ``CircuitBreaker.call`` holds one lock for the whole guarded call
+(a slow upstream would serialise every caller of the breaker), whose async support is
+Tornado-only, and whose Redis storage swallows connection errors and then reports "closed".
 
-* The state machine is pybreaker's, and its state lives in pybreaker's ``CircuitRedisStorage``
-  under ``<CIRCUIT_BREAKER_KEY_PREFIX>:<name>:pybreaker:*``, so all processes share one state.
-  pybreaker's Redis storage swallows connection errors and then reports "closed" with zero
-  failures, which silently disables protection; here connection errors surface and the breaker
-  switches to an in-process ``CircuitMemoryStorage`` until Redis answers again (retried every
-  ``CIRCUIT_BREAKER_REDIS_RETRY_SECONDS``). Nothing touches Redis at import or start-up.
-* pybreaker holds its lock for the whole guarded call (one slow call serialises every caller of
-  that breaker) and its async support is Tornado-only. ``Breaker`` drives pybreaker's states
-  itself: the lock guards only the state checks before and after the call, and ``call_async``
-  awaits the coroutine between them, so exceptions raised inside ``await`` are counted.
+* **Shared state**: one Redis hash per breaker, ``<CIRCUIT_BREAKER_KEY_PREFIX>:<name>`` (fields
+  ``state``, ``failures``, ``successes``, ``open_until``). A call reads it once (``HMGET``); a
+  transition is a compare-and-set script, so when two processes see the same trip only the one
+  that made it records it. Nothing is locked during the guarded call.
+* **Redis unreachable**: the breaker keeps its state in this process until Redis answers again
+  (retried every ``CIRCUIT_BREAKER_REDIS_RETRY_SECONDS``), logging and counting the fallback.
+  Nothing touches Redis at import or start-up.
 * Every transition this process makes is logged and stored as a ``BreakerTransition`` row (written
   by a background thread: callers may be inside an event loop or a transaction that rolls back).
   Transitions merely observed from another process's write are not recorded twice.
@@ -37,6 +39,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import logging
 import math
@@ -46,11 +49,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
-import pybreaker
 import redis
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -65,9 +67,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STATE_CLOSED = pybreaker.STATE_CLOSED
-STATE_OPEN = pybreaker.STATE_OPEN
-STATE_HALF_OPEN = pybreaker.STATE_HALF_OPEN
+STATE_CLOSED = "closed"
+STATE_OPEN = "open"
+STATE_HALF_OPEN = "half-open"
 
 DEFAULT_CONFIG = {"fail_max": 5, "reset_timeout": 30.0, "success_threshold": 1, "max_retry_after": 300.0}
 # Exceptions that end a call without saying anything about the upstream's health.
@@ -131,31 +133,121 @@ def retry_after_hint(exc: BaseException) -> float | None:
     return None
 
 
-# --- storage: pybreaker's Redis storage, with a local fallback while Redis is unreachable ---------
+# --- state: one Redis hash per breaker, or this process's memory while Redis is unreachable -------
 
 
-class _RedisUnreachable(Exception):
-    """Raised instead of redis' connection errors so pybreaker's storage cannot swallow them."""
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A breaker's shared state as one read saw it."""
+
+    state: str = STATE_CLOSED
+    failures: int = 0
+    successes: int = 0
+    open_until: float = 0.0  # Unix time the open state ends
 
 
-class _RaisingRedis:
-    """A Redis client whose connection failures escape ``CircuitRedisStorage``'s ``except RedisError``."""
+# KEYS[1] the hash; ARGV: expected state, new state, open_until ("" to leave it). Returns 1 when
+# this call made the transition, 0 when the state was no longer the expected one.
+_TRANSITION_LUA = """
+local current = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'successes', 0)
+if ARGV[2] == 'closed' then redis.call('HSET', KEYS[1], 'failures', 0) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'open_until', ARGV[3]) end
+return 1
+"""
+# Moves open_until later, never earlier.
+_EXTEND_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'open_until', ARGV[1]) end
+return 1
+"""
+_FIELDS = ("state", "failures", "successes", "open_until")
 
-    def __init__(self, client: redis.Redis):
-        self._client = client
 
-    def __getattr__(self, name: str):
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
+class RedisState:
+    """A breaker's state in a Redis hash, shared by every process."""
 
-        def call(*args, **kwargs):
-            try:
-                return attribute(*args, **kwargs)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise _RedisUnreachable(str(exc)) from exc
+    def __init__(self, client: redis.Redis, key: str):
+        self._client, self._key = client, key
+        self._transition = client.register_script(_TRANSITION_LUA)
+        self._extend = client.register_script(_EXTEND_LUA)
 
-        return call
+    def read(self) -> Snapshot:
+        state, failures, successes, open_until = self._client.hmget(self._key, _FIELDS)
+        return Snapshot(
+            state.decode() if state else STATE_CLOSED,
+            int(failures or 0),
+            int(successes or 0),
+            float(open_until or 0),
+        )
+
+    def add_failure(self) -> int:
+        return int(self._client.hincrby(self._key, "failures", 1))
+
+    def add_success(self) -> int:
+        return int(self._client.hincrby(self._key, "successes", 1))
+
+    def reset_failures(self) -> None:
+        self._client.hset(self._key, "failures", 0)
+
+    def transition(self, expected: str, target: str, open_until: float | None = None) -> bool:
+        args = [expected, target, repr(open_until) if open_until is not None else ""]
+        return bool(self._transition(keys=[self._key], args=args))
+
+    def extend_open(self, until: float) -> None:
+        self._extend(keys=[self._key], args=[repr(until)])
+
+    def clear(self) -> None:
+        self._client.hset(self._key, mapping={"state": STATE_CLOSED, "failures": 0, "successes": 0, "open_until": 0})
+
+
+class LocalState:
+    """The same state in this process's memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = Snapshot()
+
+    def read(self) -> Snapshot:
+        return self._state
+
+    def _replace(self, **changes) -> Snapshot:
+        self._state = dataclasses.replace(self._state, **changes)
+        return self._state
+
+    def add_failure(self) -> int:
+        with self._lock:
+            return self._replace(failures=self._state.failures + 1).failures
+
+    def add_success(self) -> int:
+        with self._lock:
+            return self._replace(successes=self._state.successes + 1).successes
+
+    def reset_failures(self) -> None:
+        with self._lock:
+            self._replace(failures=0)
+
+    def transition(self, expected: str, target: str, open_until: float | None = None) -> bool:
+        with self._lock:
+            if self._state.state != expected:
+                return False
+            changes: dict[str, Any] = {"state": target, "successes": 0}
+            if target == STATE_CLOSED:
+                changes["failures"] = 0
+            if open_until is not None:
+                changes["open_until"] = open_until
+            self._replace(**changes)
+            return True
+
+    def extend_open(self, until: float) -> None:
+        with self._lock:
+            if until > self._state.open_until:
+                self._replace(open_until=until)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._state = Snapshot()
 
 
 _redis_client: redis.Redis | None = None
@@ -179,37 +271,25 @@ def _shared_redis() -> redis.Redis | None:
         return _redis_client
 
 
-class SharedStorage(pybreaker.CircuitBreakerStorage):
-    """State in Redis (``CircuitRedisStorage``) while it answers; in this process while it doesn't."""
+class SharedState:
+    """``RedisState`` while Redis answers; ``LocalState`` (this process only) while it doesn't."""
 
-    def __init__(self, *, breaker: str, client: redis.Redis | None, namespace: str, retry_seconds: float):
-        super().__init__("shared")
+    _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+    def __init__(self, *, breaker: str, client: redis.Redis | None, key: str, retry_seconds: float):
         self._breaker = breaker
-        self._client = _RaisingRedis(client) if client is not None else None
-        self._namespace = namespace
+        self._shared = RedisState(client, key) if client is not None else None
+        self._local = LocalState()
         self._retry_seconds = retry_seconds
-        self._shared: pybreaker.CircuitRedisStorage | None = None
-        self._local = pybreaker.CircuitMemoryStorage(STATE_CLOSED)
         self._retry_at = 0.0
         self._degraded = False
 
     @property
     def mode(self) -> str:
         """``shared`` (Redis), ``local`` (Redis unreachable: this process only) or ``local-only``."""
-        if self._client is None:
+        if self._shared is None:
             return "local-only"
         return "local" if self._degraded else "shared"
-
-    def _storage(self) -> pybreaker.CircuitBreakerStorage | None:
-        if self._client is None or time.monotonic() < self._retry_at:
-            return None
-        if self._shared is None:
-            try:
-                self._shared = pybreaker.CircuitRedisStorage(STATE_CLOSED, self._client, namespace=self._namespace)
-            except _RedisUnreachable as exc:
-                self._unreachable(exc)
-                return None
-        return self._shared
 
     def _unreachable(self, exc: BaseException) -> None:
         self._retry_at = time.monotonic() + self._retry_seconds
@@ -223,55 +303,39 @@ class SharedStorage(pybreaker.CircuitBreakerStorage):
             )
             counters.increment("breaker_storage_fallback_total", breaker=self._breaker)
 
-    def _run(self, operation: Callable[[pybreaker.CircuitBreakerStorage], T]) -> T:
-        shared = self._storage()
-        if shared is not None:
+    def _run(self, operation: str, *args) -> Any:
+        if self._shared is not None and time.monotonic() >= self._retry_at:
             try:
-                result = operation(shared)
-            except _RedisUnreachable as exc:
+                result = getattr(self._shared, operation)(*args)
+            except self._UNREACHABLE as exc:
                 self._unreachable(exc)
             else:
                 if self._degraded:
                     self._degraded = False
                     logger.info("breaker %s: Redis is back; state is shared again", self._breaker)
                 return result
-        return operation(self._local)
+        return getattr(self._local, operation)(*args)
 
-    @property
-    def state(self) -> str:
-        return self._run(lambda storage: storage.state)
+    def read(self) -> Snapshot:
+        return self._run("read")
 
-    @state.setter
-    def state(self, state: str) -> None:
-        self._run(lambda storage: setattr(storage, "state", state))
+    def add_failure(self) -> int:
+        return self._run("add_failure")
 
-    def increment_counter(self) -> None:
-        self._run(lambda storage: storage.increment_counter())
+    def add_success(self) -> int:
+        return self._run("add_success")
 
-    def reset_counter(self) -> None:
-        self._run(lambda storage: storage.reset_counter())
+    def reset_failures(self) -> None:
+        self._run("reset_failures")
 
-    def increment_success_counter(self) -> None:
-        self._run(lambda storage: storage.increment_success_counter())
+    def transition(self, expected: str, target: str, open_until: float | None = None) -> bool:
+        return self._run("transition", expected, target, open_until)
 
-    def reset_success_counter(self) -> None:
-        self._run(lambda storage: storage.reset_success_counter())
+    def extend_open(self, until: float) -> None:
+        self._run("extend_open", until)
 
-    @property
-    def counter(self) -> int:
-        return self._run(lambda storage: storage.counter)
-
-    @property
-    def success_counter(self) -> int:
-        return self._run(lambda storage: storage.success_counter)
-
-    @property
-    def opened_at(self) -> datetime | None:
-        return self._run(lambda storage: storage.opened_at)
-
-    @opened_at.setter
-    def opened_at(self, value: datetime) -> None:
-        self._run(lambda storage: setattr(storage, "opened_at", value))
+    def clear(self) -> None:
+        self._run("clear")
 
 
 # --- recording transitions ------------------------------------------------------------------------
@@ -311,69 +375,6 @@ def flush_transitions(timeout: float = 10.0) -> None:
     wait(pending, timeout=timeout)
 
 
-class _PlatformCircuitBreaker(pybreaker.CircuitBreaker):
-    """pybreaker's breaker, knowing which transitions this process made and skipping stale ones."""
-
-    def __init__(self, *args, **kwargs):
-        self.causing = False
-        super().__init__(*args, **kwargs)
-
-    def _move(self, target: str, move: Callable[[], Any]) -> Any:
-        with self._lock:
-            if self._state_storage.state == target:
-                # Another process got there first: adopt its state (observed, not recorded).
-                if self._state.name != target:
-                    self.state = target
-                return self._throw_new_error_on_trip
-            self.causing = True
-            try:
-                return move()
-            finally:
-                self.causing = False
-
-    def open(self) -> bool:
-        return self._move(STATE_OPEN, super().open)
-
-    def half_open(self) -> None:
-        self._move(STATE_HALF_OPEN, super().half_open)
-
-    def close(self) -> None:
-        self._move(STATE_CLOSED, super().close)
-
-
-class _TransitionListener(pybreaker.CircuitBreakerListener):
-    def __init__(self, breaker: Breaker):
-        self.breaker = breaker
-
-    def state_change(self, cb, old_state, new_state) -> None:
-        old = old_state.name if old_state is not None else None
-        if not getattr(cb, "causing", False) or old == new_state.name:
-            return
-        last_error = self.breaker.last_error if new_state.name == STATE_OPEN else ""
-        log = logger.warning if new_state.name == STATE_OPEN else logger.info
-        log(
-            "breaker %s: %s -> %s%s",
-            self.breaker.name,
-            old,
-            new_state.name,
-            f" after {last_error}" if last_error else "",
-            extra={"breaker": self.breaker.name, "from_state": old, "to_state": new_state.name},
-        )
-        counters.increment("breaker_transitions_total", breaker=self.breaker.name, to=new_state.name)
-        _record(
-            {
-                "breaker": self.breaker.name,
-                "from_state": old or "",
-                "to_state": new_state.name,
-                "at": datetime.now(UTC),
-                "last_error": last_error,
-                "storage": self.breaker.storage_mode,
-                "process": _PROCESS,
-                "request_id": get_request_id() or "",
-            }
-        )
-
-
 # --- the breaker callers use ----------------------------------------------------------------------
 
 
@@ -383,26 +384,19 @@ class Breaker:
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
         self.config = config
+        self.fail_max = int(config["fail_max"])
+        self.reset_timeout = float(config["reset_timeout"])
+        self.success_threshold = int(config["success_threshold"])
         self.max_retry_after = float(config["max_retry_after"])
+        self.excluded = tuple(
+            import_string(path) if isinstance(path, str) else path for path in config.get("exclude", ())
+        )
         self.last_error = ""
-        excluded: list = [is_caller_error]
-        excluded += [import_string(path) if isinstance(path, str) else path for path in config.get("exclude", ())]
-        self._storage = SharedStorage(
+        self._state = SharedState(
             breaker=name,
             client=_shared_redis(),
-            namespace=f"{settings.CIRCUIT_BREAKER_KEY_PREFIX}:{name}",
+            key=f"{settings.CIRCUIT_BREAKER_KEY_PREFIX}:{name}",
             retry_seconds=settings.CIRCUIT_BREAKER_REDIS_RETRY_SECONDS,
-        )
-        self._cb = _PlatformCircuitBreaker(
-            fail_max=int(config["fail_max"]),
-            reset_timeout=float(config["reset_timeout"]),
-            success_threshold=int(config["success_threshold"]),
-            exclude=excluded,
-            listeners=[_TransitionListener(self)],
-            state_storage=self._storage,
-            name=name,
-            # The call that trips the breaker failed for a real reason: let its caller see it.
-            throw_new_error_on_trip=False,
         )
 
     def __repr__(self) -> str:
@@ -412,96 +406,119 @@ class Breaker:
     def state(self) -> str:
         """``closed``, ``open`` or ``half-open`` as stored (an open breaker past its timeout stays
         ``open`` until the next call tries it)."""
-        with self._cb._lock:
-            return self._cb.state.name
+        return self._state.read().state
 
     @property
     def storage_mode(self) -> str:
-        return self._storage.mode
+        return self._state.mode
 
     @property
     def fail_counter(self) -> int:
-        return self._cb.fail_counter
+        return self._state.read().failures
 
-    def _retry_after(self) -> int | None:
-        opened_at = self._storage.opened_at
-        if opened_at is None:
-            return None
-        reopen = opened_at + timedelta(seconds=self._cb.reset_timeout)
-        return max(1, math.ceil((reopen - datetime.now(UTC)).total_seconds()))
+    def counts(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says something about the upstream's health (else it counts as a success)."""
+        return not is_caller_error(exc) and not isinstance(exc, self.excluded)
 
-    def _before_call(self) -> None:
-        with self._cb._lock:
-            state = self._cb.state  # re-reads the shared state
-            if state.name != STATE_OPEN:
-                return
-            opened_at = self._storage.opened_at
-            if opened_at and datetime.now(UTC) < opened_at + timedelta(seconds=self._cb.reset_timeout):
-                counters.increment("breaker_rejections_total", breaker=self.name)
-                raise CircuitOpen(self.name, retry_after=self._retry_after())
-            self._cb.half_open()
+    def _move(self, expected: str, target: str, *, open_until: float | None = None) -> None:
+        """Make the transition unless another process already has; record it only if made here."""
+        if not self._state.transition(expected, target, open_until):
+            return
+        last_error = self.last_error if target == STATE_OPEN else ""
+        log = logger.warning if target == STATE_OPEN else logger.info
+        log(
+            "breaker %s: %s -> %s%s",
+            self.name,
+            expected,
+            target,
+            f" after {last_error}" if last_error else "",
+            extra={"breaker": self.name, "from_state": expected, "to_state": target},
+        )
+        counters.increment("breaker_transitions_total", breaker=self.name, to=target)
+        _record(
+            {
+                "breaker": self.name,
+                "from_state": expected,
+                "to_state": target,
+                "at": datetime.now(UTC),
+                "last_error": last_error,
+                "storage": self.storage_mode,
+                "process": _PROCESS,
+                "request_id": get_request_id() or "",
+            }
+        )
 
-    # After the call, the state object read by _before_call judges the outcome (as pybreaker's own
-    # call does): re-reading the shared state would cost a Redis round trip per call.
-    def _after_success(self) -> None:
-        with self._cb._lock:
-            self._cb._state._handle_success()
+    def _before_call(self) -> Snapshot:
+        seen = self._state.read()
+        if seen.state != STATE_OPEN:
+            return seen
+        now = time.time()
+        if now < seen.open_until:
+            counters.increment("breaker_rejections_total", breaker=self.name)
+            raise CircuitOpen(self.name, retry_after=max(1, math.ceil(seen.open_until - now)))
+        self._move(STATE_OPEN, STATE_HALF_OPEN)
+        return Snapshot(STATE_HALF_OPEN)
 
-    def _after_failure(self, exc: BaseException) -> None:
+    # After the call, the state read before it judges the outcome: re-reading the shared state
+    # would cost a Redis round trip per call.
+    def _after_success(self, seen: Snapshot) -> None:
+        if seen.state == STATE_HALF_OPEN:
+            if self._state.add_success() >= self.success_threshold:
+                self._move(STATE_HALF_OPEN, STATE_CLOSED)
+        elif seen.failures:
+            self._state.reset_failures()
+
+    def _after_failure(self, exc: BaseException, seen: Snapshot) -> None:
         if isinstance(exc, _NEUTRAL) or not isinstance(exc, Exception):
             return  # cancellation and shutdown say nothing about the upstream
-        with self._cb._lock:
-            if self._cb.is_system_error(exc):
-                self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
-            try:
-                # Counts the failure and opens the breaker when due (pybreaker's own rules). With
-                # throw_new_error_on_trip=False, a trip re-raises ``exc``, which the caller raises anyway.
-                self._cb._state._handle_error(exc, reraise=False)
-            except BaseException as raised:
-                if raised is not exc:
-                    raise
-            hint = retry_after_hint(exc) if self._cb.is_system_error(exc) else None
-            if hint:
-                self._hold_open(hint)
+        if not self.counts(exc):
+            self._after_success(seen)
+            return
+        self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+        if seen.state == STATE_HALF_OPEN:
+            self._move(STATE_HALF_OPEN, STATE_OPEN, open_until=time.time() + self.reset_timeout)
+        elif self._state.add_failure() >= self.fail_max:
+            self._move(STATE_CLOSED, STATE_OPEN, open_until=time.time() + self.reset_timeout)
+        hint = retry_after_hint(exc)
+        if hint:
+            self._hold_open(hint)
 
     def _hold_open(self, seconds: float) -> None:
         """Keep the breaker open for ``seconds`` (bounded), as the upstream's Retry-After asked."""
-        seconds = min(seconds, self.max_retry_after)
-        if self._cb.state.name != STATE_OPEN:
-            self._cb.open()
-        # Open means "until opened_at + reset_timeout": shift opened_at so that lands at now + seconds.
-        until = datetime.now(UTC) + timedelta(seconds=seconds - self._cb.reset_timeout)
-        current = self._storage.opened_at
-        if current is None or until > current:
-            self._storage.opened_at = until
+        until = time.time() + min(seconds, self.max_retry_after)
+        current = self._state.read().state
+        if current != STATE_OPEN:
+            self._move(current, STATE_OPEN, open_until=time.time() + self.reset_timeout)
+        self._state.extend_open(until)
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` through the breaker; raises ``CircuitOpen`` while it is open."""
-        self._before_call()
+        seen = self._before_call()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._after_failure(exc)
+            self._after_failure(exc, seen)
             raise
-        self._after_success()
+        self._after_success(seen)
         return result
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """``await fn(*args, **kwargs)`` through the breaker; failures raised inside the await count."""
-        self._before_call()
+        seen = self._before_call()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            self._after_failure(exc)
+            self._after_failure(exc, seen)
             raise
-        self._after_success()
+        self._after_success(seen)
         return result
 
     def reset(self) -> None:
         """Close the breaker and clear its counters (admin action, tests)."""
-        with self._cb._lock:
-            self._cb.close()
-            self._storage.reset_counter()
+        current = self._state.read().state
+        if current != STATE_CLOSED:
+            self._move(current, STATE_CLOSED)
+        self._state.clear()
 
 
 # --- registry -------------------------------------------------------------------------------------

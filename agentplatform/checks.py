@@ -100,17 +100,17 @@ def _url_views(patterns, prefix=""):
 
 
 @register(Tags.urls)
-def check_ratelimit_groups(app_configs, **kwargs):
-    """Every ``ratelimit_group`` a view declares has a rate in ``RATE_LIMITS`` (else: a 500 per call)."""
+def check_throttle_scopes(app_configs, **kwargs):
+    """Every ``throttle_scope`` a view declares has a rate in ``RATE_LIMITS`` (else: a 500 per call)."""
     from django.urls import get_resolver
 
     messages = []
     for route, view in _url_views(get_resolver().url_patterns):
-        group = getattr(view, "ratelimit_group", None)
+        group = getattr(view, "throttle_scope", None)
         if isinstance(group, str) and group not in settings.RATE_LIMITS:
             messages.append(
                 Error(
-                    f"{view.__module__}.{view.__qualname__} (/{route}) declares ratelimit_group={group!r}, "
+                    f"{view.__module__}.{view.__qualname__} (/{route}) declares throttle_scope={group!r}, "
                     "which settings.RATE_LIMITS does not define.",
                     hint="Add the group with its rate to _DEFAULT_RATE_LIMITS in agentplatform/settings.py.",
                     id="agentplatform.E003",

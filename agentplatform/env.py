@@ -100,7 +100,7 @@ class Env:
         return value
 
     def rate(self, name: str, default=_MISSING) -> str:
-        """A django-ratelimit rate such as ``6000/m`` or ``10/5m``."""
+        """A rate-limit rate such as ``6000/m`` or ``10/5m`` (``agentplatform.ratelimit.parse_rate``)."""
         value = self._raw(name, default)
         return parse_rate(value, name=name)
 

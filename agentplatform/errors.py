@@ -196,7 +196,11 @@ def error_response(error: PlatformError) -> Response:
 
 def api_exception_handler(exc: BaseException, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view becomes an envelope."""
-    error = to_platform_error(exc)
+    error = None
+    if isinstance(exc, drf_exceptions.Throttled):
+        # The platform's throttle left its answer (scope, limit, wait) on the request it refused.
+        error = getattr(context.get("request"), "rate_limit_refusal", None)
+    error = error or to_platform_error(exc)
     if error is None:
         # The traceback goes to the log (with the request id on the record); the caller gets
         # the request id to quote, and nothing about the internals.

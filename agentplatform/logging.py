@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 
-from agentplatform.request_id import get_request_id
+from pythonjsonlogger import json as json_logging
 
-# Attributes every LogRecord has; anything else on a record came from ``extra=`` and is kept.
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
+from agentplatform.request_id import get_request_id
 
 
 def install_record_factory() -> None:
@@ -39,20 +36,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, extras, traceback."""
+class JsonFormatter(json_logging.JsonFormatter):
+    """python-json-logger's formatter with the platform's field names: one JSON object per line with
+    time (UTC), level, logger, message, request id, every ``extra=`` field and the traceback."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or get_request_id(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value
-        if record.exc_info:
-            payload["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("fmt", ["levelname", "name", "message", "request_id"])
+        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
+        kwargs.setdefault("timestamp", "time")
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
-from agentplatform import request_id
+from agentplatform import compat, request_id
 from agentplatform.client_ip import FORWARDED_FOR_META, FORWARDED_PROTO_META, is_trusted_proxy, normalise_ip
 
 logger = logging.getLogger(__name__)
@@ -144,14 +144,14 @@ class RequestBodyLimitMiddleware:
                 return _too_large(request, _limit_message(limit))
         elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             raw = request.environ.get("wsgi.input") if hasattr(request, "environ") else None
-            source = raw if raw is not None else request._stream
+            source = raw if raw is not None else compat.request_body_stream(request)
             body = source.read(limit + 1)
             if len(body) > limit:
                 return _too_large(request, _limit_message(limit))
-            request._stream = io.BytesIO(body)
+            compat.replace_request_body_stream(request, io.BytesIO(body))
             request.META["CONTENT_LENGTH"] = str(len(body))
             return None
-        request._stream = _BoundedStream(request._stream, limit)
+        compat.replace_request_body_stream(request, _BoundedStream(compat.request_body_stream(request), limit))
         return None
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Model
 from rest_framework.permissions import DjangoModelPermissions
 
+from agentplatform import compat
 from agentplatform.cached_settings import CachedSetting
 
 _VIEW = ["%(app_label)s.view_%(model_name)s"]
@@ -59,7 +60,7 @@ class Requires(DjangoModelPermissions):
         # The model is declared here rather than read from ``view.queryset``: these views are
         # plain APIViews over services, with no queryset to inspect.
         perms = self.perms if self.model is None else self.get_required_permissions(request.method, self.model)
-        granted = getattr(user, "_perm_cache", None)
+        granted = compat.cached_permissions(user)
         if granted is not None and _model_backend_answers():
             # What ModelBackend would answer from the permissions it (or the API-key snapshot) put in
             # the user's cache, without Django instantiating every backend for every permission.
@@ -70,8 +71,8 @@ class Requires(DjangoModelPermissions):
         return True  # object-level rules, where there are any, live in the services
 
 
-# Backends whose permission answer, for a user with ``_perm_cache``, is "active, and superuser or
-# listed there": ModelBackend's own, and the login lock's backend, which answers no permissions.
+# Backends whose permission answer, for a user with ModelBackend's permission cache, is "active, and
+# superuser or listed there": ModelBackend's own, and the login lock's backend, which answers no permissions.
 _CACHE_ANSWERING_BACKENDS = frozenset(
     {"django.contrib.auth.backends.ModelBackend", "accounts.lockout.LoginLockBackend"}
 )

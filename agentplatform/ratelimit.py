@@ -1,36 +1,43 @@
-"""Rate limits per endpoint group, counted atomically on the shared cache.
+"""Rate limits per endpoint scope, counted atomically on the shared cache.
 
     enforce("auth.token", username_key(username))     # raises RateLimited when over the limit
     enforce("prompts.resolve", identity_key(request))
 
-Limits come from ``settings.RATE_LIMITS`` (``{"group": "N/period"}``). API views name their group
-with ``ratelimit_group = "..."``; ``agentplatform.throttling.GroupRateThrottle`` (a DRF default
-throttle, so it runs after authentication) calls ``enforce`` with the caller's identity.
+Limits come from ``settings.RATE_LIMITS`` (``{"scope": "N/period"}``, period ``s``, ``m``, ``h`` or
+``d`` with an optional multiplier: ``10/5m``). API views name their scope the DRF way,
+``throttle_scope = "..."``; ``agentplatform.throttling.ScopedRateLimit`` (DRF's
+``ScopedRateThrottle``, the default throttle, so it runs after authentication) counts the request
+here with the caller's identity. Code outside a view (the login's per-username limit) calls
+``enforce``.
 
-Windows, rates and cache keys are django-ratelimit's (``django_ratelimit.core``), so a
-``@ratelimit(group=..., key=...)`` decorator or ``is_ratelimited()`` call elsewhere sees the same
-buckets. The increment is not: django-ratelimit does ``add`` then ``incr``, and Django's Redis
-``incr`` is EXISTS followed by INCR, so a window ending between the two calls makes the request
-fail (closed or open) and every request costs three round trips. Here one Lua script does
-``SET key 0 NX EX ttl`` + ``INCRBY key n`` in a single command: every concurrent request gets a
-distinct count, so against a limit L exactly L of them pass. Other caches (local memory in tests,
-files in ``make run``) use ``add``/``incr``.
+**Windows.** Fixed windows of the rate's period, each key's shifted by a per-key offset (CRC32 of
+the key modulo the period) so that all callers' budgets do not come back at the same second. A
+window ``w`` covers every second whose integer timestamp is at most ``w``; the cache key is
+``throttle_<scope>_<identity>:<w>`` (DRF's ``cache_format`` and the window), expiring just after
+it.
+
+**One round trip, exact under concurrency.** DRF's own throttle keeps a list of timestamps per
+key (a read and a write that race), and a cache's ``add`` then ``incr`` is two or three round trips
+with a gap in which the window can end. On Redis one Lua script does ``SET key 0 NX EX ttl`` +
+``INCRBY key n`` in a single command: every concurrent request gets a distinct count, so against a
+limit L exactly L of them pass. Other caches (local memory in tests, files in ``make run``) use
+``add``/``incr``.
 
 **Leases.** A busy caller would pay that round trip on every request (a large share of a no-op
-request's cost: bench/README.md, "Figures behind the code"). So on Redis each process reserves
-counts in *leases*: the first request of a key in a window reserves 1, each following reservation of
-that key twice the previous one, up to ``RATE_LIMIT_LEASE_SHARE`` of the limit (1 % by default), and
-the requests that follow take the lease's numbers locally, without a round trip. A request is still
-limited exactly when its number exceeds the limit, so no more than L requests ever pass; near the
-limit (a lease that would cross it) reservations shrink back to 1, and once a process has seen the
-counter pass the limit it refuses the rest of the window without asking again. The price is on the
-other side: counts reserved by a process and not used before the window ends are lost, so a caller
-hammering one key from P processes may be refused up to P leases (P % of the limit by default)
-early. Limits under 1 / share (100 by default: every login limit) never lease and stay exact.
+request's cost, bench/README.md). So on Redis each process reserves counts in *leases*: the first
+request of a key in a window reserves 1, each following reservation of that key twice the previous
+one, up to ``RATE_LIMIT_LEASE_SHARE`` of the limit (1 % by default), and the requests that follow
+take the lease's numbers locally, without a round trip. A request is still limited exactly when
+its number exceeds the limit, so no more than L requests ever pass; near the limit (a lease that
+would cross it) reservations shrink back to 1, and once a process has seen the counter pass the
+limit it refuses the rest of the window without asking again. The price is on the other side:
+counts reserved by a process and not used before the window ends are lost, so a caller hammering
+one key from P processes may be refused up to P leases (P % of the limit by default) early. Limits
+under 1 / share (100 by default: every login limit) never lease and stay exact.
 
-When the cache cannot be reached the group's fail mode decides (``RATE_LIMIT_FAIL_CLOSED``
+When the cache cannot be reached the scope's fail mode decides (``RATE_LIMIT_FAIL_CLOSED``
 patterns, ``auth.*`` by default): fail-open serves the request unlimited, fail-closed answers 503.
-Either way the fallback is logged (at most once per group every few seconds) and counted as
+Either way the fallback is logged (at most once per scope every few seconds) and counted as
 ``ratelimit_fallback_total{group, mode}``; no request gets a 500 because the cache is down.
 """
 
@@ -43,6 +50,7 @@ import logging
 import math
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 
 import redis
@@ -50,9 +58,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
-from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 
-from agentplatform import counters
+from agentplatform import compat, counters
 from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import DependencyUnavailable, RateLimited
 
@@ -64,6 +71,8 @@ CACHE_ERRORS = (redis.RedisError, OSError)
 # Seconds between two "cache unreachable" log lines for one group: the counter counts every
 # fallback, the log only needs to say that it is happening.
 _LOG_EVERY_SECONDS = 10.0
+# Seconds a window's counter outlives the window (clock skew between processes).
+_EXPIRY_MARGIN = 5
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,14 @@ class Usage:
     @property
     def limited(self) -> bool:
         return self.count > self.limit
+
+    def error(self, rate: str) -> RateLimited:
+        """The 429 this usage answers (envelope details: scope, limit, seconds to wait)."""
+        return RateLimited(
+            f"Rate limit of {rate} exceeded for {self.group}; retry in {self.reset_in} s.",
+            retry_after=self.reset_in,
+            details={"group": self.group, "limit": self.limit, "retry_after": self.reset_in},
+        )
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -173,7 +190,7 @@ def _reserve_redis(cache: RedisCache, key: str, amount: int, ttl: int) -> int:
     """Adds ``amount`` to the window's counter (created with its expiry); returns the new total."""
     global _reserve_script
     full_key = cache.make_and_validate_key(key)
-    client = cache._cache.get_client(full_key, write=True)
+    client = compat.redis_client(cache, full_key)
     if _reserve_script is None:
         _reserve_script = client.register_script(_RESERVE_LUA)  # EVALSHA, reloading on NOSCRIPT
     return int(_reserve_script(keys=[full_key], args=[amount, ttl], client=client))
@@ -255,14 +272,29 @@ def _increment(cache, key: str, ttl: int, *, limit: int, window: int) -> int:
         return 1 if cache.add(key, 1, ttl) else cache.incr(key)
 
 
-# django-ratelimit's rate parsing and SHA-256 key, remembered: a busy caller asks for the same
-# ones on every request of a window (a lease makes the rest of the check a dictionary lookup).
-_parsed_rate = functools.lru_cache(maxsize=256)(_split_rate)
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-@functools.lru_cache(maxsize=8192)
-def _cache_key(group: str, window: int, rate: str, key: str) -> str:
-    return _make_cache_key(group, window, rate, key, None)
+@functools.lru_cache(maxsize=256)
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"N/period"`` as (N, seconds); the period is s, m, h or d, optionally multiplied (``10/5m``)."""
+    count, period = rate.split("/")
+    multiplier, unit = period[:-1], period[-1]
+    return int(count), int(multiplier or 1) * _PERIODS[unit]
+
+
+def window_of(key: str, period: int) -> int:
+    """The last second of the window ``key`` is in now (windows shifted per key, see the module docstring)."""
+    now = int(time.time())
+    if period == 1:
+        return now
+    window = now - now % period + zlib.crc32(key.encode()) % period
+    return window if window >= now else window + period
+
+
+def bucket(group: str, identity: str) -> str:
+    """The key of ``identity``'s counter in ``group``, without the window (DRF's ``cache_format``)."""
+    return f"throttle_{group}_{identity}"
 
 
 def _read(cache, key: str) -> int:
@@ -270,27 +302,26 @@ def _read(cache, key: str) -> int:
 
 
 def usage(group: str, key: str, *, increment: bool = True) -> Usage | None:
-    """Count one request of ``key`` against ``group`` (or only read, ``increment=False``).
+    """Count one request of identity ``key`` against ``group`` (or only read, ``increment=False``).
 
     None when rate limiting is off or the cache is down and the group fails open.
     """
     if not settings.RATELIMIT_ENABLE:
         return None
-    rate = rate_for(group)
-    limit, period = _parsed_rate(rate)
-    window = _get_window(key, period)
-    cache_key = _cache_key(group, window, rate, key)
+    limit, period = parse_rate(rate_for(group))
+    counter = bucket(group, key)
+    window = window_of(counter, period)
+    cache_key = f"{counter}:{window}"
     if time.monotonic() < _down_until:
         return _cache_down(group, None)
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     try:
         if increment:
-            count = _increment(cache, cache_key, period + EXPIRATION_FUDGE, limit=limit, window=window)
+            count = _increment(cache, cache_key, period + _EXPIRY_MARGIN, limit=limit, window=window)
         else:
             count = _read(cache, cache_key)
     except CACHE_ERRORS as exc:
         return _cache_down(group, exc)
-    # django-ratelimit's window ``w`` covers every second whose integer timestamp is <= w.
     return Usage(group=group, count=count, limit=limit, reset_in=max(1, math.ceil(window + 1 - time.time())))
 
 
@@ -302,11 +333,7 @@ def enforce(group: str, key: str) -> Usage | None:
     current = usage(group, key)
     if current is not None and current.limited:
         counters.increment("ratelimit_rejections_total", group=group)
-        raise RateLimited(
-            f"Rate limit of {rate_for(group)} exceeded for {group}; retry in {current.reset_in} s.",
-            retry_after=current.reset_in,
-            details={"group": group, "limit": current.limit, "retry_after": current.reset_in},
-        )
+        raise current.error(rate_for(group))
     return current
 
 

@@ -98,7 +98,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "django_ratelimit",
     "rest_framework_simplejwt.token_blacklist",
     "csp",
     "agentplatform.apps.AgentPlatformConfig",
@@ -223,14 +222,6 @@ else:
     }
 EMBEDDED_CACHE = CACHES["default"]["BACKEND"].endswith("FileBasedCache")
 
-# django-ratelimit's checks know neither Django's own RedisCache (W001: our counter increments it
-# with one MULTI/EXEC, see agentplatform/ratelimit.py) nor that make run's file cache and the test
-# suite's local-memory cache serve one machine or one process (E003: no atomic increments across
-# servers). Production refuses a non-Redis cache in agentplatform.checks (E002, E006).
-if CACHES["default"]["BACKEND"] == "agentplatform.cache.RedisCache":
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
-else:
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001", "django_ratelimit.E003"]
 
 # --- Internationalisation -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -388,7 +379,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.GroupRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["agentplatform.throttling.ScopedRateLimit"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Every API 401/403 goes through accounts' wrapper of the platform handler
     # (agentplatform.errors.api_exception_handler): budgeted, and 403s audited once a minute.
@@ -413,9 +404,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metric_catalogue.METRIC_NAMES"},
 }
 
-# --- Rate limits (agentplatform.ratelimit, docs/cross-cutting.md) -------------------------------
-# Per endpoint group, "N/period"; each is overridable as RATE_LIMIT_<GROUP> with dots as
-# underscores, e.g. RATE_LIMIT_PROMPTS_RESOLVE=6000/m.
+# --- Rate limits (DRF throttle scopes; agentplatform.ratelimit, docs/cross-cutting.md) ----------
+# Per throttle scope (a view's throttle_scope), "N/period"; each is overridable as
+# RATE_LIMIT_<SCOPE> with dots as underscores, e.g. RATE_LIMIT_PROMPTS_RESOLVE=6000/m.
 _DEFAULT_RATE_LIMITS = {
     "auth.token": "10/m",
     "auth.refresh": "30/m",

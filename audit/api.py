@@ -24,16 +24,15 @@ from audit.services import audit_events_ingest
 class AuditEventsView(APIView):
     """``POST``: store 1 to 1,000 events of the caller. ``GET``: a filtered page, newest first."""
 
-    ratelimit_group = "audit.write"
-
     def get_permissions(self):
         # One path, two permissions: writing and reading are declared separately.
         if self.request.method == "POST":
             return [Requires("audit.add_auditevent")]
         return [Requires("audit.view_own_auditevent")]
 
-    def get_ratelimit_group(self, request) -> str:
-        return "audit.write" if request.method == "POST" else "audit.read"
+    @property
+    def throttle_scope(self) -> str:
+        return "audit.write" if self.request.method == "POST" else "audit.read"
 
     @extend_schema(
         request=AuditEventBatchInSerializer,
@@ -66,7 +65,7 @@ class AuditStatsView(APIView):
     """Counts of the events the caller may read in a period, computed in SQL."""
 
     permission_classes = [Requires("audit.view_own_auditevent")]
-    ratelimit_group = "audit.read"
+    throttle_scope = "audit.read"
 
     @extend_schema(parameters=[AuditStatsQuerySerializer], responses=AuditStatsSerializer, summary="Audit statistics")
     def get(self, request):

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
-from agentplatform import counters, ingest
+from agentplatform import compat, counters, ingest
 from agentplatform.errors import DependencyUnavailable
 from audit.models import AuditEvent
 
@@ -101,12 +101,9 @@ _current_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("
 
 def in_transaction(using: str = "default") -> bool:
     """Whether an ``atomic`` block of the application (not of a TestCase wrapper) is open."""
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return False
     # Django's own durable-atomic check ignores the atomics a TestCase wraps around each test;
     # do the same so tests see the production behaviour of code that runs outside a transaction.
-    return any(not block._from_testcase for block in connection.atomic_blocks)
+    return compat.in_application_atomic(transaction.get_connection(using))
 
 
 @contextmanager

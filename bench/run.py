@@ -134,8 +134,8 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
     )
     try:
-        # Two minutes: on a loaded shared host the workers' imports alone have taken over 30 s.
-        wait_for(f"http://127.0.0.1:{PORT}/healthz", timeout=120.0)
+        # Three minutes: on a loaded shared host the workers' imports alone have taken over 30 s.
+        wait_for(f"http://127.0.0.1:{PORT}/healthz", timeout=180.0)
     except RuntimeError:
         server.terminate()  # else the next run finds the port taken
         raise

@@ -37,7 +37,7 @@ class AuthenticatedNoopView(NoopView):
 class RateLimitedNoopView(NoopView):
     """The no-op counted against a rate-limit group (by client IP): the throttle's cost."""
 
-    ratelimit_group = "bench.noop"
+    throttle_scope = "bench.noop"
 
 
 class UntimedNoopView(NoopView):

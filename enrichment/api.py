@@ -22,7 +22,7 @@ class ContextView(APIView):
     """Fetch web pages, search results, transcripts, Supadata results and MCP tool output at once."""
 
     permission_classes = [Requires("enrichment.fetch_context")]
-    ratelimit_group = "enrichment.context"
+    throttle_scope = "enrichment.context"
 
     @extend_schema(request=ContextRequestSerializer, responses={200: ContextResponseSerializer})
     def post(self, request):
@@ -35,7 +35,7 @@ class DocumentSearchView(APIView):
     """Full-text search over collected public documents."""
 
     permission_classes = [Requires("enrichment.view_collecteddocument")]
-    ratelimit_group = "documents.search"
+    throttle_scope = "documents.search"
 
     @extend_schema(
         parameters=[DocumentSearchQuerySerializer],

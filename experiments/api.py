@@ -37,10 +37,10 @@ class _ByMethod:
 
     read_group = "experiments.read"
     write_group = "experiments.write"
-    ratelimit_group = "experiments.read"
 
-    def get_ratelimit_group(self, request) -> str:
-        return self.read_group if request.method in ("GET", "HEAD", "OPTIONS") else self.write_group
+    @property
+    def throttle_scope(self) -> str:
+        return self.read_group if self.request.method in ("GET", "HEAD", "OPTIONS") else self.write_group
 
 
 class ExperimentPagination(LimitOffsetPagination):
@@ -113,7 +113,7 @@ class ExperimentTransitionView(APIView):
     """``POST experiments/{key}/start|pause|stop``."""
 
     permission_classes = [Requires("experiments.run_experiment")]
-    ratelimit_group = "experiments.write"
+    throttle_scope = "experiments.write"
     transition = ""
 
     @extend_schema(request=None, responses=ExperimentOutputSerializer)
@@ -131,7 +131,7 @@ class PromptResolveView(APIView):
     """Which prompt this user gets now: zero database queries in steady state."""
 
     permission_classes = [Requires("experiments.resolve_prompt")]
-    ratelimit_group = "prompts.resolve"
+    throttle_scope = "prompts.resolve"
 
     @extend_schema(request=ResolveRequestSerializer, responses=ResolveResponseSerializer)
     def post(self, request):
@@ -150,7 +150,7 @@ class GrowthBookFeaturesView(APIView):
     """The running experiments as a GrowthBook SDK features payload, for local evaluation."""
 
     permission_classes = [Requires("experiments.resolve_prompt")]
-    ratelimit_group = "experiments.read"
+    throttle_scope = "experiments.read"
 
     @extend_schema(responses={200: dict})
     def get(self, request):
@@ -161,7 +161,7 @@ class ResultsView(APIView):
     """``POST experiments/{key}/results``: 1 to 1,000 rows, each accepted, duplicate or rejected."""
 
     permission_classes = [Requires("experiments.add_result")]
-    ratelimit_group = "experiments.results"
+    throttle_scope = "experiments.results"
     # Bytes: 1,000 rows with long model names and ids exceed the default 1 MiB ceiling.
     max_body_bytes = settings.MAX_BATCH_REQUEST_BYTES
 

@@ -21,7 +21,7 @@ from monitoring.services import agent_runs_ingest, operations_ingest
 
 class OperationsIngestView(APIView):
     permission_classes = [Requires("monitoring.push_metrics")]
-    ratelimit_group = "monitoring.write"
+    throttle_scope = "monitoring.write"
 
     @extend_schema(
         request=serializers.MetricsOperationBatchSerializer,
@@ -40,7 +40,7 @@ class OperationsIngestView(APIView):
 
 class AgentRunsIngestView(APIView):
     permission_classes = [Requires("monitoring.push_metrics")]
-    ratelimit_group = "monitoring.write"
+    throttle_scope = "monitoring.write"
 
     @extend_schema(
         request=serializers.MetricsAgentRunBatchSerializer,
@@ -60,7 +60,7 @@ class AgentRunsIngestView(APIView):
 
 class SummaryView(APIView):
     permission_classes = [Requires("monitoring.view_metrics")]
-    ratelimit_group = "monitoring.read"
+    throttle_scope = "monitoring.read"
 
     @extend_schema(
         parameters=[serializers.MetricsSummaryQuerySerializer],

@@ -18,7 +18,7 @@ from reports.serializers import (
 
 class ReportListView(APIView):
     permission_classes = [Requires("reports.view_report")]
-    ratelimit_group = "reports.read"
+    throttle_scope = "reports.read"
 
     @extend_schema(parameters=[ReportListQuerySerializer], responses=ReportPageSerializer, operation_id="reports_list")
     def get(self, request):
@@ -38,7 +38,7 @@ class ReportListView(APIView):
 
 class ReportDetailView(APIView):
     permission_classes = [Requires("reports.view_report")]
-    ratelimit_group = "reports.read"
+    throttle_scope = "reports.read"
 
     @extend_schema(responses=ReportDetailSerializer, operation_id="reports_retrieve")
     def get(self, request, report_id: int):

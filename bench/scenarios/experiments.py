@@ -195,7 +195,7 @@ def _cpu_per_request(bench, headers: dict[str, str], users: int) -> None:
         "µs",
         baseline=noop,
         baseline_name="noop-auth POST CPU per request",
-        note="noop-auth declares no ratelimit_group; this isolates resolve's own cost",
+        note="noop-auth declares no throttle_scope; this isolates resolve's own cost",
     )
 
 

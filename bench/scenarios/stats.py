@@ -120,7 +120,7 @@ def run(bench) -> None:
 
     # A full rollup from nothing, as after deploying onto an existing experiment.
     if ExperimentUserDay.objects.exclude(experiment=experiment).exists():
-        ExperimentUserDay.objects.filter(experiment=experiment)._raw_delete(connection.alias)
+        ExperimentUserDay.objects.filter(experiment=experiment).delete()
     else:  # the bench database holds only this experiment: start from an empty, vacuumed table
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {ExperimentUserDay._meta.db_table}")

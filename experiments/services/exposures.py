@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
-from agentplatform import counters
+from agentplatform import compat, counters
 from agentplatform.background import BatchWriter
 
 logger = logging.getLogger(__name__)
@@ -228,10 +228,7 @@ atexit.register(exposures_writer_stop)
 
 def _redis_client():
     """The raw redis-py client behind Django's Redis cache, or None for another backend."""
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client"):
-        return None
-    return backend.get_client(write=True)
+    return compat.redis_client(cache)
 
 
 def _decode(raw: bytes | str) -> ExposureRow:

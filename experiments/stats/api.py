@@ -16,7 +16,7 @@ from .services import experiment_stats_refresh
 
 class ExperimentStatsView(APIView):
     permission_classes = [Requires("experiments.view_experiment")]
-    ratelimit_group = "experiments.read"
+    throttle_scope = "experiments.read"
 
     @extend_schema(
         parameters=[

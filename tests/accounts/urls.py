@@ -10,7 +10,7 @@ from agentplatform.urls import urlpatterns as platform_urlpatterns
 
 class ProbeView(APIView):
     permission_classes = [Requires("accounts.view_user")]
-    ratelimit_group = "auth.me"
+    throttle_scope = "auth.me"
 
     def get(self, request):
         return Response({"ok": True})

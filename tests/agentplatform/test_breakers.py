@@ -238,7 +238,7 @@ def test_slow_upstream_does_not_stall_other_threads_calls(upstream):
     slow.start()
     try:
         assert upstream.slow_entered.wait(10)
-        # The same breaker too: pybreaker alone would hold its lock for the whole slow call.
+        # The same breaker too: no lock is held during the guarded call (pybreaker would hold one).
         assert get_breaker("fast").call(client.get, "/ok").status_code == 200
         assert get_breaker("slow").call(client.get, "/ok").status_code == 200
         assert slow.is_alive()

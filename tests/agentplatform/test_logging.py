@@ -1,5 +1,6 @@
 import json
 import logging
+import sys
 
 from agentplatform.logging import JsonFormatter, RequestIdFilter
 from agentplatform.request_id import reset_request_id, set_request_id
@@ -37,3 +38,16 @@ def test_newlines_in_messages_stay_inside_one_json_line():
     line = JsonFormatter().format(_record("first\nInjected: line"))
     assert "\n" not in line
     assert json.loads(line)["message"] == "first\nInjected: line"
+
+
+def test_json_lines_carry_the_utc_time_the_logger_and_the_traceback():
+    record = _record("failed")
+    record.created = 0.25
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    line = json.loads(JsonFormatter().format(record))
+    assert line["time"].startswith("1970-01-01T00:00:00.25") and line["time"].endswith("+00:00")
+    assert line["logger"] == "agentplatform.test"
+    assert "ValueError: boom" in line["exc_info"]

@@ -6,7 +6,6 @@ import time_machine
 from django.conf import settings
 from django.core.checks import run_checks
 from django.test import Client, RequestFactory, override_settings
-from django_ratelimit.core import _get_window, get_usage
 
 from agentplatform import counters, ratelimit
 from agentplatform.errors import RateLimited
@@ -35,8 +34,16 @@ def clock():
         yield traveller
 
 
-def _seconds_to_window_end(key: str, period: int = 60) -> int:
-    return _get_window(key, period) + 1 - int(T0.timestamp())
+def _seconds_to_window_end(key: str, period: int = 60, group: str = "test.tiny") -> int:
+    return ratelimit.window_of(ratelimit.bucket(group, key), period) + 1 - int(T0.timestamp())
+
+
+def _stored_count(group: str, key: str, period: int = 60) -> int:
+    """The count another process would read: the shared cache's value for the current window."""
+    from django.core.cache import cache
+
+    counter = ratelimit.bucket(group, key)
+    return cache.get(f"{counter}:{ratelimit.window_of(counter, period)}")
 
 
 def test_tiny_limit_answers_200_200_then_429_with_retry_after(client, clock):
@@ -142,12 +149,31 @@ def test_login_usernames_are_limited_case_insensitively(clock):
     enforce("auth.test", username_key("bob"))
 
 
-def test_counts_are_visible_to_django_ratelimit_itself(clock):
-    request = RequestFactory().get("/")
+def test_counts_are_shared_through_the_cache_under_drf_s_key_format(clock):
     enforce("test.twenty", "user:5")
     enforce("test.twenty", "user:5")
-    seen = get_usage(request, group="test.twenty", key=lambda group, request: "user:5", rate="20/m")
-    assert seen["count"] == 2
+    assert ratelimit.bucket("test.twenty", "user:5") == "throttle_test.twenty_user:5"  # DRF's cache_format
+    assert _stored_count("test.twenty", "user:5") == 2
+
+
+def test_windows_are_fixed_and_shifted_per_key(clock):
+    first, second = ratelimit.bucket("test.tiny", "ip:a"), ratelimit.bucket("test.tiny", "ip:b")
+    now = int(T0.timestamp())
+    for counter in (first, second):
+        window = ratelimit.window_of(counter, 60)
+        assert now <= window < now + 60
+        clock.shift(window + 1 - now)  # the next second is in the next window, 60 s later
+        assert ratelimit.window_of(counter, 60) == window + 60
+        clock.move_to(T0)
+    assert {ratelimit.window_of(ratelimit.bucket("test.tiny", f"ip:{n}"), 60) for n in range(20)} != {
+        ratelimit.window_of(first, 60)
+    }
+
+
+def test_rates_take_a_period_multiplier():
+    assert ratelimit.parse_rate("6000/m") == (6000, 60)
+    assert ratelimit.parse_rate("10/5m") == (10, 300)
+    assert ratelimit.parse_rate("3/2h") == (3, 7200)
 
 
 def test_identity_prefers_the_api_key_then_the_user_then_the_ip():
@@ -274,9 +300,7 @@ def test_a_busy_caller_reserves_counts_in_growing_leases_and_exactly_the_limit_p
     # the counter has passed the limit the refusals need no round trip.
     assert reservations[-1] == 1
     assert sum(reservations) == 1001
-    request = RequestFactory().get("/")
-    seen = get_usage(request, group="test.thousand", key=lambda g, r: "apikey:busy", rate="1000/m")
-    assert seen["count"] == 1001
+    assert _stored_count("test.thousand", "apikey:busy") == 1001
 
 
 @needs_redis
@@ -326,6 +350,29 @@ def test_a_new_window_starts_with_a_single_count_lease(settings, clock, reservat
     settings.RATE_LIMIT_LEASE_SHARE = 0.05
     _allowed("test.thousand", "apikey:w", 10)
     reservations.clear()
-    clock.shift(_seconds_to_window_end("apikey:w"))
+    clock.shift(_seconds_to_window_end("apikey:w", group="test.thousand"))
     _allowed("test.thousand", "apikey:w", 3)
     assert reservations == [1, 2]
+
+
+def test_the_throttle_follows_drf_s_protocol_refusing_with_the_seconds_to_wait(clock):
+    from types import SimpleNamespace
+
+    from rest_framework.throttling import ScopedRateThrottle
+
+    from agentplatform.throttling import ScopedRateLimit
+
+    assert issubclass(ScopedRateLimit, ScopedRateThrottle)
+    request = RequestFactory().get("/", REMOTE_ADDR="198.51.100.20")
+    view = SimpleNamespace(throttle_scope="test.tiny")
+    answers = [ScopedRateLimit().allow_request(request, view) for _ in range(2)]
+    refusing = ScopedRateLimit()
+    assert answers == [True, True]
+    assert refusing.allow_request(request, view) is False
+    assert refusing.wait() == _seconds_to_window_end("ip:198.51.100.20")
+    assert request.rate_limit_refusal.details == {
+        "group": "test.tiny",
+        "limit": 2,
+        "retry_after": refusing.wait(),
+    }
+    assert ScopedRateLimit().allow_request(request, SimpleNamespace(throttle_scope=None)) is True

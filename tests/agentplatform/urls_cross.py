@@ -34,7 +34,7 @@ class TestKeyAuthentication(BaseAuthentication):
 
 
 class UnlimitedView(APIView):
-    """No ``ratelimit_group`` attribute: not limited."""
+    """No ``throttle_scope`` attribute: not limited."""
 
     authentication_classes = [TestKeyAuthentication]
     permission_classes = [AllowAny]
@@ -44,15 +44,15 @@ class UnlimitedView(APIView):
 
 
 class TinyLimitView(UnlimitedView):
-    ratelimit_group = "test.tiny"
+    throttle_scope = "test.tiny"
 
 
 class TwentyLimitView(TinyLimitView):
-    ratelimit_group = "test.twenty"
+    throttle_scope = "test.twenty"
 
 
 class LoginLikeView(TinyLimitView):
-    ratelimit_group = "auth.test"
+    throttle_scope = "auth.test"
 
 
 class ProtectedView(TinyLimitView):

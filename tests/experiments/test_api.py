@@ -184,9 +184,15 @@ def test_reads_and_writes_use_their_own_rate_limit_groups():
     from experiments.api import ExperimentDetailView, ExperimentListView
 
     factory = APIRequestFactory()
-    assert ExperimentListView().get_ratelimit_group(factory.get(LIST)) == "experiments.read"
-    assert ExperimentListView().get_ratelimit_group(factory.post(LIST)) == "experiments.write"
-    assert ExperimentDetailView().get_ratelimit_group(factory.patch(detail("k"))) == "experiments.write"
+
+    def scope(view_class, request):
+        view = view_class()
+        view.request = request
+        return view.throttle_scope
+
+    assert scope(ExperimentListView, factory.get(LIST)) == "experiments.read"
+    assert scope(ExperimentListView, factory.post(LIST)) == "experiments.write"
+    assert scope(ExperimentDetailView, factory.patch(detail("k"))) == "experiments.write"
 
 
 def test_null_optional_fields_take_their_defaults(operator_client):

@@ -161,7 +161,7 @@ def test_api_refuses_agents(api_client, make_user, report):
 def test_api_views_declare_the_reports_rate_limit_group():
     from reports.api import ReportDetailView, ReportListView
 
-    assert ReportListView.ratelimit_group == ReportDetailView.ratelimit_group == "reports.read"
+    assert ReportListView.throttle_scope == ReportDetailView.throttle_scope == "reports.read"
 
 
 def test_export_file_is_served_through_the_admin(client, make_user, settings, tmp_path):
