@@ -110,10 +110,14 @@ class AgentRunAdmin(CsvExportMixin, ReadOnlyAdmin):
         "tokens",
         "started_at",
         "finished_at",
-        "submitted_by__username",
+        "submitted_by",  # the submitter's username (csv_rows)
     )
     csv_filename = "agent-runs.csv"
     csv_ordering = ("finished_at",)
+
+    def csv_rows(self, request, queryset):
+        fields = [*self.csv_columns[:-1], "submitted_by__username"]
+        return queryset.order_by(*self.csv_ordering).values_list(*fields)
 
 
 @admin.register(SystemSnapshot)

@@ -15,10 +15,10 @@ from agentplatform.scheduling.schedules import default_schedules, install_defaul
 from agentplatform.scheduling.tasks import JOB_TASKS
 from tests.conftest import run_python
 
-# The periodic task names installed databases already have: the same after the move to jobs.py.
+# The periodic task names installed databases already have, less the exposure flush: exposures are
+# written by each process's own background writer now, and its old task only drains a legacy list.
 DEFAULT_SCHEDULE_NAMES = {
     "platform heartbeat",
-    "experiments exposure flush",
     "audit_seal",
     "audit_retention",
     "audit_export",
@@ -92,7 +92,7 @@ def test_a_worker_started_by_celery_registers_every_job_task():
         ("audit_seal", "audit"),
         ("audit_retention", "audit"),
         ("experiment_stats_rollup", "experiments"),
-        ("exposures_flush", "experiments"),
+        ("exposures_drain_legacy_list", "experiments"),
         ("metrics_rollup", "monitoring"),
         ("collect_sources", "enrichment"),
         ("daily_report", "reports"),

@@ -111,8 +111,8 @@ def test_resolve_validator_and_schema_agree():
 
 
 def test_results_validator_and_schema_agree():
-    from experiments import results
     from experiments.serializers import ResultRowSerializer
+    from experiments.services import results
 
     # Whether the variant exists and is the user's is the experiment's business, not the schema's:
     # an experiment whose one variant every user is in.

@@ -27,5 +27,6 @@ def test_a_redis_store_reports_whether_its_open_minutes_survive_a_restart(tmp_pa
 @pytest.mark.django_db
 def test_readiness_carries_the_report(client, settings):
     settings.MONITORING_STORE = "database"
-    info = client.get("/readyz").json()["info"]
+    settings.METRICS_TOKEN = "store-durability-test-metrics-token-Zx81q"
+    info = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").json()["info"]
     assert info["monitoring_store"] == {"store": "database", "survives_restart": True}

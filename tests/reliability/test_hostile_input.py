@@ -382,8 +382,10 @@ def test_huge_numbers_anywhere_in_a_batch_row_are_stored_or_refused_never_a_5xx(
             assert response.status_code == 200, f"{name}.{field}={number}"
 
 
-def test_floats_near_1e136_in_audit_details_are_stored_as_sent(clients):
+def test_floats_near_1e136_in_audit_details_are_stored_as_sent(clients, settings, tmp_path):
     from audit.models import AuditEvent
+
+    settings.AUDIT_EXPORT_DIR = tmp_path  # this test's own chain-head file, not one other runs wrote
 
     event = audit_event(details={"big": 1e136, "small": -9.99e135, "list": [1e308, 5e-324], "int": 10**40})
     response = clients("agent").post("/api/v1/audit/events", {"events": [event]}, format="json")
@@ -397,7 +399,7 @@ def test_floats_near_1e136_in_audit_details_are_stored_as_sent(clients):
     assert_handled(listed, "list")
     assert listed.status_code == 200
     # The hash chain seals and verifies the event as stored.
-    from audit.services import audit_seal_pending, audit_verify_chain
+    from audit.integrity import audit_seal_pending, audit_verify_chain
 
     audit_seal_pending(now=timezone.now() + timedelta(minutes=5))
     assert audit_verify_chain(record=False, archives="none").ok
