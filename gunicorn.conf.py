@@ -57,7 +57,7 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Drains the worker's background writers before the process ends: the audit log's
-    (audit/background.py) and the exposures' (experiments/exposures.py).
+    (audit/background.py) and the exposures' (experiments/services/exposures.py).
 
     Runs in the worker after its last request (graceful stop, max_requests recycling, timeout
     abort). A worker that never imported a writer has nothing queued in it.

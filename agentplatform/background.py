@@ -3,7 +3,7 @@
 Callers ``submit`` items (an append to a bounded in-memory queue, under a lock); a daemon thread
 wakes every ``flush_interval`` seconds (or as soon as a full batch is waiting) and writes what is
 pending in batches of ``batch_rows`` through the subclass's ``write_batch``. The audit log's
-background writer (``audit/background.py``) and the exposure buffer (``experiments/exposures.py``)
+background writer (``audit/background.py``) and the exposure buffer (``experiments/services/exposures.py``)
 are its two subclasses.
 
 Failures are never swallowed: a failed write (a ``transient_errors`` exception) is logged, counted

@@ -23,7 +23,7 @@ The queue is drained when the process exits (``atexit``, gunicorn's ``worker_exi
 worker shutdown signals); what cannot be stored by ``AUDIT_BACKGROUND_DRAIN_SECONDS`` goes to the
 undelivered file too. Only a SIGKILL (or a crash of the interpreter) loses events: at most the
 last flush interval's. The queue, its thread and the retries are ``agentplatform.background``'s
-``BatchWriter``, which the exposure buffer (``experiments/exposures.py``) uses too.
+``BatchWriter``, which the exposure buffer (``experiments/services/exposures.py``) uses too.
 """
 
 from __future__ import annotations

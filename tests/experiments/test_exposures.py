@@ -38,7 +38,7 @@ def test_an_earlier_duplicate_moves_first_seen_back(make_experiment):
     assert Exposure.objects.get(user_id="u1").first_seen_at == EARLY
 
 
-# --- the per-process buffer (experiments/exposures.py, agentplatform/background.py) ---------------
+# --- the per-process buffer (experiments/services/exposures.py, agentplatform/background.py) ---------------
 @pytest.fixture
 def fresh_writer():
     """This process's exposure writer is rebuilt from the test's settings, and stopped after it."""
