@@ -24,6 +24,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.utils import aware_utcnow
 
 from accounts.cache import api_key_memo, cache_add, cache_get, cache_get_many, decoded_token_memo
 from accounts.models import ApiKey, User
@@ -163,7 +164,8 @@ class JWTAuthentication(SimpleJWTAuthentication):
                 token = AccessToken(raw_token)  # signature, algorithm (pinned), expiry, type, jti
                 decoded_token_memo.set(raw_token, token)
             else:
-                token.check_exp()
+                # The memo holds the token as first decoded; its own current_time is that moment.
+                token.check_exp(current_time=aware_utcnow())
         except TokenError as exc:
             raise AuthenticationFailed(f"Access token rejected: {exc}", code="token_not_valid") from None
         return token

@@ -95,17 +95,24 @@ def denial_record(*, request, resource_type: str, view: str, required: list[str]
         _audit(description, count=1, minute=minute, event_id=None)
         return
     if count == 1:
-        _schedule_flush(bucket, countdown=int((minute + 1) * 60 - now) + _FLUSH_DELAY_SECONDS)
+        _schedule_flush(bucket, description, countdown=int((minute + 1) * 60 - now) + _FLUSH_DELAY_SECONDS)
 
 
-def _schedule_flush(bucket: str, *, countdown: int) -> None:
+def _schedule_flush(bucket: str, description: dict, *, countdown: int) -> None:
     from accounts.tasks import denials_flush_task  # the tasks module imports this one
 
     try:
         denials_flush_task.apply_async(kwargs={"bucket": bucket}, countdown=countdown)
     except Exception as exc:  # kombu raises several transport errors: the audit must not be lost to any
+        # No flush will come for this tally: audit this refusal on its own (its own event id, so the
+        # next refusal's event is not taken for a duplicate) and drop the tally, so each refusal
+        # while the broker is down is audited the same way (the 401/403 budget bounds how many).
         logger.warning("cannot schedule the denial flush (%s); auditing now", exc.__class__.__name__)
-        denials_flush(bucket=bucket)
+        try:
+            cache.delete_many(list(_tally_keys(bucket)))
+        except RedisError:
+            counters.increment("accounts_cache_errors", operation="denials_flush")
+        _audit(description, count=1, minute=int(bucket.partition(":")[0]), event_id=None)
 
 
 def denials_flush(*, bucket: str) -> bool:

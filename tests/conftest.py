@@ -73,7 +73,7 @@ def _denial_flushes(monkeypatch) -> list[str]:
     from accounts import denials
 
     scheduled: list[str] = []
-    monkeypatch.setattr(denials, "_schedule_flush", lambda bucket, countdown: scheduled.append(bucket))
+    monkeypatch.setattr(denials, "_schedule_flush", lambda bucket, description, countdown: scheduled.append(bucket))
     return scheduled
 
 

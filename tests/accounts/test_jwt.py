@@ -250,6 +250,14 @@ def test_access_token_expires_after_its_lifetime(api_client, pair):
         assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
 
 
+def test_a_token_remembered_by_this_process_still_expires_on_time(api_client, pair):
+    expires = timezone.now() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    with time_machine.travel(expires - timedelta(seconds=10)):
+        assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 200  # decoded and remembered
+    with time_machine.travel(expires + timedelta(seconds=5)):  # well within the memo's own lifetime
+        assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
+
+
 def test_password_change_invalidates_existing_tokens(api_client, person, pair):
     person.set_password("a-brand-new-password-77")
     person.save()
