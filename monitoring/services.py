@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from agentplatform.errors import PermissionDenied
+from agentplatform.errors import PermissionDenied, ValidationFailed
 from agentplatform.ingest import IngestResult, ingest_rows
 from monitoring.models import (
     AgentRun,
@@ -101,6 +101,13 @@ def agent_runs_ingest(*, rows: list[AgentRunRow], actor, own_runs_only: bool) ->
                     "An agent files its own runs only: 'agent' must be your own name or left out.",
                     details={"index": index, "field": "agent", "agent": own_name},
                 )
+    agent_max = AgentRun._meta.get_field("agent").max_length
+    if len(own_name) > agent_max and any(row.agent is None for row in rows):
+        # Usernames may be longer than an agent's name: refuse clearly instead of failing the COPY.
+        raise ValidationFailed(
+            f"Your username is longer than an agent name may be ({agent_max} characters): send 'agent'.",
+            details={"agent": [f"Required for a caller whose name is over {agent_max} characters."]},
+        )
     now = timezone.now()
     table_rows: dict[str, tuple] = {}
     for row in rows:

@@ -283,6 +283,17 @@ def test_a_run_without_an_agent_is_filed_under_the_callers_name(two_agents):
     assert AgentRun.objects.get().agent == "agent1"
 
 
+def test_a_caller_whose_name_is_too_long_for_an_agent_gets_a_400_not_a_500(agent_client, agent):
+    agent.username = "a" * 150  # usernames may be longer than AgentRun.agent
+    agent.save(update_fields=["username"])
+    row = _run()
+    del row["agent"]
+    response = agent_client.post(RUNS_URL, {"runs": [row]}, format="json")
+    assert response.status_code == 400
+    assert "agent" in response.json()["error"]["details"]
+    assert not AgentRun.objects.exists()
+
+
 def test_a_person_with_the_permission_may_file_runs_for_a_named_agent(agent_client, agent):
     # A forced (session-like) login is not an API key: people importing runs name the agent.
     response = agent_client.post(RUNS_URL, {"runs": [_run(agent="imported-bot")]}, format="json")
