@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -40,8 +39,7 @@ class OperationRow(NamedTuple):
     event_id: str | None
 
 
-@dataclass(frozen=True)
-class AgentRunRow:
+class AgentRunRow(NamedTuple):
     run_id: str
     agent: str | None  # None: the submitter's own name
     workflow: str
@@ -194,48 +192,129 @@ def _operation_row(item, *, oldest: float, newest: float) -> OperationRow:
 
 
 def parse_agent_runs(items: list, *, oldest: datetime, now: datetime) -> tuple[list[AgentRunRow], list[RowRejection]]:
+    """Valid runs and per-row errors; ``oldest`` bounds finished_at from below.
+
+    As for operations, a well-formed run takes the inlined fast path (each distinct timestamp
+    string of the batch parsed once); anything else goes through ``_agent_run_row``, which names
+    the field at fault.
+    """
     rows: list[AgentRunRow] = []
     errors: list[RowRejection] = []
     newest = now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS)
+    id_ok = ID_RE.match
+    name_ok = NAME_RE.match
+    timestamps: dict[str, datetime | None] = {}  # an agent's runs often share their times
+    append = rows.append
     for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise _Reject("", "Each run must be an object.")
-            run_id = _string(item, "run_id", ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
-            agent = None
-            if item.get("agent") is not None:
-                agent = _string(item, "agent", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
-            workflow = _string(item, "workflow", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
-            steps = _integer(item, "steps", maximum=MAX_COUNT)
-            retry_count = _integer(item, "retry_count", maximum=MAX_COUNT)
-            no_progress_count = _integer(item, "no_progress_count", maximum=MAX_COUNT)
-            critic_score = _number(item, "critic_score", maximum=1e9, required=False)
-            tokens = _integer(item, "tokens", maximum=MAX_TOKENS)
+        if type(item) is dict:
+            run_id = item.get("run_id")
+            agent = item.get("agent")
+            workflow = item.get("workflow")
+            steps = item.get("steps")
+            retry_count = item.get("retry_count")
+            no_progress_count = item.get("no_progress_count")
+            critic_score = item.get("critic_score")
+            tokens = item.get("tokens")
             outcome = item.get("outcome")
-            if not isinstance(outcome, str) or outcome not in OUTCOMES:
-                raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.", _missing_or_invalid(outcome))
-            started_at = _datetime(item, "started_at", now)
-            finished_at = _datetime(item, "finished_at", now)
-            if finished_at < started_at:
-                raise _Reject("finished_at", "Must not be before started_at.", OUT_OF_RANGE)
-            if not oldest <= finished_at <= newest:
-                raise _Reject("finished_at", "Must be within the retention and not in the future.", OUT_OF_RANGE)
+            started = item.get("started_at")
+            finished = item.get("finished_at")
+            if (
+                type(run_id) is str
+                and id_ok(run_id)
+                and (agent is None or (type(agent) is str and name_ok(agent)))
+                and type(workflow) is str
+                and name_ok(workflow)
+                and type(steps) is int
+                and 0 <= steps <= MAX_COUNT
+                and type(retry_count) is int
+                and 0 <= retry_count <= MAX_COUNT
+                and type(no_progress_count) is int
+                and 0 <= no_progress_count <= MAX_COUNT
+                # False for NaN, infinities and negatives (they take the slow path and its message)
+                and (critic_score is None or (type(critic_score) in (int, float) and 0 <= critic_score <= 1e9))
+                and type(tokens) is int
+                and 0 <= tokens <= MAX_TOKENS
+                and type(outcome) is str
+                and outcome in OUTCOMES
+                and type(started) is str
+                and type(finished) is str
+            ):
+                started_at = timestamps.get(started, _UNPARSED)
+                if started_at is _UNPARSED:
+                    started_at = timestamps[started] = _timestamp_or_none(started, now)
+                finished_at = timestamps.get(finished, _UNPARSED)
+                if finished_at is _UNPARSED:
+                    finished_at = timestamps[finished] = _timestamp_or_none(finished, now)
+                if (
+                    started_at is not None
+                    and finished_at is not None
+                    and started_at <= finished_at
+                    and oldest <= finished_at <= newest
+                ):
+                    append(
+                        AgentRunRow(
+                            run_id,
+                            agent,
+                            workflow,
+                            steps,
+                            retry_count,
+                            no_progress_count,
+                            None if critic_score is None else float(critic_score),
+                            tokens,
+                            outcome,
+                            started_at,
+                            finished_at,
+                        )
+                    )
+                    continue
+        try:
+            append(_agent_run_row(item, oldest=oldest, now=now, newest=newest))
         except _Reject as reject:
             errors.append(RowRejection.one(index, reject.field, reject.code, reject.message))
-            continue
-        rows.append(
-            AgentRunRow(
-                run_id,
-                agent,
-                workflow,
-                steps,
-                retry_count,
-                no_progress_count,
-                None if critic_score is None else float(critic_score),
-                tokens,
-                outcome,
-                started_at,
-                finished_at,
-            )
-        )
     return rows, errors
+
+
+def _timestamp_or_none(value: str, now: datetime) -> datetime | None:
+    """``_datetime``'s answer for a valid value, None for one it refuses (the slow path says why)."""
+    try:
+        return _datetime({"value": value}, "value", now)
+    except _Reject:
+        return None
+
+
+def _agent_run_row(item, *, oldest: datetime, now: datetime, newest: datetime) -> AgentRunRow:
+    """The slow path: the same rules, checked one by one so the rejection names its field."""
+    if not isinstance(item, dict):
+        raise _Reject("", "Each run must be an object.")
+    run_id = _string(item, "run_id", ID_RE, "Must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+    agent = None
+    if item.get("agent") is not None:
+        agent = _string(item, "agent", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+    workflow = _string(item, "workflow", NAME_RE, "Must be 1-100 characters (letters, digits, . _ : / @ + -).")
+    steps = _integer(item, "steps", maximum=MAX_COUNT)
+    retry_count = _integer(item, "retry_count", maximum=MAX_COUNT)
+    no_progress_count = _integer(item, "no_progress_count", maximum=MAX_COUNT)
+    critic_score = _number(item, "critic_score", maximum=1e9, required=False)
+    tokens = _integer(item, "tokens", maximum=MAX_TOKENS)
+    outcome = item.get("outcome")
+    if not isinstance(outcome, str) or outcome not in OUTCOMES:
+        raise _Reject("outcome", f"Must be one of {', '.join(sorted(OUTCOMES))}.", _missing_or_invalid(outcome))
+    started_at = _datetime(item, "started_at", now)
+    finished_at = _datetime(item, "finished_at", now)
+    if finished_at < started_at:
+        raise _Reject("finished_at", "Must not be before started_at.", OUT_OF_RANGE)
+    if not oldest <= finished_at <= newest:
+        raise _Reject("finished_at", "Must be within the retention and not in the future.", OUT_OF_RANGE)
+    return AgentRunRow(
+        run_id,
+        agent,
+        workflow,
+        steps,
+        retry_count,
+        no_progress_count,
+        None if critic_score is None else float(critic_score),
+        tokens,
+        outcome,
+        started_at,
+        finished_at,
+    )

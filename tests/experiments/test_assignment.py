@@ -180,3 +180,30 @@ def test_fnv_continues_from_a_previous_state(prefix, rest):
     from experiments.assignment import fnv1a32
 
     assert fnv1a32(rest, fnv1a32(prefix)) == fnv1a32(prefix + rest)
+
+
+def test_variant_indexes_gives_each_user_of_a_batch_the_answer_of_in_slice_and_variant_index():
+    generator = random.Random(20)
+    alphabet = string.ascii_letters + string.digits + "-_.:@"
+    for _ in range(200):
+        weights = [generator.random() + 0.01 for _ in range(generator.randint(1, 4))]
+        start = generator.choice([0.0, generator.random() / 2])
+        end = generator.choice([1.0, start + generator.random() / 2])
+        compiled = CompiledExperiment.build(
+            id=1,
+            key="k",
+            seed=generator.choice(["seed", "séed", "bench-resolve"]),
+            prompt_type=generator.choice(["welcome", "bench-support", "tÿpe"]),
+            namespace_start=start,
+            namespace_end=end,
+            weights=weights,
+            variants=[CompiledVariant(id=i, key=f"v{i}", content="") for i in range(len(weights))],
+        )
+        users = [
+            # Mostly ASCII ids of every length (hashed together), some with accents, CJK or an
+            # astral character (two UTF-16 code units; hashed one by one).
+            "".join(generator.choice(alphabet if generator.random() < 0.9 else "éü✓中𝄞") for _ in range(length))
+            for length in (generator.randint(0, 40) for _ in range(generator.randint(0, 60)))
+        ]
+        expected = [compiled.variant_index(user) if compiled.in_slice(user) else None for user in users]
+        assert compiled.variant_indexes(users) == expected

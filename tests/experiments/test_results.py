@@ -188,3 +188,78 @@ def test_analyst_cannot_write_results(analyst_client, running):
 def test_row_limit_is_a_setting(agent_client, running):
     user, variant = inside_user(running)
     assert post(agent_client, [row(f"e{i}", user, variant) for i in range(3)]).status_code == 400
+
+
+def test_the_fast_path_gives_every_row_the_answer_of_the_row_by_row_validator():
+    """``_parse_rows`` (fast path first) and ``_parse_row`` agree on the schema-parity corpus of rows."""
+    from datetime import UTC, datetime, timedelta
+
+    from experiments.assignment import CompiledExperiment, CompiledVariant
+    from experiments.services import results
+    from tests.agentplatform.test_schema_parity import corpus
+
+    compiled = CompiledExperiment.build(
+        id=7,
+        key="k",
+        seed="parity",
+        prompt_type="support",
+        namespace_start=0.0,
+        namespace_end=0.5,
+        weights=[1, 1],
+        variants=[CompiledVariant(id=1, key="control", content=""), CompiledVariant(id=2, key="warm", content="")],
+    )
+    variant_ids = {"control": 1, "warm": 2}
+    inside = [f"creator-{i}" for i in range(200) if compiled.in_slice(f"creator-{i}")]
+    outside = next(f"creator-{i}" for i in range(200) if not compiled.in_slice(f"creator-{i}"))
+    now = datetime.now(UTC)
+    valid = {
+        "event_id": "e-1",
+        "user_id": inside[0],
+        "variant": compiled.assign(inside[0]).key,
+        "occurred_at": (now - timedelta(minutes=2)).isoformat(),
+        "success": True,
+        "response_time_ms": 812.5,
+        "tokens": 420,
+        "quality_score": 0.75,
+        "user_feedback": 1,
+        "model": "model-1",
+    }
+    rows = [row for _, row in corpus(valid)]
+    rows += [{**valid, "user_id": user, "variant": key} for user in (*inside[:20], outside) for key in variant_ids]
+    rows += [{**valid, "user_id": "crëator-9"}, {**valid, "response_time_ms": 2**60}, {**valid, "occurred_at": None}]
+    accepted = rejected = 0
+    for row in rows:
+        try:
+            expected = ("stored", results._parse_row(row, compiled=compiled, variant_ids=variant_ids, now=now))
+            accepted += 1
+        except results._Rejected as rejection:
+            expected = ("rejected", {rejection.field or "non_field_errors": [rejection.code, rejection.message]})
+            rejected += 1
+        stored, answer = results._parse_rows([row], compiled=compiled, variant_ids=variant_ids, now=now)
+        if stored:
+            got = ("stored", stored[0])
+        else:
+            [rejection] = answer.rejected
+            [(field, [error])] = rejection.errors.items()
+            got = ("rejected", {field: [error["code"], error["message"]]})
+        assert got == expected, row
+    assert accepted > 20 and rejected > 100  # the corpus holds both answers
+
+
+def test_a_batch_keeps_the_first_row_of_a_repeated_event_id_whichever_path_checks_it(running):
+    from datetime import UTC, datetime
+
+    from experiments.services import results
+
+    compiled = compile_experiment(running)
+    variant_ids = {variant.key: variant.id for variant in compiled.variants}
+    user, variant = inside_user(running)
+    other, other_variant = inside_user(running, n=1)
+    # The first row needs the row-by-row check (a non-ASCII model name); the repeat is plain.
+    first = row("e1", user, variant, model="modèle")
+    repeat = row("e1", other, other_variant)
+    stored, answer = results._parse_rows(
+        [first, repeat], compiled=compiled, variant_ids=variant_ids, now=datetime.now(UTC)
+    )
+    assert [(values[0], values[3], values[10]) for values in stored] == [("e1", user, "modèle")]
+    assert answer.duplicates == 1
