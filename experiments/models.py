@@ -152,7 +152,9 @@ class Result(models.Model):
     """One outcome an agent reported for a user in an experiment; ``event_id`` makes it idempotent."""
 
     event_id = models.CharField(max_length=128, unique=True)
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="results")
+    # No index of its own: result_exp_occurred_idx and the covering index lead with experiment_id,
+    # and serve the deletes by experiment (Django's cascade, the foreign key's check) alike.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="results", db_index=False)
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="results")
     user_id = models.CharField(max_length=255)
     occurred_at = models.DateTimeField()
