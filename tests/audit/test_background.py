@@ -116,25 +116,24 @@ def test_rolled_back_events_never_reach_the_writer_and_durable_ones_are_written_
     assert sorted(stored_actions()) == ["auth.login_failed", "outside.kept", "thing.committed"]
 
 
-def test_a_durable_event_outside_any_transaction_is_not_queued_but_stored_before_the_response(
-    background_mode, monkeypatch
-):
+def test_a_durable_event_outside_any_transaction_is_not_queued_but_stored_before_the_response(background_mode):
     """A failed login is logged outside a transaction: it must not wait in memory for the writer."""
-    from audit import writer
-
-    commits = []
-    real_insert = writer.insert_events
-
-    def recording_insert(events, **options):
-        commits.append(([e.action for e in events], options.get("synchronous", True)))
-        return real_insert(events, **options)
-
-    monkeypatch.setattr(writer, "insert_events", recording_insert)
     background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
     background_mode.AUDIT_ASYNC_COMMIT = True
-    request_doing({"action": "thing.seen"}, {"action": "auth.login_failed", "durable": True})
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    # The statements this (the request's) connection sends to PostgreSQL.
+    with connection.execute_wrapper(record):
+        request_doing({"action": "thing.seen"}, {"action": "auth.login_failed", "durable": True})
     assert stored_actions() == ["auth.login_failed"]
-    assert commits == [(["auth.login_failed"], True)]  # its commit waited for the WAL flush
+    inserts = [(sql, params) for sql, params in statements if "INSERT INTO audit_auditevent" in sql]
+    assert len(inserts) == 1 and "auth.login_failed" in inserts[0][1]
+    # Its commit waited for the WAL flush: not the asynchronous commit AUDIT_ASYNC_COMMIT allows the writer.
+    assert "synchronous_commit" not in inserts[0][0]
     assert background.get_writer().depth() == 1  # only the ordinary event is queued
     assert flush_background_writer(timeout=30)
     assert sorted(stored_actions()) == ["auth.login_failed", "thing.seen"]
@@ -161,23 +160,16 @@ def test_a_full_queue_makes_the_request_write_its_own_events(background_mode):
     assert sorted(stored_actions()) == ["first.queued", "second.queued", "third.written"]
 
 
-def test_a_full_queue_with_the_database_down_fails_the_request(background_mode, monkeypatch):
-    from django.db import OperationalError
-
-    from audit import writer
-
+def test_a_full_queue_with_the_database_down_fails_the_request(database_behind_proxy, background_mode):
     background_mode.AUDIT_FLUSH_INTERVAL_SECONDS = 60
     background_mode.AUDIT_BACKGROUND_MAX_EVENTS = 1
     background_mode.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
     request_doing({"action": "first.queued"})
-
-    def broken(events, using, **options):
-        raise OperationalError("database is down")
-
-    monkeypatch.setattr(writer, "_insert", broken)
+    database_behind_proxy.cut()  # PostgreSQL unreachable for the request and the writer alike
     with pytest.raises(AuditWriteFailed):
         request_doing({"action": "second.refused"})
-    monkeypatch.undo()
+    database_behind_proxy.restore()
+    connection.close()  # the request's connection was reset by the outage
     assert flush_background_writer(timeout=30)
     assert stored_actions() == ["first.queued"]
 
@@ -286,29 +278,17 @@ def test_an_unreachable_database_is_retried_and_the_events_stored_after_recovery
     assert direct_count(e.event_id for e in queued) == 30
 
 
-def test_a_batch_whose_insert_was_lost_after_commit_is_not_stored_twice(monkeypatch):
-    from audit import writer as writer_module
-
-    real_insert = writer_module._insert
-    calls = []
-
-    def committed_then_lost(events_, using, **options):
-        calls.append(len(events_))
-        stored = real_insert(events_, using, **options)
-        if len(calls) == 1:
-            from django.db import OperationalError
-
-            raise OperationalError("connection lost after commit")
-        return stored
-
-    monkeypatch.setattr(writer_module, "_insert", committed_then_lost)
+def test_a_batch_whose_insert_was_lost_after_commit_is_not_stored_twice(settings, database_behind_proxy):
+    settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
+    # PostgreSQL commits the writer's first batch; its "COMMIT" reply never reaches the writer.
+    database_behind_proxy.drop_reply_holding(b"COMMIT\x00")
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
     queued = events(50)
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
     writer.stop(timeout=10)
-    assert len(calls) >= 2
-    assert AuditEvent.objects.filter(event_id__in=[e.event_id for e in queued]).count() == 50
+    assert database_behind_proxy.dropped_replies == 1
+    assert direct_count(e.event_id for e in queued) == 50
 
 
 def test_an_event_the_database_refuses_is_set_aside_in_the_undelivered_file_and_the_rest_stored(settings, tmp_path):
@@ -326,24 +306,18 @@ def test_an_event_the_database_refuses_is_set_aside_in_the_undelivered_file_and_
     assert counters.value("audit_background_undelivered") == undelivered + 1
 
 
-def test_stop_sets_aside_what_it_cannot_store_in_time(settings, tmp_path, monkeypatch):
-    from django.db import OperationalError
-
-    from audit import writer as writer_module
-
+def test_stop_sets_aside_what_it_cannot_store_in_time(settings, tmp_path, database_behind_proxy):
     settings.AUDIT_EXPORT_DIR = tmp_path
     settings.AUDIT_WRITE_RETRY_BACKOFF_SECONDS = 0
-
-    def broken(events_, using, **options):
-        raise OperationalError("database is down")
-
-    monkeypatch.setattr(writer_module, "_insert", broken)
+    database_behind_proxy.cut()  # down for the whole drain
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.05)
     queued = events(12)
     assert writer.submit(queued)
     assert writer.stop(timeout=0.5) == 12
     lines = (tmp_path / "audit" / "undelivered.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["event_id"] for line in lines) == sorted(str(e.event_id) for e in queued)
+    database_behind_proxy.restore()
+    assert direct_count(e.event_id for e in queued) == 0
 
 
 def test_concurrent_requests_lose_nothing(background_mode):
@@ -372,9 +346,25 @@ def test_web_processes_default_to_background_and_tests_to_request():
     assert result.stdout.strip().splitlines()[-1] == "background"
 
 
+def staging_tables() -> int:
+    """Staging tables of the ON CONFLICT path (``agentplatform.ingest.copy_staged``) alive in any
+    session of the test database: a session creates one the first time it takes that path."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_class "
+            "WHERE relpersistence = 't' AND relname LIKE 'audit\\_auditevent\\_stage\\_%%'"
+        )
+        return cursor.fetchone()[0]
+
+
 @pytest.fixture
 def direct_copies(monkeypatch):
-    """Each optimistic COPY the writer tries, as (events, stored whole)."""
+    """Each optimistic COPY the writer tries, as (events, stored whole).
+
+    Only for the thread-death test below, which must stub the write anyway: there a COPY attempt
+    and its outcome have to be told apart inside one writer session, which the database does not
+    show from outside (the other tests observe the staging tables instead).
+    """
     from audit import writer as writer_module
 
     calls = []
@@ -389,7 +379,7 @@ def direct_copies(monkeypatch):
     return calls
 
 
-def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
+def test_the_writer_copies_fresh_events_straight_into_the_table():
     queued = [
         build_event(
             actor=None,
@@ -409,11 +399,14 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     queued[1].occurred_at = datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=ZoneInfo("Europe/Berlin"))
     queued[1].success = False
     queued[2].details, queued[2].details_json = {"made": "by hand", "n": [1, 2]}, None  # encoded by the writer
+    staged_before = staging_tables()
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.1)
     assert writer.submit(queued)
     assert writer.flush(timeout=30)
+    # 30 events are past the one-statement VALUES path, and the writer's session made no staging
+    # table: the batch went by the optimistic COPY (read while the writer's session is open).
+    assert staging_tables() == staged_before
     writer.stop(timeout=10)
-    assert direct_copies == [(30, True)]
     rows = {row.event_id: row for row in AuditEvent.objects.all()}
     assert set(rows) == {e.event_id for e in queued}
     first = rows[queued[0].event_id]
@@ -433,27 +426,36 @@ def test_the_writer_copies_fresh_events_straight_into_the_table(direct_copies):
     assert rows[queued[2].event_id].details == {"made": "by hand", "n": [1, 2]}
 
 
-def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(direct_copies, caplog):
+def test_an_optimistic_batch_holding_a_stored_id_is_written_with_on_conflict_instead(caplog):
     from audit.writer import insert_events
 
     skipped_before = counters.value("audit_duplicate_ids_skipped")
     stored_first = events(3)
     insert_events(stored_first)
+    connection.close()  # a fresh session, with no staging table yet
+    staged_before = staging_tables()
     batch = [stored_first[1], *events(40)]
     insert_events(batch, returning=False, optimistic=True)
-    assert direct_copies == [(41, False)]  # tried, refused whole, then stored through ON CONFLICT
+    assert staging_tables() == staged_before + 1  # refused whole by the COPY, then staged with ON CONFLICT
     assert AuditEvent.objects.count() == 43
     assert AuditEvent.objects.filter(event_id=stored_first[1].event_id).count() == 1
     assert counters.value("audit_duplicate_ids_skipped") == skipped_before + 1
     assert str(stored_first[1].event_id) in caplog.text
 
 
-def test_a_few_events_go_as_one_values_statement_even_when_optimistic(monkeypatch):
-    from audit import writer as writer_module
+def test_a_few_events_go_as_one_values_statement_even_when_optimistic():
     from audit.writer import insert_events
 
-    monkeypatch.setattr(writer_module, "_copy_direct", lambda *a, **k: pytest.fail("COPY for a handful of events"))
-    insert_events(events(5), returning=False, optimistic=True)
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        insert_events(events(5), returning=False, optimistic=True)
+    # One INSERT ... VALUES stored them: a COPY first would have stored them with no statement at all.
+    assert len(statements) == 1 and "INSERT INTO audit_auditevent" in statements[0] and "VALUES" in statements[0]
     assert AuditEvent.objects.count() == 5
 
 
@@ -471,6 +473,8 @@ def test_after_a_failed_attempt_the_writer_stays_on_the_idempotent_path_until_on
             raise OperationalError("connection lost")
         return real_insert(batch, **options)
 
+    # Stubbed: which path each attempt asks for is the claim, and a real outage (the proxy) leaves
+    # both paths storing the same rows; the flag the writer passes is the only place it shows.
     monkeypatch.setattr(background, "insert_events", flaky)
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.02, retry_max_seconds=0.05)
     assert writer.submit(events(5))
@@ -522,6 +526,8 @@ def test_a_writer_whose_thread_died_starts_a_new_one_and_stores_each_event_once(
             raise _ThreadKilled
         return real_insert(batch, **options)
 
+    # Stubbed: nothing outside a Python thread can end it at a chosen point (mid-write, before or
+    # after its commit); an exception raised from inside the write is how a thread dies.
     monkeypatch.setattr(background, "insert_events", dies_once)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the crash is expected here
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
@@ -545,12 +551,14 @@ def test_flush_returns_false_at_once_when_no_thread_is_left_to_write(monkeypatch
     def dies(batch, **options):
         raise _ThreadKilled
 
+    # Stubbed as above: a thread dies only from inside.
     monkeypatch.setattr(background, "insert_events", dies)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)
     writer = BackgroundWriter(max_events=10_000, flush_interval=0.01, retry_max_seconds=0.05)
     assert writer.submit(events(3))
     assert wait_until(lambda: not writer._running)
-    # Nothing would wake a wait: the dying thread notified before it was gone.
+    # Nothing would wake a wait: the dying thread notified before it was gone. Without a timing
+    # assertion, failing any wait is how the test tells "returned at once" from "waited 20 s".
     monkeypatch.setattr(writer._condition, "wait", lambda timeout=None: pytest.fail("waited for a dead thread"))
     assert writer.flush(timeout=20) is False
     assert writer.depth() == 3  # still queued, for the next thread or the exit drain
@@ -564,6 +572,8 @@ def test_a_thread_that_cannot_start_sends_the_caller_back_to_writing_its_own_eve
     def cannot_start(self):
         raise RuntimeError("can't start new thread")
 
+    # Stubbed: making the OS refuse a thread would mean exhausting the limit for the whole test
+    # process (and whatever shares the machine).
     monkeypatch.setattr(threading.Thread, "start", cannot_start)
     assert writer.submit(events(2)) is False
     assert writer.depth() == 0  # nothing left behind that no thread would write

@@ -97,7 +97,9 @@ class CuttableProxy:
     """A threaded TCP proxy on a free loopback port in front of ``target``.
 
     ``cut()`` resets every open connection and refuses new ones (the dependency is unreachable);
-    ``restore()`` forwards again.
+    ``restore()`` forwards again. ``drop_reply_holding(marker)``: the next reply of the target that
+    holds ``marker`` is not forwarded and its connection is closed (the target did the work, the
+    client never hears so: an acknowledgement lost); new connections are forwarded as before.
     """
 
     def __init__(self, target: tuple[str, int]) -> None:
@@ -108,6 +110,8 @@ class CuttableProxy:
         self.closed = False
         self.sockets: set[socket.socket] = set()
         self.lock = threading.Lock()
+        self.reply_marker: bytes | None = None
+        self.dropped_replies = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -127,11 +131,13 @@ class CuttableProxy:
             with self.lock:
                 self.sockets |= {client, upstream}
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool = False) -> None:
         try:
             while data := source.recv(65536):
+                if replies and self._drops(data):
+                    return  # not forwarded; both sides are shut down below, the client sees the close
                 sink.sendall(data)
         except OSError:
             pass
@@ -139,6 +145,18 @@ class CuttableProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def _drops(self, data: bytes) -> bool:
+        with self.lock:
+            if self.reply_marker is None or self.reply_marker not in data:
+                return False
+            self.reply_marker = None
+            self.dropped_replies += 1
+            return True
+
+    def drop_reply_holding(self, marker: bytes) -> None:
+        with self.lock:
+            self.reply_marker = marker
 
     @staticmethod
     def _reset(sock: socket.socket) -> None:
