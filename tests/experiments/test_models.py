@@ -1,10 +1,11 @@
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from experiments.metric_catalogue import METRICS
-from experiments.models import Experiment, ExperimentStatus
+from experiments.models import Experiment, ExperimentStatus, Result
 
 pytestmark = pytest.mark.django_db
 
@@ -27,3 +28,37 @@ def test_database_refuses_percentage_above_100():
 def test_metric_catalogue_names_direction():
     assert METRICS["response_time_ms"].direction == "lower"
     assert METRICS["success_rate"].field == "success"
+
+
+POSTGRES = connection.vendor == "postgresql"
+
+
+def _result(experiment, variant, event_id: str) -> Result:
+    return Result.objects.create(
+        event_id=event_id, experiment=experiment, variant=variant, user_id="u-1", occurred_at=timezone.now()
+    )
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the (experiment, variant) foreign key is PostgreSQL's (migration 0005)")
+def test_database_refuses_a_result_whose_variant_belongs_to_another_experiment(make_experiment):
+    first = make_experiment(key="first")
+    second = make_experiment(key="second")
+    _result(first, first.variants.get(key="warm"), "e-ok")
+    connection.check_constraints()  # the deferred key, checked now rather than at the commit
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _result(first, second.variants.get(key="warm"), "e-crossed")
+        connection.check_constraints()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Result.objects.filter(event_id="e-ok").update(variant_id=10**9)  # no such variant
+        connection.check_constraints()
+
+
+def test_deleting_an_experiment_deletes_its_variants_results(make_experiment):
+    experiment = make_experiment(key="gone")
+    kept = make_experiment(key="kept")
+    for variant in experiment.variants.all():
+        _result(experiment, variant, f"e-{variant.key}")
+    _result(kept, kept.variants.get(key="control"), "e-kept")
+    experiment.delete()
+    connection.check_constraints()
+    assert list(Result.objects.values_list("event_id", flat=True)) == ["e-kept"]
