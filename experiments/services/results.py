@@ -159,7 +159,7 @@ def _parse_rows(
 ) -> tuple[list[tuple], IngestResult]:
     """The valid rows (``COLUMNS`` order, first of each ``event_id``) and the batch's answer so far.
 
-    A well-formed row takes the inlined fast path: no calls, no exceptions, each distinct
+    A well-formed row takes the inlined fast path: no Python calls, no exceptions, each distinct
     ``occurred_at`` string parsed once and the users assigned together (``variant_indexes``);
     anything else goes through ``_parse_row``, which names the field at fault. The fast path
     accepts a subset of what ``_parse_row`` accepts, with the same values
@@ -180,21 +180,34 @@ def _parse_rows(
         quality_score = row.get("quality_score")
         user_feedback = row.get("user_feedback")
         model = row.get("model")
+        # Only what the slow path accepts too; an id or model name that is not plain ASCII goes there.
         if not (
             type(event_id) is str
             and 0 < len(event_id) <= 128
-            and _clean(event_id)
+            and event_id.isascii()
+            and "\x00" not in event_id
             and type(user_id) is str
             and 0 < len(user_id) <= 255
-            and _clean(user_id)
+            and user_id.isascii()
+            and "\x00" not in user_id
             and type(variant_key) is str
             and variant_key in variant_ids
             and (success is None or type(success) is bool)
-            and (response_time_ms is None or _fast_number(response_time_ms, None))
+            and (
+                response_time_ms is None
+                or (type(response_time_ms) is float and 0.0 <= response_time_ms < _INFINITY)  # False for NaN
+                or (type(response_time_ms) is int and 0 <= response_time_ms <= _FAST_INT_MAX)
+            )
             and (tokens is None or (type(tokens) is int and 0 <= tokens <= MAX_INT4))
-            and (quality_score is None or _fast_number(quality_score, 1))
+            and (
+                quality_score is None
+                or (type(quality_score) is float and 0.0 <= quality_score <= 1.0)
+                or (type(quality_score) is int and 0 <= quality_score <= 1)
+            )
             and (user_feedback is None or (type(user_feedback) is int and user_feedback in (-1, 0, 1)))
-            and (model is None or (type(model) is str and len(model) <= 200 and _clean(model)))
+            and (
+                model is None or (type(model) is str and len(model) <= 200 and model.isascii() and "\x00" not in model)
+            )
         ):
             continue
         if occurred is None:
@@ -249,21 +262,6 @@ _UNPARSED = object()
 _INFINITY = float("inf")
 # Integers up to this take the fast path (any int float() can hold would do; larger ones go the slow way).
 _FAST_INT_MAX = 2**53
-
-
-def _clean(value: str) -> bool:
-    """``clean_text``'s "no problem", with the common ASCII value decided by two C calls."""
-    return "\x00" not in value and (value.isascii() or clean_text(value) is None)
-
-
-def _fast_number(value, high: float | None) -> bool:
-    """A finite number from 0 to ``high`` (no bound: None), as ``_number`` accepts it."""
-    kind = type(value)
-    if kind is float:
-        return 0.0 <= value < _INFINITY and (high is None or value <= high)  # False for NaN
-    if kind is int:
-        return 0 <= value <= (_FAST_INT_MAX if high is None else high)
-    return False
 
 
 def _moment_or_none(value: str, now: datetime) -> datetime | None:
