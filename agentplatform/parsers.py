@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from itertools import chain
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -61,20 +60,14 @@ def _too_deep(text: str, data: Any) -> bool:
     while level:
         if depth > MAX_DEPTH:
             return True
-        # The children's types are gathered in C (map, set); Python only filters a mixed level.
-        children = list(chain.from_iterable([value.values() if type(value) is dict else value for value in level]))
-        kinds = set(map(type, children))
-        if dict not in kinds and list not in kinds:
-            return False
-        if kinds <= _CONTAINERS:
-            level = children
-        else:
-            level = [child for child in children if type(child) is dict or type(child) is list]
+        below = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
         depth += 1
     return False
-
-
-_CONTAINERS = frozenset({dict, list})
 
 
 def _unpaired_surrogate(value: Any) -> str | None:
