@@ -150,3 +150,25 @@ def test_text_holding_nul_or_a_lone_surrogate_cannot_be_stored(value, refused):
 def test_timestamps_are_bounded_by_2000_and_five_minutes_ahead(moment, refused):
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
     assert (timestamp_problem(moment, now=now) is not None) is refused
+
+
+def test_each_column_is_formatted_by_its_values_types_whatever_the_mix():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    at = datetime(2026, 11, 27, 13, 30, tzinfo=dt_timezone(timedelta(hours=1)))
+    rows = [
+        ("a\tb", 1, None, at, {"k": "v"}, Level.HIGH, True, 0.1),
+        ("plain", None, None, at, None, 2, False, None),
+        ("c\\d", 3, None, at.astimezone(UTC), [1], Level.HIGH, True, 2.5),
+    ]
+    assert ingest.format_rows(rows) == (
+        'a\\tb\t1\t\\N\t2026-11-27T12:30:00+00:00\t{"k":"v"}\t3\tt\t0.1\n'
+        "plain\t\\N\t\\N\t2026-11-27T12:30:00+00:00\t\\N\t2\tf\t\\N\n"
+        "c\\\\d\t3\t\\N\t2026-11-27T12:30:00+00:00\t[1]\t3\tt\t2.5\n"
+    )
+    assert ingest.format_rows([]) == ""
+    with pytest.raises(ValueError):  # a row of another width is a caller's bug, not a short row
+        ingest.format_rows([("a", 1), ("b",)])
