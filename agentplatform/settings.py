@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
+    "prompts",
     "experiments",
     "monitoring",
     "enrichment",
