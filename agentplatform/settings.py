@@ -416,6 +416,10 @@ _DEFAULT_RATE_LIMITS = {
     # so a caller refused again and again is slowed down, and its audit tally stays one row a minute.
     "auth.denied": "30/m",
     "prompts.resolve": "6000/m",
+    # GET prompts/{key}/labels/{label}: agents outside any experiment call it on every turn.
+    "prompts.label": "6000/m",
+    "prompts.read": "600/m",
+    "prompts.write": "60/m",
     "experiments.results": "600/m",
     "experiments.read": "600/m",
     "experiments.write": "60/m",

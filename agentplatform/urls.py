@@ -6,7 +6,8 @@ from agentplatform import api_docs, probes
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
-    path("", include("experiments.urls")),
+    path("", include("experiments.urls")),  # before prompts: prompts/resolve is the experiments' route
+    path("", include("prompts.urls")),
     path("audit/", include("audit.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("", include("enrichment.urls")),
