@@ -104,3 +104,23 @@ def test_a_label_move_goes_through_its_confirmation_page(page, live_server, prom
     page.click("input[type=submit][value=Continue]")
     assert "needs the permission prompts.move_protected_label" in page.inner_text(".errorlist")
     assert not PromptLabel.objects.filter(prompt=prompt, name="production").exists()
+
+
+def test_every_prompt_page_fits_1280_px(page, live_server, prompt):
+    base = f"{live_server.url}/admin/prompts"
+    login(page, live_server)
+    for name, path in [
+        ("list", "/prompt/"),
+        ("prompt", f"/prompt/{prompt.pk}/change/"),
+        ("new-version", f"/prompt/{prompt.pk}/versions/new/?from=2"),
+        ("preview", f"/prompt/{prompt.pk}/versions/2/preview/?render=1&name=Ana"),
+        ("label-move", f"/prompt/{prompt.pk}/labels/move/?label=staging"),
+        ("history", f"/prompt/{prompt.pk}/labels/staging/history/"),
+        ("version", f"/promptversion/{prompt.versions.get(version=2).pk}/change/"),
+        ("moves", "/promptlabelmove/"),
+    ]:
+        page.goto(base + path)
+        page.shot(name)
+        assert_no_horizontal_scroll(page)
+    page.goto(f"{base}/prompt/{prompt.pk}/versions/2/preview/?render=1&name=Ana")
+    assert page.inner_text("#preview-output").startswith("Hi Ana!")

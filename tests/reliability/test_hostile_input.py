@@ -162,10 +162,14 @@ def clients(auth_client, settings):
     )
     assert created.status_code == 201, created.content
     assert cache["operator"].post("/api/v1/experiments/hostile/start").status_code == 200
-    # Prompt ``hostile`` with version 1 under ``staging``, for the registry's endpoints.
-    assert cache["operator"].post("/api/v1/prompts/", {"key": "hostile"}, format="json").status_code == 201
-    version = {"content": "Hello {{name}}", "labels": ["staging"]}
-    assert cache["operator"].post("/api/v1/prompts/hostile/versions", version, format="json").status_code == 201
+    # Prompt ``hostile`` with version 1 under ``production`` and ``staging``, for the registry's endpoints
+    # (written by the system: an operator may not move the protected production label).
+    from prompts import services as prompt_services
+
+    prompt = prompt_services.prompt_create(actor=None, key="hostile")
+    prompt_services.prompt_version_create(
+        actor=None, prompt=prompt, content="Hostile {{x}}", labels=["production", "staging"]
+    )
 
     def get(role: str) -> APIClient:
         if role not in cache:
@@ -502,7 +506,7 @@ REFUSED_BY_TYPE = {
     "date-time": ["year 9999", "year 9999 west", "year 9999 date", "year 1", "year 1 east", "year 0", "february 30"],
 }
 # Values for path parameters: objects the ``query_world`` fixture creates.
-PATH_VALUES = {"key": "hostile", "version": "1", "label": "staging"}
+PATH_VALUES = {"key": "hostile", "label": "production", "version": "1"}
 
 
 @functools.cache
