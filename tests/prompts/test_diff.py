@@ -14,7 +14,7 @@ def test_changed_blocks_are_paired_and_leftovers_are_inserts_or_deletes():
         ("equal", 3, "c", 4, "c"),
         ("delete", 4, "d", None, ""),
     ]
-    assert (diff.added, diff.removed, diff.changed) == (3, 2, True)
+    assert (diff.added, diff.removed, diff.changed) == (2, 2, True)  # added B, B2; removed b, d
 
 
 def test_identical_texts_and_the_first_version_against_nothing():
