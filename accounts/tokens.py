@@ -39,7 +39,6 @@ from accounts.lockout import LoginLocked, device_token_issue, login_client, logi
 from accounts.models import RevokedAccessToken, User
 from accounts.services import user_snapshot_refresh
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
-from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
@@ -192,15 +191,16 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
 
     A locked client is refused before the password is looked at (``accounts.lockout``: the lock
     holds even for the right password, and a device token its owner got at an earlier login
-    escapes a lock on the username); failures reach the lockout counters and the audit log
-    through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
+    escapes a lock on the username); each check is counted before it runs, and failures reach the
+    audit log through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
     """
-    # The view's throttle limits each client IP; this limits guesses at one account from many IPs,
-    # per device token for a device that logged in before (so a flood on the name cannot use up
-    # its owner's budget).
-    enforce("auth.token", login_client(request, username).rate_limit_key())
+    # The per-target rate limit and the lockout both live in the authentication backend
+    # (accounts.lockout.LoginLockBackend), so the admin login gets them too.
     user = authenticate(request=request, username=username, password=password)
     if user is None:
+        refusal = getattr(request, "login_refusal", None)
+        if refusal is not None:
+            raise refusal
         seconds = getattr(request, "login_locked_seconds", None)
         if seconds:  # locked before the check, or this failure reached the limit
             raise LoginLocked(retry_after=seconds)
