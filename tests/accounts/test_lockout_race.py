@@ -56,7 +56,7 @@ def in_parallel(attempt, count: int = ATTEMPTS) -> list[int]:
             status = attempt()
             with guard:
                 statuses.append(status)
-        except BaseException as error:  # noqa: BLE001  (re-raised in the main thread below)
+        except BaseException as error:  # re-raised in the main thread below
             errors.append(error)
         finally:
             connection.close()
