@@ -2,8 +2,11 @@
 
 API keys are verified against a snapshot kept in the shared cache for ``API_KEY_CACHE_SECONDS``:
 in steady state a key costs one cache read and a SHA-256, no database query (the user and their
-permissions come from the snapshot too). Revoking a key deletes the snapshot, so revocation is
-immediate when the cache is reachable and bounded by the TTL when it is not.
+permissions come from the snapshot too). Revoking a key replaces the snapshot with a tombstone
+(``{}``, "no usable key") once the revocation commits, so revocation is immediate when the cache
+is reachable and bounded by the TTL when it is not. A request that read the key from the
+database just before the revocation committed caches what it read with ``add``, which the
+tombstone refuses: it takes the tombstone instead, and cannot bring the revoked key back.
 
 Each process also keeps a snapshot it read for ``API_KEY_LOCAL_CACHE_SECONDS`` (2 s by default),
 sparing the cache round trip on an agent's following requests. A revocation (or a change of the
@@ -83,16 +86,20 @@ class ApiKeyAuthentication(BaseAuthentication):
         snapshot = api_key_memo.get(prefix)
         if snapshot is not None:
             return snapshot
+        generation = api_key_memo.generation
         cache_key = api_key_cache_key(prefix)
         snapshot = cache_get(cache_key)
         if snapshot is None:
             api_key = ApiKey.objects.usable().select_related("user").filter(prefix=prefix, user__is_active=True).first()
             snapshot = _snapshot_of(api_key) if api_key else {}
-            # add: a revocation that deleted the entry after our query must not be undone by a set.
-            cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS)
+            # add, never set: a revocation that committed after our query left its tombstone
+            # (accounts.services.api_key_revoke), and the entry that is there wins over what we read.
+            if not cache_add(cache_key, snapshot, settings.API_KEY_CACHE_SECONDS):
+                snapshot = cache_get(cache_key, snapshot)
         if not snapshot:
-            return None  # {} caches "no usable key with this prefix"; never kept locally
-        api_key_memo.set(prefix, snapshot)
+            return None  # {}: "no usable key with this prefix" (or a revocation's tombstone); never kept locally
+        # Not kept if this process forgot a key meanwhile: it may have been this one, revoked.
+        api_key_memo.set(prefix, snapshot, generation=generation)
         return snapshot
 
     def _touch(self, key_id: int, prefix: str, now: datetime) -> None:

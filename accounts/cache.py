@@ -72,7 +72,9 @@ class LocalMemo:
 
     Entries live ``seconds()`` of wall-clock time; ``forget`` drops one at once in this process
     (other processes see a change when their entry expires). Bounded: past ``max_entries`` the
-    memo starts over.
+    memo starts over. ``generation`` moves on every ``forget`` and ``clear``: a reader notes it
+    before fetching a value and passes it to ``set``, which then stores nothing if something was
+    forgotten meanwhile (the value it fetched may be the very one that was dropped).
 
     Kept rather than ``cachetools.TTLCache``: this read is on every API-key request, and a TTLCache
     read under the lock it needs across threads costs an order of magnitude more (bench/README.md).
@@ -83,6 +85,7 @@ class LocalMemo:
         self._entries: dict[str, tuple[Any, float]] = {}
         self._lock = threading.Lock()
         self._max_entries = max_entries
+        self.generation = 0
 
     def get(self, key: str) -> Any:
         entry = self._entries.get(key)
@@ -94,22 +97,26 @@ class LocalMemo:
             return None
         return value
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: Any, *, generation: int | None = None) -> None:
         seconds = self._seconds()
         if seconds <= 0:
             return
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return  # something was forgotten since the caller fetched ``value``
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
             self._entries[key] = (value, time.time() + seconds)
 
     def forget(self, *keys: str) -> None:
         with self._lock:
+            self.generation += 1
             for key in keys:
                 self._entries.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.clear()
 
 

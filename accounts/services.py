@@ -226,10 +226,12 @@ def api_key_revoke(*, api_key: ApiKey, actor=None, request=None) -> ApiKey:
         return api_key
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
-    # Now, and again after commit: a request that re-cached the key from the not-yet-committed
-    # row in between is dropped too.
+    # Dropped now, and a tombstone after commit: a request that verified the key from the
+    # not-yet-committed row caches it with ``add`` (accounts.authentication), which the tombstone
+    # refuses, or before it, and the tombstone's ``set`` overwrites it. Not before commit: a
+    # rollback would leave a live key refused.
     _forget(api_key.prefix)
-    transaction.on_commit(lambda: _forget(api_key.prefix))
+    transaction.on_commit(lambda: _tombstone(api_key.prefix))
     audit_services.audit_log(
         actor=actor,
         action="api_key.revoked",
@@ -247,6 +249,18 @@ def api_keys_forget_cached(*, user_id: int) -> None:
     if prefixes:
         _forget(*prefixes)
         transaction.on_commit(lambda: _forget(*prefixes))
+
+
+# How long a revoked key's tombstone stays in the shared cache: longer than any request that read
+# the key before the revocation committed can take to cache what it read.
+_TOMBSTONE_SECONDS = 3600
+
+
+def _tombstone(*prefixes: str) -> None:
+    """Marks the keys with ``prefixes`` unusable in the shared cache (``{}``), and drops this process's copy."""
+    for prefix in prefixes:
+        cache_set(api_key_cache_key(prefix), {}, _TOMBSTONE_SECONDS)
+    api_key_memo.forget(*prefixes)
 
 
 def _forget(*prefixes: str) -> None:
