@@ -93,3 +93,34 @@ def test_writes_for_the_same_minute_add_up(agent_client):
         agent_client.post(OPERATIONS_URL, {"operations": [_operation()] * 2}, format="json")
     assert OperationMinute.objects.get().count == 6
     assert OperationHour.objects.get().count == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_of_many_processes_add_into_the_same_new_rows_without_colliding():
+    # Each thread stands for another process's writer: all create the same minute, hour and day rows.
+    import threading
+
+    from django.db import connection
+
+    minute = int((datetime.now(UTC) - timedelta(minutes=1)).timestamp()) // 60 * 60
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            start.wait()
+            increments = {minute_key(minute, "llm.call"): {"n": 1, "e": 0, "s": 1000, "5": 1}}
+            operations_store([(f"{ITEM_ID_PREFIX}thread-{number}", increments)])
+        except BaseException as error:  # re-raised below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert OperationMinute.objects.get().count == OperationHour.objects.get().count == 8
+    assert OperationMinute.objects.get().buckets == {"5": 8}
