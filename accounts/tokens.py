@@ -34,7 +34,7 @@ from rest_framework_simplejwt.tokens import RefreshToken as SimpleRefreshToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.cache import cache_add, cache_get, cache_set
+from accounts.cache import cache_add, cache_get, cache_set, memo_invalidations
 from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
 from accounts.services import user_snapshot_refresh
@@ -237,6 +237,7 @@ def access_token_revoke(*, token: Token, user: User | None) -> None:
     RevokedAccessToken.objects.get_or_create(jti=jti, defaults={"user": user, "expires_at": expires_at})
     # set, not add: overwrites a "valid" marker another request may have cached a moment ago.
     cache_set(denylist_cache_key(jti), REVOKED, _seconds_left(expires_at))
+    memo_invalidations.publish(f"t:{jti}")  # every process drops its "not revoked" memory of it
 
 
 def access_token_is_revoked(token: Token) -> bool:

@@ -354,6 +354,12 @@ API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", mini
 # shared cache. Token-version bumps, deactivation and role or group changes of the user rewrite it
 # at once; this bounds only a change to a group's own permissions (as API_KEY_CACHE_SECONDS does).
 JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds each process keeps a Bearer request's user snapshot and "this token is not revoked" in
+# memory (no cache round trip). Revocation stays immediate: every change is published on a Redis
+# channel each process drains before trusting its memory (accounts.cache.MemoInvalidations); this
+# bounds only a failed publish and a change to a group's own permissions. 0 reads the shared cache
+# on every request.
+JWT_USER_LOCAL_CACHE_SECONDS = env.float("JWT_USER_LOCAL_CACHE_SECONDS", "5", minimum=0)
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 
