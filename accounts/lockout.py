@@ -261,8 +261,8 @@ class LoginLockBackend:
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if request is None or username is None or not settings.LOGIN_LOCKOUT_ENABLED:
-            return None  # programmatic or switched off: ModelBackend, next, checks alone
+        if request is None or username is None:
+            return None  # programmatic: ModelBackend, next, checks alone
         client = login_client(request, username)
         try:
             # The token endpoint's throttle limits each client IP; this limits guesses at one
@@ -273,6 +273,8 @@ class LoginLockBackend:
             request.login_refusal = refusal
             request.login_locked_seconds = refusal.retry_after
             raise PermissionDenied("login rate-limited") from None
+        if not settings.LOGIN_LOCKOUT_ENABLED:
+            return None  # switched off: ModelBackend, next, checks alone
         attempt = login_attempt_reserve(client=client)
         if isinstance(attempt, int):
             request.login_locked_seconds = attempt

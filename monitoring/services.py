@@ -153,13 +153,14 @@ def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[
     """Adds histogram totals into ``model`` rows, under row locks.
 
     Every process's operations writer and the rollup add into the same rows at once: missing rows
-    are first created empty (conflicts ignored, so two creators never collide), then all are
-    locked in one order (no two writers wait on each other crosswise) and added to.
+    are first created empty (conflicts ignored, so two creators never collide; in sorted order, as
+    an uncommitted insert holds its row too), then all are locked in one order (no two writers
+    wait on each other crosswise) and added to.
     """
     if not totals:
         return
     model.objects.bulk_create(
-        [model(operation=operation, **{period_field: period}) for operation, period in totals],
+        [model(operation=operation, **{period_field: period}) for operation, period in sorted(totals)],
         ignore_conflicts=True,
         batch_size=500,
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import lockout
@@ -109,10 +111,11 @@ def test_the_admin_login_has_the_per_username_rate_limit_of_the_token_endpoint(u
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth.token": "3/m"}
     admin = user_factory(role="admin")
     statuses = []
-    for number in range(4):
-        client = Client(REMOTE_ADDR=f"10.0.7.{number}")
-        body = {"username": admin.username, "password": TEST_PASSWORD}
-        statuses.append(client.post("/admin/login/?next=/admin/", body).status_code)
+    with time_machine.travel(timezone.now(), tick=False):  # one rate-limit window
+        for number in range(4):
+            client = Client(REMOTE_ADDR=f"10.0.7.{number}")
+            body = {"username": admin.username, "password": TEST_PASSWORD}
+            statuses.append(client.post("/admin/login/?next=/admin/", body).status_code)
     assert statuses == [302, 302, 302, 429]
 
 
@@ -126,3 +129,27 @@ def test_a_successful_login_gives_its_reserved_attempt_back(user_factory):
     row = LoginFailureCount.objects.get(scope=LoginFailureCount.Scope.USERNAME, label=person.username)
     assert row.failures == LIMIT - 1 and row.locked_until is None
     assert client.post(TOKEN_URL, right, format="json").status_code == 200
+
+
+def test_logins_refused_by_the_rate_limit_are_not_each_audited(user_factory, settings, audit_events):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth.token": "2/m"}
+    person = user_factory(role="analyst")
+    body = {"username": person.username, "password": "x"}
+    with time_machine.travel(timezone.now(), tick=False):  # one rate-limit window
+        statuses = [
+            APIClient().post(TOKEN_URL, body, format="json", REMOTE_ADDR=f"10.0.8.{n}").status_code for n in range(5)
+        ]
+    assert statuses == [401, 401, 429, 429, 429]
+    assert len(audit_events.of("auth.login_failed")) == 2
+
+
+def test_the_per_username_rate_limit_holds_with_the_lockout_switched_off(user_factory, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth.token": "2/m"}
+    settings.LOGIN_LOCKOUT_ENABLED = False
+    person = user_factory(role="analyst")
+    right = {"username": person.username, "password": TEST_PASSWORD}
+    with time_machine.travel(timezone.now(), tick=False):  # one rate-limit window
+        statuses = [
+            APIClient().post(TOKEN_URL, right, format="json", REMOTE_ADDR=f"10.0.9.{n}").status_code for n in range(3)
+        ]
+    assert statuses == [200, 200, 429]
