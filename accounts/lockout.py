@@ -13,7 +13,9 @@ the token response for API clients, who send it back in ``X-Device-Token``). A l
 So an attack on a name locks out the attacker (and new devices), never a device its owner has
 logged in from. ``LOGIN_FAILURE_LIMIT`` failures, each within ``LOGIN_FAILURE_WINDOW_MINUTES`` of
 the previous, lock for ``LOGIN_LOCKOUT_MINUTES``; attempts while locked are refused before the
-password is looked at, are not counted and do not extend the lock.
+password is looked at, are not counted and do not extend the lock. Each password check is counted
+*before* it runs, under a row lock on its counters (``login_attempt_reserve``), and given back if
+it succeeds: parallel guesses cannot all pass the check before the first failure is counted.
 
 The counters live in the database (``LoginFailureCount``), so a cache restart does not hand out
 fresh guesses. The client IP is the trusted-proxy resolver's (``agentplatform.client_ip``).
@@ -116,7 +118,7 @@ class LoginClient:
 
 
 def login_client(request, username: str) -> LoginClient:
-    """The client of this login attempt (remembered on the request: backend, receiver and view agree)."""
+    """The client of this login attempt (remembered on the request: backend and view agree)."""
     remembered = getattr(request, "_login_client", None)
     if remembered is not None and remembered.username == username:
         return remembered
