@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -35,8 +36,9 @@ from django.db import DatabaseError, connection, transaction
 from agentplatform import counters
 from agentplatform.background import BatchWriter
 from agentplatform.errors import DependencyUnavailable
-from monitoring.models import SeenEvent
+from monitoring.models import OperationDay, OperationHour, OperationMinute, SeenEvent
 from monitoring.store import OpenMinute, parse_minute_key
+from monitoring.timeutils import floor_day, floor_hour, from_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,66 @@ OperationsItem = tuple[str, dict[str, dict[str, int]]]
 # Item ids live in SeenEvent beside the callers' event ids; this prefix keeps the two apart
 # (a caller's event id is "<submitter id>:<id>").
 ITEM_ID_PREFIX = "write:"
+
+
+# --- the minute, hour and day rows (the rollup adds into them too) ----------------------------
+
+
+def _histogram_fields(fields: dict[str, int]) -> tuple[int, int, float, dict[str, int]]:
+    buckets = {name: value for name, value in fields.items() if name not in ("n", "e", "s") and value}
+    return fields.get("n", 0), fields.get("e", 0), fields.get("s", 0) / 1000.0, buckets
+
+
+def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[str, int]]) -> None:
+    """Adds histogram totals into ``model`` rows, under row locks.
+
+    Every process's operations writer and the rollup add into the same rows at once: missing rows
+    are first created empty (conflicts ignored, so two creators never collide; in sorted order, as
+    an uncommitted insert holds its row too), then all are locked in one order (no two writers
+    wait on each other crosswise) and added to.
+    """
+    if not totals:
+        return
+    model.objects.bulk_create(
+        [model(operation=operation, **{period_field: period}) for operation, period in sorted(totals)],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    operations = {operation for operation, _ in totals}
+    periods = {period for _, period in totals}
+    locked = model.objects.select_for_update().filter(operation__in=operations, **{f"{period_field}__in": periods})
+    existing = {(row.operation, getattr(row, period_field)): row for row in locked.order_by("operation", period_field)}
+    to_update = []
+    for key, fields in totals.items():
+        count, errors, duration_sum_ms, buckets = _histogram_fields(fields)
+        row = existing[key]
+        row.count += count
+        row.errors += errors
+        row.duration_sum_ms += duration_sum_ms
+        merged = dict(row.buckets)
+        for name, value in buckets.items():
+            merged[name] = merged.get(name, 0) + value
+        row.buckets = merged
+        to_update.append(row)
+    model.objects.bulk_update(to_update, ["count", "errors", "duration_sum_ms", "buckets"], batch_size=500)
+
+
+def histogram_rows_add(minutes: Iterable[OpenMinute]) -> int:
+    """Adds minutes' histograms to their minute, hour and day rows (in the caller's transaction)."""
+    by_minute: dict[tuple[str, datetime], dict[str, int]] = {}
+    by_hour: dict[tuple[str, datetime], dict[str, int]] = {}
+    by_day: dict[tuple[str, datetime], dict[str, int]] = {}
+    for item in minutes:
+        minute = from_epoch(item.minute_epoch)
+        for target, start in ((by_minute, minute), (by_hour, floor_hour(minute)), (by_day, floor_day(minute))):
+            fields = target.setdefault((item.operation, start), {})
+            for name, value in item.fields.items():
+                fields[name] = fields.get(name, 0) + value
+    # Always minutes, then hours, then days: the lock order every writer follows.
+    _add_rows(OperationMinute, "minute", by_minute)
+    _add_rows(OperationHour, "hour", by_hour)
+    _add_rows(OperationDay, "day", by_day)
+    return len(by_minute)
 
 
 def _stored_item_ids(item_ids: list[str]) -> set[str]:
@@ -66,8 +128,6 @@ def _stored_item_ids(item_ids: list[str]) -> set[str]:
 
 def operations_store(items: list[OperationsItem]) -> None:
     """Adds the increments of ``items`` not stored before to their minute, hour and day rows, atomically."""
-    from monitoring.services import histogram_rows_add
-
     if not items:
         return
     with transaction.atomic():

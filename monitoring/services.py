@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import psutil
@@ -26,11 +25,11 @@ from monitoring.models import (
     SeenEvent,
     SystemSnapshot,
 )
-from monitoring.operations import operations_submit
+from monitoring.operations import histogram_rows_add, operations_submit
 from monitoring.parsing import AgentRunRow, OperationRow
 from monitoring.sketch import bucket_index
-from monitoring.store import DatabaseStore, EventRow, OpenMinute, event_increments, get_store, minute_key
-from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute, from_epoch
+from monitoring.store import DatabaseStore, EventRow, event_increments, get_store, minute_key
+from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute
 
 logger = logging.getLogger(__name__)
 
@@ -144,63 +143,6 @@ def agent_runs_ingest(*, rows: list[AgentRunRow], actor, own_runs_only: bool) ->
 
 
 # --- rollup and retention -----------------------------------------------------------------------
-def _histogram_fields(fields: dict[str, int]) -> tuple[int, int, float, dict[str, int]]:
-    buckets = {name: value for name, value in fields.items() if name not in ("n", "e", "s") and value}
-    return fields.get("n", 0), fields.get("e", 0), fields.get("s", 0) / 1000.0, buckets
-
-
-def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[str, int]]) -> None:
-    """Adds histogram totals into ``model`` rows, under row locks.
-
-    Every process's operations writer and the rollup add into the same rows at once: missing rows
-    are first created empty (conflicts ignored, so two creators never collide; in sorted order, as
-    an uncommitted insert holds its row too), then all are locked in one order (no two writers
-    wait on each other crosswise) and added to.
-    """
-    if not totals:
-        return
-    model.objects.bulk_create(
-        [model(operation=operation, **{period_field: period}) for operation, period in sorted(totals)],
-        ignore_conflicts=True,
-        batch_size=500,
-    )
-    operations = {operation for operation, _ in totals}
-    periods = {period for _, period in totals}
-    locked = model.objects.select_for_update().filter(operation__in=operations, **{f"{period_field}__in": periods})
-    existing = {(row.operation, getattr(row, period_field)): row for row in locked.order_by("operation", period_field)}
-    to_update = []
-    for key, fields in totals.items():
-        count, errors, duration_sum_ms, buckets = _histogram_fields(fields)
-        row = existing[key]
-        row.count += count
-        row.errors += errors
-        row.duration_sum_ms += duration_sum_ms
-        merged = dict(row.buckets)
-        for name, value in buckets.items():
-            merged[name] = merged.get(name, 0) + value
-        row.buckets = merged
-        to_update.append(row)
-    model.objects.bulk_update(to_update, ["count", "errors", "duration_sum_ms", "buckets"], batch_size=500)
-
-
-def histogram_rows_add(minutes: Iterable[OpenMinute]) -> int:
-    """Adds minutes' histograms to their minute, hour and day rows (in the caller's transaction)."""
-    by_minute: dict[tuple[str, datetime], dict[str, int]] = {}
-    by_hour: dict[tuple[str, datetime], dict[str, int]] = {}
-    by_day: dict[tuple[str, datetime], dict[str, int]] = {}
-    for item in minutes:
-        minute = from_epoch(item.minute_epoch)
-        for target, start in ((by_minute, minute), (by_hour, floor_hour(minute)), (by_day, floor_day(minute))):
-            fields = target.setdefault((item.operation, start), {})
-            for name, value in item.fields.items():
-                fields[name] = fields.get(name, 0) + value
-    # Always minutes, then hours, then days: the lock order every writer follows.
-    _add_rows(OperationMinute, "minute", by_minute)
-    _add_rows(OperationHour, "hour", by_hour)
-    _add_rows(OperationDay, "day", by_day)
-    return len(by_minute)
-
-
 def metrics_rollup(*, now: datetime | None = None) -> int:
     """Moves closed minutes from the shared store into the database; returns the minutes added.
 
