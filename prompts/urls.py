@@ -1,8 +1,8 @@
 """Routes of the prompt registry API (``prompts/resolve`` stays with the experiments' routes)."""
 
-from django.urls import path, register_converter  # noqa: F401 (the routes land with the views)
+from django.urls import path, register_converter
 
-from prompts import api  # noqa: F401 (the views land with the routes)
+from prompts import api
 
 
 class PromptKeyConverter:
@@ -23,4 +23,5 @@ app_name = "prompts"
 urlpatterns: list = [
     # --- registry CRUD, versions, label moves and history (staff) ---
     # --- the label read agents call (hot path, served from the per-process registry) ---
+    path("prompts/<prompt_key:key>/labels/<str:label>", api.PromptLabelReadView.as_view(), name="prompt-label"),
 ]
