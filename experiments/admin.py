@@ -384,7 +384,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_formset_kwargs(self, request, obj, inline, prefix):
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
         # "Start an experiment: this version against production" from the prompts admin.
-        if obj is None and request.method == "GET" and isinstance(inline, VariantInline):
+        if (obj is None or obj.pk is None) and request.method == "GET" and isinstance(inline, VariantInline):
             initial = promotion_admin.prefilled_variants(request)
             if initial:
                 kwargs["initial"] = initial
