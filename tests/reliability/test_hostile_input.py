@@ -489,7 +489,7 @@ REFUSED_BY_TYPE = {
     "date-time": ["year 9999", "year 9999 west", "year 9999 date", "year 1", "year 1 east", "year 0", "february 30"],
 }
 # Values for path parameters: objects the ``query_world`` fixture creates.
-PATH_VALUES = {"key": "hostile"}
+PATH_VALUES = {"key": "hostile", "label": "production"}
 
 
 @functools.cache
@@ -534,6 +534,12 @@ def query_world(clients):
     report = Report.objects.create(
         kind=ReportKind.DAILY, period="hostile", period_start=start, period_end=start + timedelta(days=1)
     )
+    from experiments.snapshot import snapshot_reset
+    from prompts import services as prompt_services
+
+    prompt = prompt_services.prompt_create(actor=None, key="hostile")
+    prompt_services.prompt_version_create(actor=None, prompt=prompt, content="Hostile {{x}}", labels=["production"])
+    snapshot_reset()  # the registry is read from this process's snapshot: rebuild it with the prompt
     return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
 
 
