@@ -3,7 +3,9 @@
 The services take validated input (``experiments.serializers``' ``validated_data``, or the admin
 form's cleaned data: typed values in the body's shape) and own the business rules only: a key is
 taken once, a started experiment's assignment and analysis plan are frozen, a start needs room in
-its prompt type's namespace, only drafts are deleted.
+its prompt type's namespace, only drafts are deleted. Variants serve versions of the registry's
+prompt keyed by the prompt type: a number names one, inline content is stored as one (an identical
+one reused), and a control naming neither gets the version under ``production`` at start.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agentplatform.errors import Conflict, ValidationFailed
@@ -44,7 +46,10 @@ def _experiment_prompt(*, actor, experiment: Experiment, request=None) -> Prompt
     """The registry's prompt for the experiment's prompt type, registered on the fly when missing."""
     prompt = Prompt.objects.filter(key=experiment.target_prompt_type).first()
     if prompt is None:
-        prompt = prompt_services.prompt_create(actor=actor, key=experiment.target_prompt_type, request=request)
+        try:
+            prompt = prompt_services.prompt_create(actor=actor, key=experiment.target_prompt_type, request=request)
+        except (Conflict, IntegrityError):  # registered meanwhile by a concurrent caller (its savepoint undone)
+            prompt = Prompt.objects.get(key=experiment.target_prompt_type)
     return prompt
 
 
