@@ -161,7 +161,9 @@ def _variant_rows(formset) -> list[dict]:
         row = {name: form.cleaned_data.get(name, getattr(form.instance, name)) for name in VARIANT_FIELDS}
         current = form.instance.prompt_version.version if form.instance.prompt_version_id else None
         row["prompt_version"] = form.cleaned_data.get("version", current)
-        if row["prompt_version"] is not None and "content" not in form.changed_data:
+        if "content" in form.changed_data and "version" not in form.changed_data:
+            row["prompt_version"] = None  # the text was edited: it becomes (or reuses) a version
+        elif row["prompt_version"] is not None:
             row["content"] = None  # the shown text is the version's copy: the number decides
         rows.append(row)
     return rows

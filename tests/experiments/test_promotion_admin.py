@@ -139,3 +139,21 @@ def test_variants_saved_by_version_number_in_the_admin(registry, operator):
         (3, "Three"),
     ]
     assert PromptVersion.objects.filter(prompt=Prompt.objects.get(key="support")).count() == 3
+
+
+def test_editing_a_drafts_text_in_the_admin_makes_a_new_version(operator, make_experiment):
+    from .conftest import experiment_body
+    from .test_admin import _as_admin_form
+
+    experiment = make_experiment()
+    stored = list(experiment.variants.order_by("position"))
+    body = experiment_body()
+    body["variants"][0]["content"] = "Edited control text."
+    data = _as_admin_form(body, stored)
+    data.update({"variants-0-version": "1", "variants-1-version": "2"})  # the numbers the form showed
+    response = _client(operator).post(f"/admin/experiments/experiment/{experiment.pk}/change/", data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    assert list(experiment.variants.order_by("position").values_list("prompt_version__version", "content")) == [
+        (3, "Edited control text."),
+        (2, "You are warm and helpful."),
+    ]
