@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from agentplatform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from agentplatform.ingest import clean_text
 from audit.services import actor_label_for, audit_log
 from prompts.models import (
     CONFIG_MAX_BYTES,
@@ -39,6 +40,10 @@ from prompts.snapshot import registry_changed
 RESOURCE_TYPE = "prompt"
 MOVE_PROTECTED_PERMISSION = "prompts.move_protected_label"
 REASON_MAX_CHARS = 500
+DESCRIPTION_MAX_CHARS = 2000
+# Nesting of a version's config: model settings are a few levels deep; a bound keeps the checks
+# below (and PostgreSQL's jsonb parser) far from any recursion limit.
+CONFIG_MAX_DEPTH = 32
 
 
 def _user(actor):
@@ -62,6 +67,42 @@ def label_errors(label: Any) -> list[str]:
     if label == LATEST:
         return ["'latest' always names the newest version; it cannot be moved."]
     return []
+
+
+def _text_errors(value: Any, *, maximum: int) -> list[str]:
+    """Why ``value`` cannot be stored as a text of at most ``maximum`` characters (empty when it can)."""
+    if not isinstance(value, str):
+        return ["A text."]
+    if len(value) > maximum:
+        return [f"At most {maximum} characters."]
+    problem = clean_text(value)  # NUL or an unpaired surrogate: PostgreSQL refuses both
+    return [problem] if problem else []
+
+
+def _description_errors(description: Any) -> list[str]:
+    return [] if description is None else _text_errors(description, maximum=DESCRIPTION_MAX_CHARS)
+
+
+def _config_problem(config: dict) -> str | None:
+    """Why ``config`` cannot be stored as jsonb (a NUL or surrogate in a key or string, too deep), or None."""
+    pending: list[tuple[Any, int]] = [(config, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > CONFIG_MAX_DEPTH:
+            return f"At most {CONFIG_MAX_DEPTH} levels of nesting."
+        if isinstance(value, str):
+            problem = clean_text(value)
+        elif isinstance(value, dict):
+            problem = next((clean_text(key) for key in value if clean_text(key)), None)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            problem = None
+            pending.extend((item, depth + 1) for item in value)
+        else:
+            problem = None
+        if problem:
+            return problem
+    return None
 
 
 def _protected_labels_errors(labels: Any) -> list[str]:
@@ -89,6 +130,8 @@ def prompt_create(
         errors["key"] = key_errors(key)
     if protected_labels is not None and _protected_labels_errors(protected_labels):
         errors["protected_labels"] = _protected_labels_errors(protected_labels)
+    if _description_errors(description):
+        errors["description"] = _description_errors(description)
     if errors:
         raise ValidationFailed("The prompt is not valid.", details=errors)
     if Prompt.objects.filter(key=key).exists():
@@ -118,6 +161,8 @@ def prompt_update(
 ) -> Prompt:
     """Change a prompt's description or protected labels (changing protection needs the permission)."""
     prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    if _description_errors(description):
+        raise ValidationFailed("The prompt is not valid.", details={"description": _description_errors(description)})
     changed: dict[str, Any] = {}
     if protected_labels is not None:
         if _protected_labels_errors(protected_labels):
@@ -151,10 +196,12 @@ def _version_errors(content: Any, config: Any, message: Any) -> dict[str, list[s
     errors: dict[str, list[str]] = {}
     if not isinstance(content, str) or not content.strip():
         errors["content"] = ["The prompt text is required."]
-    elif len(content) > CONTENT_MAX_CHARS:
-        errors["content"] = [f"At most {CONTENT_MAX_CHARS} characters."]
+    elif _text_errors(content, maximum=CONTENT_MAX_CHARS):
+        errors["content"] = _text_errors(content, maximum=CONTENT_MAX_CHARS)
     if not isinstance(config, dict):
         errors["config"] = ["A JSON object (model, temperature, max_tokens, tools …)."]
+    elif _config_problem(config):
+        errors["config"] = [_config_problem(config)]
     else:
         try:
             size = len(json.dumps(config, ensure_ascii=False, allow_nan=False).encode())
@@ -163,10 +210,8 @@ def _version_errors(content: Any, config: Any, message: Any) -> dict[str, list[s
         else:
             if size > CONFIG_MAX_BYTES:
                 errors["config"] = [f"At most {CONFIG_MAX_BYTES} bytes of JSON (it has {size})."]
-    if not isinstance(message, str):
-        errors["message"] = ["A text."]
-    elif len(message) > MESSAGE_MAX_CHARS:
-        errors["message"] = [f"At most {MESSAGE_MAX_CHARS} characters."]
+    if _text_errors(message, maximum=MESSAGE_MAX_CHARS):
+        errors["message"] = _text_errors(message, maximum=MESSAGE_MAX_CHARS)
     return errors
 
 
@@ -279,8 +324,8 @@ def prompt_label_move(
     errors: dict[str, list[str]] = {}
     if label_errors(label):
         errors["label"] = label_errors(label)
-    if not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
-        errors["reason"] = [f"A text of at most {REASON_MAX_CHARS} characters."]
+    if _text_errors(reason, maximum=REASON_MAX_CHARS):
+        errors["reason"] = _text_errors(reason, maximum=REASON_MAX_CHARS)
     if errors:
         raise ValidationFailed("The label move is not valid.", details=errors)
     prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)

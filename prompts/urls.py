@@ -22,6 +22,20 @@ register_converter(PromptKeyConverter, "prompt_key")
 app_name = "prompts"
 urlpatterns: list = [
     # --- registry CRUD, versions, label moves and history (staff) ---
+    path("prompts/", api.PromptListView.as_view(), name="prompt-list"),
+    path("prompts/<prompt_key:key>", api.PromptDetailView.as_view(), name="prompt-detail"),
+    path("prompts/<prompt_key:key>/versions", api.PromptVersionListView.as_view(), name="prompt-version-list"),
+    path(
+        "prompts/<prompt_key:key>/versions/<int:version>",
+        api.PromptVersionDetailView.as_view(),
+        name="prompt-version-detail",
+    ),
+    path("prompts/<prompt_key:key>/labels/<str:label>", api.PromptLabelView.as_view(), name="prompt-label"),
+    path(
+        "prompts/<prompt_key:key>/labels/<str:label>/history",
+        api.PromptLabelHistoryView.as_view(),
+        name="prompt-label-history",
+    ),
     # --- the label read agents call (hot path, served from the per-process registry) ---
-    path("prompts/<prompt_key:key>/labels/<str:label>", api.PromptLabelReadView.as_view(), name="prompt-label"),
+    # GET prompts/<key>/labels/<label> is the route above: api.PromptLabelView serves the read (GET) and the move (PUT).
 ]
