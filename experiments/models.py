@@ -108,12 +108,22 @@ EXPERIMENT_SETTINGS = (
 
 
 class Variant(models.Model):
-    """One arm of an experiment: the prompt content its users get."""
+    """One arm of an experiment: the prompt version its users get.
+
+    ``prompt_version`` is a version of the experiment's prompt (the registry's ``Prompt`` whose key
+    is ``target_prompt_type``). ``content`` is a denormalised copy of that immutable version's
+    text, so the snapshot, the statistics and the exports read the variant alone; the services
+    set both together. A draft's control may have neither yet: it gets the version under
+    ``production`` when the experiment starts.
+    """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     key = models.SlugField(max_length=100)
     name = models.CharField(max_length=200, blank=True, default="")
-    content = models.TextField()
+    prompt_version = models.ForeignKey(
+        "prompts.PromptVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="variants"
+    )
+    content = models.TextField(blank=True, default="")
     weight = models.FloatField(default=1.0)  # > 0; normalised over the experiment's variants
     is_control = models.BooleanField(default=False)
     # Variation index in GrowthBook's order (the order of the variants list).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.http import parse_etags
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -10,8 +13,9 @@ from rest_framework.views import APIView
 
 from agentplatform.errors import NotFound
 from agentplatform.permissions import Requires
+from experiments.snapshot import get_snapshot
 from prompts import selectors, services
-from prompts.models import LABEL_PATTERN, LATEST, Prompt, PromptVersion
+from prompts.models import LABEL_PATTERN, LATEST, Prompt, PromptLabel, PromptVersion
 from prompts.serializers import (
     LabelHistoryOutputSerializer,
     LabelHistoryPageSerializer,
@@ -158,8 +162,11 @@ class PromptVersionDetailView(_ByMethod, APIView):
         )
 
 
-class PromptLabelView(APIView):
-    """``PUT prompts/{key}/labels/{label}``: point a label at a version (rollback: an earlier one)."""
+class PromptLabelMoveView(APIView):
+    """``PUT prompts/{key}/labels/{label}``: point a label at a version (rollback: an earlier one).
+
+    Served together with the label read agents call on the same URL: ``PromptLabelView`` below.
+    """
 
     permission_classes = [Requires("prompts.change_promptlabel")]
     throttle_scope = "prompts.write"
@@ -214,3 +221,59 @@ class PromptLabelHistoryView(APIView):
 
 
 # --- the label read agents call (hot path, served from the per-process registry) ---
+# Hand-written like ``experiments.api.PromptResolveView``: the body and the ETag come compiled from
+# the process's snapshot, so a read is a dictionary lookup, no query, no serializer.
+
+
+class PromptLabelReadOutputSerializer(serializers.Serializer):
+    """For the schema: the body is encoded once per registry version (``prompts.snapshot``)."""
+
+    key = serializers.CharField()
+    label = serializers.CharField()
+    version = serializers.IntegerField()
+    content = serializers.CharField()
+    config = serializers.DictField()
+    variables = serializers.ListField(child=serializers.CharField(), help_text="The placeholder names, in order.")
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """``If-None-Match`` uses the weak comparison (RFC 9110 13.1.2): ``W/"x"`` matches ``"x"``."""
+    tags = parse_etags(header)
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+class PromptLabelView(PromptLabelMoveView):
+    """``GET prompts/{key}/labels/{label}``: the version under the label, with a strong ETag (304 on a
+    match); ``PUT`` on the same URL moves the label (``PromptLabelMoveView``)."""
+
+    permission_classes = [Requires(model=PromptLabel)]  # GET/HEAD view_promptlabel, PUT change_promptlabel
+
+    @property
+    def throttle_scope(self) -> str:
+        return "prompts.label" if self.request.method in ("GET", "HEAD") else "prompts.write"
+
+    @extend_schema(
+        operation_id="v1_prompts_label_read",
+        parameters=[
+            KEY_PARAMETER,
+            LABEL_PARAMETER,
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: PromptLabelReadOutputSerializer,
+            304: OpenApiResponse(description="The ETag sent in If-None-Match is still current."),
+        },
+    )
+    def get(self, request, key: str, label: str):
+        served = get_snapshot().prompts.get(key, {}).get(label)
+        if served is None:
+            raise NotFound(f"Prompt '{key}' has no version under the label '{label}'.")
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and _etag_matches(if_none_match, served.etag):
+            response = HttpResponseNotModified()
+        else:
+            response = HttpResponse(served.body, content_type="application/json")
+        response["ETag"] = served.etag
+        # Agents may keep the body and revalidate: a 304 costs as little as the read.
+        response["Cache-Control"] = "private, no-cache"
+        return response

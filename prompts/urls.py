@@ -37,4 +37,5 @@ urlpatterns: list = [
         name="prompt-label-history",
     ),
     # --- the label read agents call (hot path, served from the per-process registry) ---
+    # GET prompts/<key>/labels/<label> is the route above: api.PromptLabelView serves the read (GET) and the move (PUT).
 ]

@@ -65,6 +65,14 @@ MATRIX: list[Endpoint] = [
     Endpoint(
         "POST", f"/api/v1/experiments/{MISSING}/stop", {}, expect(agent=403, analyst=403, operator=404, admin=404)
     ),
+    # Promoting needs experiments.run_experiment; moving a protected production label is checked after
+    # (a 403 for operators on a real experiment: tests/experiments/test_promote.py).
+    Endpoint(
+        "POST",
+        f"/api/v1/experiments/{MISSING}/promote",
+        {"variant": "b"},
+        expect(agent=403, analyst=403, operator=404, admin=404),
+    ),
     Endpoint(
         "POST", f"/api/v1/experiments/{MISSING}/results", {}, expect(agent=400, analyst=403, operator=403, admin=400)
     ),
@@ -89,6 +97,8 @@ MATRIX: list[Endpoint] = [
         "PUT", f"/api/v1/prompts/{MISSING}/labels/staging", {}, expect(agent=403, analyst=403, operator=404, admin=404)
     ),
     Endpoint("GET", f"/api/v1/prompts/{MISSING}/labels/staging/history", None, everyone(404)),
+    # The label read agents call (the same URL's GET): everyone who reads the registry.
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}/labels/production", None, everyone(404)),
     # audit: agents write and read their own; people read; only agents and admins write.
     Endpoint("POST", "/api/v1/audit/events", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/audit/events", None, everyone(200)),

@@ -551,6 +551,10 @@ def query_world(clients):
     report = Report.objects.create(
         kind=ReportKind.DAILY, period="hostile", period_start=start, period_end=start + timedelta(days=1)
     )
+    from experiments.snapshot import snapshot_reset
+
+    # The label read serves this process's snapshot: rebuild it with the prompt ``clients`` wrote.
+    snapshot_reset()
     return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
 
 
