@@ -57,7 +57,8 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Drains the worker's background writers before the process ends: the audit log's
-    (audit/background.py) and the exposures' (experiments/services/exposures.py).
+    (audit/background.py), the exposures' (experiments/services/exposures.py) and the monitoring
+    operations' (monitoring/operations.py).
 
     Runs in the worker after its last request (graceful stop, max_requests recycling, timeout
     abort). A worker that never imported a writer has nothing queued in it.
@@ -68,3 +69,6 @@ def worker_exit(server, worker):
     exposures = sys.modules.get("experiments.services.exposures")
     if exposures is not None:
         exposures.exposures_writer_stop()
+    operations = sys.modules.get("monitoring.operations")
+    if operations is not None:
+        operations.operations_writer_stop()

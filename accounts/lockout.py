@@ -13,7 +13,9 @@ the token response for API clients, who send it back in ``X-Device-Token``). A l
 So an attack on a name locks out the attacker (and new devices), never a device its owner has
 logged in from. ``LOGIN_FAILURE_LIMIT`` failures, each within ``LOGIN_FAILURE_WINDOW_MINUTES`` of
 the previous, lock for ``LOGIN_LOCKOUT_MINUTES``; attempts while locked are refused before the
-password is looked at, are not counted and do not extend the lock.
+password is looked at, are not counted and do not extend the lock. Each password check is counted
+*before* it runs, under a row lock on its counters (``login_attempt_reserve``), and given back if
+it succeeds: parallel guesses cannot all pass the check before the first failure is counted.
 
 The counters live in the database (``LoginFailureCount``), so a cache restart does not hand out
 fresh guesses. The client IP is the trusted-proxy resolver's (``agentplatform.client_ip``).
@@ -28,11 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.signals import user_logged_in
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -41,6 +44,7 @@ from django.utils import timezone
 from accounts.models import LoginFailureCount
 from agentplatform.client_ip import get_client_ip
 from agentplatform.errors import RateLimited, envelope
+from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
@@ -114,7 +118,7 @@ class LoginClient:
 
 
 def login_client(request, username: str) -> LoginClient:
-    """The client of this login attempt (remembered on the request: backend, receiver and view agree)."""
+    """The client of this login attempt (remembered on the request: backend and view agree)."""
     remembered = getattr(request, "_login_client", None)
     if remembered is not None and remembered.username == username:
         return remembered
@@ -136,39 +140,77 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds()) + 1)
 
 
-def login_lock_seconds(client: LoginClient, *, now: datetime | None = None) -> int | None:
-    """Seconds until the lock that refuses this client lifts, or None when it may try."""
-    now = now or timezone.now()
-    keys = [key for key, _, _ in client.counters()]
-    until = LoginFailureCount.objects.filter(key__in=keys, locked_until__gt=now).aggregate(until=Max("locked_until"))[
-        "until"
-    ]
-    return _seconds_until(until, now) if until is not None else None
+@dataclass(slots=True)
+class LoginAttempt:
+    """A password check reserved against the counters: counted as a failure until it succeeds.
+
+    ``previous`` remembers each counter's last failure before this attempt, so a success can give
+    the window back as it was; ``locking`` holds the counters this attempt's failure locks.
+    """
+
+    client: LoginClient
+    at: datetime
+    previous: dict[str, datetime]
+    locking: list[LoginFailureCount]
+
+    def lock_seconds(self) -> int | None:
+        return _seconds_until(self.locking[0].locked_until, self.at) if self.locking else None
 
 
-def login_failure_record(*, client: LoginClient, request=None) -> int | None:
-    """Counts one failed password check; returns the lock's seconds if this failure started a lock."""
+def login_attempt_reserve(*, client: LoginClient) -> LoginAttempt | int:
+    """Reserves one password check for ``client``, or returns the seconds until its lock lifts.
+
+    Checking the lock and counting the failure after the password check leaves a gap: parallel
+    wrong passwords all pass the check before the first one is counted. So the attempt is counted
+    *before* the check, under a row lock on every counter it is checked against (always in the
+    same order, so two attempts never wait on each other crosswise): the attempt that reaches
+    ``LOGIN_FAILURE_LIMIT`` sets the lock at once, and every attempt after it is refused, however
+    many arrive together. A successful check gives its reservation back (``login_attempt_release``).
+    """
     now = timezone.now()
     window = timedelta(minutes=settings.LOGIN_FAILURE_WINDOW_MINUTES)
-    locked: list[LoginFailureCount] = []
     with transaction.atomic():
-        for key, scope, label in client.counters():
+        rows = []
+        for key, scope, label in sorted(client.counters()):  # the order every reservation and release locks in
             row, _ = LoginFailureCount.objects.select_for_update().get_or_create(
                 key=key, defaults={"scope": scope, "label": label, "last_failure_at": now}
             )
-            if row.locked_until is not None and row.locked_until > now:
-                continue  # already locked: not counted again, and the lock is not extended
+            rows.append(row)
+        locks = [row.locked_until for row in rows if row.locked_until is not None and row.locked_until > now]
+        if locks:
+            return _seconds_until(max(locks), now)  # refused: not counted, the lock not extended
+        attempt = LoginAttempt(client=client, at=now, previous={}, locking=[])
+        for row in rows:
             if row.locked_until is not None or row.last_failure_at < now - window:
                 row.failures, row.locked_until = 0, None  # a lock that ended or a count that went stale
+            attempt.previous[row.key] = row.last_failure_at
             row.failures += 1
             row.last_failure_at = now
             if row.failures >= settings.LOGIN_FAILURE_LIMIT:
                 row.locked_until = now + timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
-                locked.append(row)
+                attempt.locking.append(row)
             row.save(update_fields=["failures", "last_failure_at", "locked_until"])
-    for row in locked:
-        _audit_lockout(row, client=client, request=request)
-    return _seconds_until(locked[0].locked_until, now) if locked else None
+    return attempt
+
+
+def login_attempt_release(*, attempt: LoginAttempt) -> None:
+    """The reserved check succeeded: uncounts it, and lifts the lock it set (if nothing moved it since)."""
+    with transaction.atomic():
+        rows = LoginFailureCount.objects.select_for_update().filter(key__in=list(attempt.previous)).order_by("key")
+        for row in rows:
+            row.failures = max(0, row.failures - 1)
+            if any(row.key == locking.key and row.locked_until == locking.locked_until for locking in attempt.locking):
+                row.locked_until = None
+            if row.last_failure_at == attempt.at:
+                row.last_failure_at = attempt.previous[row.key]
+            row.save(update_fields=["failures", "last_failure_at", "locked_until"])
+
+
+def login_attempt_failed(*, attempt: LoginAttempt, request=None) -> int | None:
+    """The reserved check failed (it is counted already): audits the locks it set; returns the lock's seconds."""
+    for row in attempt.locking:
+        _audit_lockout(row, client=attempt.client, request=request)
+    return attempt.lock_seconds()
 
 
 def _audit_lockout(row: LoginFailureCount, *, client: LoginClient, request) -> None:
@@ -208,33 +250,51 @@ def login_failures_cleanup(*, now: datetime | None = None) -> int:
 
 
 class LoginLockBackend:
-    """First in ``AUTHENTICATION_BACKENDS``: refuses a locked client before any password check.
+    """First in ``AUTHENTICATION_BACKENDS``: the password check itself, under the lockout.
 
-    Raising ``PermissionDenied`` makes ``authenticate`` stop and return None (it sends
-    ``user_login_failed``, which does not count a refused attempt); the admin's login form then
-    fails and ``LoginLockMiddleware`` answers 429 instead. Deliberately not a ``BaseBackend``: with
-    no ``get_user`` or permission methods, Django never picks it for a session (``force_login``
-    takes the first backend that has ``get_user``) nor asks it about permissions.
+    It reserves the attempt (``login_attempt_reserve``) and only then asks ``ModelBackend`` for the
+    password check, so parallel guesses cannot pass the lock together. A locked or rate-limited
+    client and a wrong password raise ``PermissionDenied``, which makes ``authenticate`` stop (no
+    second check by the ``ModelBackend`` listed after it, which stays for permissions and for the
+    sessions that name it) and send ``user_login_failed``; the admin's login form then fails and
+    ``LoginLockMiddleware`` answers 429 for a lock. The token endpoint and the admin login both go
+    through it, so both get the per-target rate limit and the lockout. Deliberately not a
+    ``BaseBackend``: it answers no permissions, only ``get_user`` for the sessions it logged in.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if request is None or username is None or not settings.LOGIN_LOCKOUT_ENABLED:
-            return None
-        seconds = login_lock_seconds(login_client(request, username))
-        if seconds is not None:
-            request.login_locked_seconds = seconds
+        if request is None or username is None:
+            return None  # programmatic: ModelBackend, next, checks alone
+        client = login_client(request, username)
+        try:
+            # The token endpoint's throttle limits each client IP; this limits guesses at one
+            # account from many IPs, per device token for a device that logged in before (so a
+            # flood on the name cannot use up its owner's budget).
+            enforce("auth.token", client.rate_limit_key())
+        except RateLimited as refusal:
+            request.login_refusal = refusal
+            request.login_locked_seconds = refusal.retry_after
+            raise PermissionDenied("login rate-limited") from None
+        if not settings.LOGIN_LOCKOUT_ENABLED:
+            return None  # switched off: ModelBackend, next, checks alone
+        attempt = login_attempt_reserve(client=client)
+        if isinstance(attempt, int):
+            request.login_locked_seconds = attempt
             raise PermissionDenied("login locked")
-        return None
+        user = _password_backend.authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            seconds = login_attempt_failed(attempt=attempt, request=request)
+            if seconds is not None:
+                request.login_locked_seconds = seconds  # the failure that reaches the limit answers 429 already
+            raise PermissionDenied("wrong credentials")
+        login_attempt_release(attempt=attempt)
+        return user
+
+    def get_user(self, user_id):
+        return _password_backend.get_user(user_id)
 
 
-@receiver(user_login_failed, dispatch_uid="accounts.lockout.login_failed")
-def count_login_failure(sender, credentials: dict, request=None, **kwargs) -> None:
-    if request is None or not settings.LOGIN_LOCKOUT_ENABLED or getattr(request, "login_locked_seconds", None):
-        return  # programmatic, disabled, or refused by the lock (not a password check)
-    username = str(credentials.get("username", ""))
-    seconds = login_failure_record(client=login_client(request, username), request=request)
-    if seconds is not None:
-        request.login_locked_seconds = seconds  # the failure that reaches the limit answers 429 already
+_password_backend = ModelBackend()
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.lockout.logged_in")

@@ -74,6 +74,26 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _EXPERIMENTS_READ | {
 }
 
 
+# --- prompts ----------------------------------------------------------------------------------
+# Agents and analysts read the registry; operators also create prompts and versions and move the
+# labels that are not protected; moving a protected label (production by default) is the admins'
+# (ADMIN_ALL: prompts.move_protected_label). Versions are immutable: nobody changes or deletes one.
+_PROMPTS_READ = {
+    "prompts.view_prompt",
+    "prompts.view_promptversion",
+    "prompts.view_promptlabel",
+    "prompts.view_promptlabelmove",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= _PROMPTS_READ
+ROLE_PERMISSIONS[Role.ANALYST] |= _PROMPTS_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _PROMPTS_READ | {
+    "prompts.add_prompt",
+    "prompts.change_prompt",
+    "prompts.add_promptversion",
+    "prompts.change_promptlabel",
+}
+
+
 # --- monitoring -------------------------------------------------------------------------------
 # Agents push operations and runs; analysts, operators and admins read summaries, the dashboard
 # and the rows behind them (admin views and CSV exports); nobody but admins changes or deletes them.

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.cache import api_key_memo, cache_add, cache_delete, cache_set
+from accounts.cache import cache_add, cache_delete, cache_set, memo_invalidations
 from accounts.models import ApiKey, Role, User
 from accounts.roles import ADMIN_ALL, ROLE_PERMISSIONS, role_group_name
 from agentplatform.errors import Conflict, ValidationFailed
@@ -158,14 +158,19 @@ def user_snapshot_refresh(*, user_id) -> None:
 
     Deleted now, and rewritten from the database after commit with ``set``: a request that read the
     old row before the commit and caches it with ``add`` afterwards finds the key taken and cannot
-    bring a stale version back.
+    bring a stale version back. Each time, every process's memo of it is dropped (published on
+    the memo channel, ``accounts.cache.MemoInvalidations``).
     """
     key = user_snapshot_cache_key(user_id)
     cache_delete(key)
+    # Every process's memory of it, now and again after the rewrite (a process that re-read the
+    # old row before the commit remembered the old snapshot).
+    memo_invalidations.publish(f"u:{user_id}")
 
     def rewrite() -> None:
         snapshot = user_snapshot_of(User.objects.filter(pk=user_id).first())
         cache_set(key, snapshot, settings.JWT_USER_CACHE_SECONDS)
+        memo_invalidations.publish(f"u:{user_id}")  # after the set: a process that re-reads gets this one
 
     transaction.on_commit(rewrite)
 
@@ -226,10 +231,12 @@ def api_key_revoke(*, api_key: ApiKey, actor=None, request=None) -> ApiKey:
         return api_key
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
-    # Now, and again after commit: a request that re-cached the key from the not-yet-committed
-    # row in between is dropped too.
+    # Dropped now, and a tombstone after commit: a request that verified the key from the
+    # not-yet-committed row caches it with ``add`` (accounts.authentication), which the tombstone
+    # refuses, or before it, and the tombstone's ``set`` overwrites it. Not before commit: a
+    # rollback would leave a live key refused.
     _forget(api_key.prefix)
-    transaction.on_commit(lambda: _forget(api_key.prefix))
+    transaction.on_commit(lambda: _tombstone(api_key.prefix))
     audit_services.audit_log(
         actor=actor,
         action="api_key.revoked",
@@ -249,7 +256,19 @@ def api_keys_forget_cached(*, user_id: int) -> None:
         transaction.on_commit(lambda: _forget(*prefixes))
 
 
+# How long a revoked key's tombstone stays in the shared cache: longer than any request that read
+# the key before the revocation committed can take to cache what it read.
+_TOMBSTONE_SECONDS = 3600
+
+
+def _tombstone(*prefixes: str) -> None:
+    """Marks the keys with ``prefixes`` unusable in the shared cache (``{}``), and drops this process's copy."""
+    for prefix in prefixes:
+        cache_set(api_key_cache_key(prefix), {}, _TOMBSTONE_SECONDS)
+    memo_invalidations.publish(*(f"k:{prefix}" for prefix in prefixes))  # every process's copy, this one's too
+
+
 def _forget(*prefixes: str) -> None:
-    """Drops the cached verification of the keys with ``prefixes``: shared, and this process's copy."""
+    """Drops the cached verification of the keys with ``prefixes``: shared, and every process's copy."""
     cache_delete(*(api_key_cache_key(prefix) for prefix in prefixes))
-    api_key_memo.forget(*prefixes)
+    memo_invalidations.publish(*(f"k:{prefix}" for prefix in prefixes))  # every process's copy, this one's too

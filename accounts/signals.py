@@ -99,6 +99,8 @@ def audit_login(sender, request, user, **kwargs) -> None:
 @receiver(user_login_failed, dispatch_uid="accounts.user_login_failed")
 def audit_login_failure(sender, credentials: dict, request=None, **kwargs) -> None:
     """Every failed password check, from the admin login and the token endpoint alike."""
+    if getattr(request, "login_refusal", None) is not None:
+        return  # refused by the rate limit before any check: a flood of them must not flood the log
     username = str(credentials.get("username", ""))[:150]
     audit_services.audit_log(
         actor=None,

@@ -34,12 +34,11 @@ from rest_framework_simplejwt.tokens import RefreshToken as SimpleRefreshToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.cache import cache_add, cache_get, cache_set
+from accounts.cache import cache_add, cache_get, cache_set, memo_invalidations
 from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
 from accounts.services import user_snapshot_refresh
 from agentplatform.errors import AuthenticationRequired, PermissionDenied, ValidationFailed
-from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
 logger = logging.getLogger(__name__)
@@ -192,15 +191,16 @@ def token_obtain(*, request, username: str, password: str) -> dict[str, str]:
 
     A locked client is refused before the password is looked at (``accounts.lockout``: the lock
     holds even for the right password, and a device token its owner got at an earlier login
-    escapes a lock on the username); failures reach the lockout counters and the audit log
-    through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
+    escapes a lock on the username); each check is counted before it runs, and failures reach the
+    audit log through Django's ``user_login_failed`` signal, which ``authenticate`` sends.
     """
-    # The view's throttle limits each client IP; this limits guesses at one account from many IPs,
-    # per device token for a device that logged in before (so a flood on the name cannot use up
-    # its owner's budget).
-    enforce("auth.token", login_client(request, username).rate_limit_key())
+    # The per-target rate limit and the lockout both live in the authentication backend
+    # (accounts.lockout.LoginLockBackend), so the admin login gets them too.
     user = authenticate(request=request, username=username, password=password)
     if user is None:
+        refusal = getattr(request, "login_refusal", None)
+        if refusal is not None:
+            raise refusal
         seconds = getattr(request, "login_locked_seconds", None)
         if seconds:  # locked before the check, or this failure reached the limit
             raise LoginLocked(retry_after=seconds)
@@ -237,6 +237,7 @@ def access_token_revoke(*, token: Token, user: User | None) -> None:
     RevokedAccessToken.objects.get_or_create(jti=jti, defaults={"user": user, "expires_at": expires_at})
     # set, not add: overwrites a "valid" marker another request may have cached a moment ago.
     cache_set(denylist_cache_key(jti), REVOKED, _seconds_left(expires_at))
+    memo_invalidations.publish(f"t:{jti}")  # every process drops its "not revoked" memory of it
 
 
 def access_token_is_revoked(token: Token) -> bool:

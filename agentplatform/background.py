@@ -3,8 +3,8 @@
 Callers ``submit`` items (an append to a bounded in-memory queue, under a lock); a daemon thread
 wakes every ``flush_interval`` seconds (or as soon as a full batch is waiting) and writes what is
 pending in batches of ``batch_rows`` through the subclass's ``write_batch``. The audit log's
-background writer (``audit/background.py``) and the exposure buffer (``experiments/services/exposures.py``)
-are its two subclasses.
+background writer (``audit/background.py``), the exposure buffer (``experiments/services/exposures.py``)
+and the monitoring operations' writer (``monitoring/operations.py``) are its subclasses.
 
 Failures are never swallowed: a failed write (a ``transient_errors`` exception) is logged, counted
 (``<counter_prefix>_write_failures``) and retried with a doubling backoff up to

@@ -72,7 +72,8 @@ class DocumentSecurityHeadersMiddleware(CSPMiddleware):
     """
 
     def process_response(self, request, response):
-        if response.get("Content-Type", "").startswith(_NOT_DOCUMENTS):
+        # A 304 has no body (nor Content-Type): the client keeps the headers of the copy it revalidated.
+        if response.status_code == 304 or response.get("Content-Type", "").startswith(_NOT_DOCUMENTS):
             return response
         response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return super().process_response(request, response)

@@ -5,6 +5,11 @@ database outage never makes an orchestrator kill healthy web processes). ``/read
 database, the cache and the broker concurrently, each bounded by ``READINESS_TIMEOUT``, and answers
 503 naming whichever is down.
 
+A check that hangs (a database that accepts the connection and never answers) cannot be
+interrupted from outside its thread. So each check runs at most once at a time: while one is
+still running, the next probes report that dependency down ("still running") without starting
+another, and the probe pool never fills with stuck threads, however often an orchestrator asks.
+
 Anyone may ask ``/readyz`` (orchestrators send no credentials), so anonymous callers get only
 ``{"status", "checks": {name: "ok" | "down"}}``. The details (latencies, connection errors with
 hosts and ports, the apps' information sections: audit chain head, provider hosts, MCP server
@@ -15,9 +20,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
@@ -35,7 +41,11 @@ logger = logging.getLogger(__name__)
 READINESS_TIMEOUT = 2.0
 HEARTBEAT_CACHE_KEY = "platform:beat-heartbeat"
 
-_executor = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
+# name -> (the check's future, when it started): at most one running instance of each check, each
+# in a daemon thread of its own (a pool's threads are joined at exit: a hung check would hold up
+# the process's shutdown).
+_running: dict[str, tuple[Future, float]] = {}
+_running_lock = threading.Lock()
 
 # Extra informational sections (provider health, heartbeat...) registered by apps; they never
 # fail readiness.
@@ -85,15 +95,35 @@ def _timed(check: Callable[[], None]) -> tuple[bool, float, str | None]:
     return True, (time.perf_counter() - started) * 1000, None
 
 
+def _start(name: str, check: Callable[[], None]) -> Future | float:
+    """The check's future, started now; or, when its previous run has not returned, its age in seconds."""
+    with _running_lock:
+        running = _running.get(name)
+        if running is not None and not running[0].done():
+            return time.monotonic() - running[1]
+        future: Future = Future()
+        _running[name] = (future, time.monotonic())
+
+    def run() -> None:
+        future.set_result(_timed(check))
+
+    threading.Thread(target=run, name=f"readyz-{name}", daemon=True).start()
+    return future
+
+
 def readiness() -> tuple[bool, dict]:
-    futures = {name: _executor.submit(_timed, check) for name, check in CHECKS.items()}
+    started = {name: _start(name, check) for name, check in CHECKS.items()}
     deadline = time.monotonic() + READINESS_TIMEOUT
     report: dict[str, dict] = {}
-    for name, future in futures.items():
-        try:
-            ok, latency_ms, error = future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            ok, latency_ms, error = False, READINESS_TIMEOUT * 1000, f"no answer within {READINESS_TIMEOUT:g} s"
+    for name, future in started.items():
+        if not isinstance(future, Future):
+            ok, latency_ms = False, future * 1000
+            error = f"the previous check is still running after {future:.1f} s; none started"
+        else:
+            try:
+                ok, latency_ms, error = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                ok, latency_ms, error = False, READINESS_TIMEOUT * 1000, f"no answer within {READINESS_TIMEOUT:g} s"
         report[name] = {"status": "up" if ok else "down", "latency_ms": round(latency_ms, 2)}
         if error:
             report[name]["error"] = error

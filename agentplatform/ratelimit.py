@@ -1,6 +1,6 @@
 """Rate limits per endpoint scope, counted atomically on the shared cache.
 
-    enforce("auth.token", username_key(username))     # raises RateLimited when over the limit
+    enforce("auth.token", client.rate_limit_key())    # raises RateLimited when over the limit
     enforce("prompts.resolve", identity_key(request))
 
 Limits come from ``settings.RATE_LIMITS`` (``{"scope": "N/period"}``, period ``s``, ``m``, ``h`` or
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import logging
 import math
 import threading
@@ -118,12 +117,6 @@ def identity_key(request) -> str:
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
     return f"ip:{get_client_ip(request)}"
-
-
-def username_key(username: str) -> str:
-    """A bucket for a login name (case-insensitive, bounded): limits guessing one account's password."""
-    normalised = (username or "").strip().casefold()[:256]
-    return "username:" + hashlib.sha256(normalised.encode()).hexdigest()[:32]
 
 
 # --- fail modes -------------------------------------------------------------------------------------

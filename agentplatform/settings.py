@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "agentplatform.apps.AgentPlatformConfig",
     "accounts",
     "audit",
+    "prompts",
     "experiments",
     "monitoring",
     "enrichment",
@@ -354,6 +355,12 @@ API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", "2", mini
 # shared cache. Token-version bumps, deactivation and role or group changes of the user rewrite it
 # at once; this bounds only a change to a group's own permissions (as API_KEY_CACHE_SECONDS does).
 JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", "10", minimum=0, maximum=300)
+# Seconds each process keeps a Bearer request's user snapshot and "this token is not revoked" in
+# memory (no cache round trip). Revocation stays immediate: every change is published on a Redis
+# channel each process drains before trusting its memory (accounts.cache.MemoInvalidations); this
+# bounds only a failed publish and a change to a group's own permissions. 0 reads the shared cache
+# on every request.
+JWT_USER_LOCAL_CACHE_SECONDS = env.float("JWT_USER_LOCAL_CACHE_SECONDS", "5", minimum=0)
 # Seconds: a key's last_used_at is written at most this often (not once per request).
 API_KEY_TOUCH_SECONDS = 60
 
@@ -415,6 +422,10 @@ _DEFAULT_RATE_LIMITS = {
     # so a caller refused again and again is slowed down, and its audit tally stays one row a minute.
     "auth.denied": "30/m",
     "prompts.resolve": "6000/m",
+    # GET prompts/{key}/labels/{label}: agents outside any experiment call it on every turn.
+    "prompts.label": "6000/m",
+    "prompts.read": "600/m",
+    "prompts.write": "60/m",
     "experiments.results": "600/m",
     "experiments.read": "600/m",
     "experiments.write": "60/m",
@@ -667,6 +678,14 @@ MONITORING_STORE = env.choice("MONITORING_STORE", ("redis", "database"), "redis"
 MONITORING_FLUSH_INTERVAL_SECONDS = env.float("MONITORING_FLUSH_INTERVAL_SECONDS", "1.0", minimum=0.05)
 # Flush from a background thread per process; tests turn it off and flush explicitly.
 MONITORING_BACKGROUND_FLUSH = env.bool("MONITORING_BACKGROUND_FLUSH", not TESTING)
+# Operations acknowledged by POST monitoring/operations wait in each process's writer
+# (monitoring/operations.py), never in Redis: seconds between its writes to the database (what a
+# process killed outright can lose), requests' batches it holds at most before a request writes its
+# own, and seconds it may take to drain when the process exits. Tests store them in the request.
+MONITORING_OPERATIONS_FLUSH_SECONDS = env.float("MONITORING_OPERATIONS_FLUSH_SECONDS", "1", minimum=0.01)
+MONITORING_OPERATIONS_BUFFER_MAX_ITEMS = env.int("MONITORING_OPERATIONS_BUFFER_MAX_ITEMS", "20000", minimum=1)
+MONITORING_OPERATIONS_DRAIN_SECONDS = env.float("MONITORING_OPERATIONS_DRAIN_SECONDS", "5", minimum=0.1)
+MONITORING_OPERATIONS_BACKGROUND_FLUSH = env.bool("MONITORING_OPERATIONS_BACKGROUND_FLUSH", not TESTING)
 # Seconds after a minute ends before the rollup takes it: longer than a flush interval plus clock
 # skew between hosts, so late flushes still land in the open minute.
 MONITORING_ROLLUP_GRACE_SECONDS = env.int("MONITORING_ROLLUP_GRACE_SECONDS", "10", minimum=0)

@@ -6,7 +6,8 @@ from agentplatform import api_docs, probes
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
-    path("", include("experiments.urls")),
+    path("", include("experiments.urls")),  # before prompts: prompts/resolve is the experiments' route
+    path("", include("prompts.urls")),
     path("audit/", include("audit.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("", include("enrichment.urls")),
@@ -33,3 +34,6 @@ handler500 = "agentplatform.errors.handler500"
 admin.site.site_header = "Agent Ops Platform"
 admin.site.site_title = "Agent Ops"
 admin.site.index_title = "Operations"
+# The app list is the index page and every page's breadcrumbs lead there; the sidebar repeating it
+# took 300 of 1,280 px from every list, so wide lists scrolled sideways inside their box.
+admin.site.enable_nav_sidebar = False

@@ -65,6 +65,33 @@ WORK = ROOT / "var" / "soak"
 DOC = ROOT / "docs" / "RELIABILITY.md"
 
 
+# The security suite outside tests/reliability: every test docs/security.md names for a protection
+# (tests/reliability/test_soak_security_list.py keeps the two equal), run in the same pass.
+SECURITY_TESTS = (
+    "tests/accounts/test_api_keys.py",
+    "tests/accounts/test_denials.py",
+    "tests/accounts/test_jwt.py",
+    "tests/accounts/test_jwt_processes.py",
+    "tests/accounts/test_lockout.py",
+    "tests/accounts/test_lockout_race.py",
+    "tests/accounts/test_matrix.py",
+    "tests/accounts/test_memo_channel.py",
+    "tests/accounts/test_refresh_race.py",
+    "tests/agentplatform/test_client_ip.py",
+    "tests/agentplatform/test_env.py",
+    "tests/agentplatform/test_probes.py",
+    "tests/agentplatform/test_query.py",
+    "tests/agentplatform/test_setup_db_roles.py",
+    "tests/enrichment/test_ssrf.py",
+    "tests/experiments/test_exposures.py",
+    "tests/monitoring/test_admin.py",
+    "tests/monitoring/test_api.py",
+    "tests/monitoring/test_operations.py",
+    "tests/reports/test_schedule_admin.py",
+    "tests/reports/test_task_arguments.py",
+)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -458,6 +485,7 @@ def fuzz(env: dict[str, str]) -> tuple[int, str, dict[str, str]]:
             "-m",
             "pytest",
             "tests/reliability",
+            *SECURITY_TESTS,
             "-q",
             "-p",
             "no:cacheprovider",
@@ -589,7 +617,8 @@ def write_doc(figures: dict) -> None:
         "",
         "## Faults survived",
         "",
-        "Run by the same `tests/reliability` pass (the fast parts also run in `make test`):",
+        "Run by the same pass as `tests/reliability`, with every security test `docs/security.md`",
+        "names (the fast parts also run in `make test`):",
         "",
         "- Redis (a private `redis-server`) stopped mid-run and restarted: resolve, audit and metrics",
         "  kept answering; exposures buffered before, during and after the outage all reached the",

@@ -26,13 +26,14 @@ from django.utils.html import format_html
 from agentplatform.admin import ReadOnlyModelAdmin
 from agentplatform.errors import PlatformError
 from audit.services import audit_log
-from experiments import exports, namespaces, selectors
+from experiments import exports, namespaces, promotion_admin, selectors
 from experiments.metric_catalogue import METRIC_CHOICES
 from experiments.models import EXPERIMENT_SETTINGS, Experiment, ExperimentStatus, Exposure, Result, Variant
 from experiments.services import lifecycle
 from experiments.stats import admin_views as stats_admin_views
 from experiments.validation import (
     CONTENT_REQUIRED,
+    PROMPT_VERSION_INVALID,
     VARIANT_KEY_INVALID,
     WEIGHT_INVALID,
     validate_experiment_fields,
@@ -87,7 +88,19 @@ class ExperimentAdminForm(forms.ModelForm):
 
 
 class VariantAdminForm(forms.ModelForm):
-    """Per-field errors in the words of ``experiments.validation`` (the admin checks fields first)."""
+    """Per-field errors in the words of ``experiments.validation`` (the admin checks fields first).
+
+    ``version`` is the prompt version's number (the API's ``prompt_version``); ``content`` is the
+    alternative, stored as a version of the experiment's prompt by the service.
+    """
+
+    version = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="prompt version",
+        error_messages={"invalid": PROMPT_VERSION_INVALID, "min_value": PROMPT_VERSION_INVALID},
+        help_text="A version of the experiment's prompt, or leave empty and write the content.",
+    )
 
     class Meta:
         model = Variant
@@ -97,6 +110,11 @@ class VariantAdminForm(forms.ModelForm):
             "content": {"required": CONTENT_REQUIRED},
             "weight": {"required": WEIGHT_INVALID, "invalid": WEIGHT_INVALID},
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.prompt_version_id:
+            self.initial.setdefault("version", self.instance.prompt_version.version)
 
     def clean_weight(self):
         weight = self.cleaned_data.get("weight")
@@ -120,7 +138,8 @@ class VariantFormSet(BaseInlineFormSet):
             {
                 "key": form.cleaned_data.get("key"),
                 "name": form.cleaned_data.get("name") or "",
-                "content": form.cleaned_data.get("content"),
+                "content": form.cleaned_data.get("content") or None,
+                "prompt_version": form.cleaned_data.get("version"),
                 "weight": form.cleaned_data.get("weight"),
                 "is_control": bool(form.cleaned_data.get("is_control")),
             }
@@ -135,18 +154,26 @@ class VariantFormSet(BaseInlineFormSet):
 def _variant_rows(formset) -> list[dict]:
     """The variants the formset leaves, in its order, as service input (read-only fields as stored)."""
     deleted = formset.deleted_forms
-    return [
-        {name: form.cleaned_data.get(name, getattr(form.instance, name)) for name in VARIANT_FIELDS}
-        for form in formset.forms
-        if form not in deleted and (form.instance.pk or form.has_changed())
-    ]
+    rows = []
+    for form in formset.forms:
+        if form in deleted or not (form.instance.pk or form.has_changed()):
+            continue
+        row = {name: form.cleaned_data.get(name, getattr(form.instance, name)) for name in VARIANT_FIELDS}
+        current = form.instance.prompt_version.version if form.instance.prompt_version_id else None
+        row["prompt_version"] = form.cleaned_data.get("version", current)
+        if "content" in form.changed_data and "version" not in form.changed_data:
+            row["prompt_version"] = None  # the text was edited: it becomes (or reuses) a version
+        elif row["prompt_version"] is not None:
+            row["content"] = None  # the shown text is the version's copy: the number decides
+        rows.append(row)
+    return rows
 
 
 class VariantInline(admin.TabularInline):
     model = Variant
     form = VariantAdminForm
     formset = VariantFormSet
-    fields = ("key", "name", "content", "weight", "share", "is_control")
+    fields = ("key", "name", "version", "content", "weight", "share", "is_control")
     readonly_fields = ("share",)
     extra = 0
     min_num = 2
@@ -158,12 +185,21 @@ class VariantInline(admin.TabularInline):
         total = sum(v.weight for v in variant.experiment.variants.all())
         return f"{variant.weight / total:.1%}" if total else "-"
 
+    @admin.display(description="prompt version")
+    def version_number(self, variant: Variant) -> str:
+        return str(variant.prompt_version.version) if variant.prompt_version_id else "-"
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            return ("key", "name", "version_number", "content", "weight", "share", "is_control")
+        return self.fields
+
     def get_extra(self, request, obj=None, **kwargs):
         return 2 if obj is None else 0
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != ExperimentStatus.DRAFT:
-            return ("key", "content", "weight", "share", "is_control")
+            return ("key", "version_number", "content", "weight", "share", "is_control")
         return self.readonly_fields
 
     def has_add_permission(self, request, obj=None):
@@ -321,6 +357,11 @@ class ExperimentAdmin(admin.ModelAdmin):
                 name="experiments_experiment_export",
             ),
             path("sample-size/", wrap(self.sample_size_view), name="experiments_experiment_sample_size"),
+            path(
+                "<path:object_id>/promote/<str:variant>/",
+                wrap(self.promote_view),
+                name="experiments_experiment_promote",
+            ),
             path("<path:object_id>/stats/", wrap(self.stats_view), name="experiments_experiment_stats"),
             path(
                 "<path:object_id>/stats/export.csv", wrap(self.stats_csv_view), name="experiments_experiment_stats_csv"
@@ -338,6 +379,18 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def stats_view(self, request, object_id: str):
         return stats_admin_views.stats_view(request, object_id, model_admin=self)
+
+    def promote_view(self, request, object_id: str, variant: str):
+        return promotion_admin.promote_view(request, object_id, variant, model_admin=self)
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        # "Start an experiment: this version against production" from the prompts admin.
+        if (obj is None or obj.pk is None) and request.method == "GET" and isinstance(inline, VariantInline):
+            initial = promotion_admin.prefilled_variants(request)
+            if initial:
+                kwargs["initial"] = initial
+        return kwargs
 
     def stats_csv_view(self, request, object_id: str):
         return stats_admin_views.stats_export_csv(request, object_id, model_admin=self)

@@ -21,11 +21,14 @@ from experiments.serializers import (
     ExperimentListQuerySerializer,
     ExperimentOutputSerializer,
     ExperimentUpdateInputSerializer,
+    PromoteInputSerializer,
+    PromotionOutputSerializer,
     ResolveRequestSerializer,
     ResolveResponseSerializer,
     ResultsRequestSerializer,
 )
 from experiments.services import lifecycle
+from experiments.services.promotion import experiment_promote
 from experiments.services.resolve import prompt_resolve
 from experiments.services.results import results_ingest
 from experiments.snapshot import get_snapshot
@@ -141,9 +144,33 @@ class PromptResolveView(APIView):
         errors = resolve_request_errors(data)
         if errors:
             raise ValidationFailed("The resolve request is not valid.", details=errors)
-        user_id, prompt_type, default_prompt = data["user_id"], data["prompt_type"], data.get("default_prompt")
-        resolution = prompt_resolve(user_id=user_id, prompt_type=prompt_type, default_prompt=default_prompt)
+        resolution = prompt_resolve(
+            user_id=data["user_id"],
+            prompt_type=data["prompt_type"],
+            default_prompt=data.get("default_prompt"),
+            label=data.get("label"),
+            variables=data.get("variables"),
+        )
         return Response(resolution.as_dict())
+
+
+class ExperimentPromoteView(APIView):
+    """``POST experiments/{key}/promote`` {variant}: production to the variant's version, the experiment stopped."""
+
+    permission_classes = [Requires("experiments.run_experiment")]  # moving production also needs its permission
+    throttle_scope = "experiments.write"
+
+    @extend_schema(request=PromoteInputSerializer, responses=PromotionOutputSerializer)
+    def post(self, request, key: str):
+        serializer = PromoteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        promotion = experiment_promote(
+            actor=request.user,
+            experiment=selectors.experiment_get(key=key),
+            variant_key=serializer.validated_data["variant"],
+            request=request,
+        )
+        return Response(PromotionOutputSerializer(promotion).data)
 
 
 class GrowthBookFeaturesView(APIView):

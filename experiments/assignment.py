@@ -146,6 +146,10 @@ class CompiledVariant:
     id: int
     key: str
     content: str
+    # The prompt version the variant serves (None only for rows made outside the services).
+    version: int | None = None
+    # ``{key, version, label, content, config}`` as resolve answers it (shared: never mutate).
+    prompt: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from experiments.services import lifecycle
 from experiments.services.exposures import exposures_insert
 from experiments.services.results import results_insert
 from experiments.snapshot import compile_experiment
+from prompts.models import PRODUCTION, Prompt, PromptLabel
+from prompts.services import prompt_create, prompt_version_create
 
 DEMO_KEY = "demo-greeting-tone"
 DEMO_USERS = 600
@@ -23,6 +25,20 @@ def seed(*, stdout) -> None:
         stdout.write(f"experiments: demo experiment '{DEMO_KEY}' already present")
         return
     with transaction.atomic():
+        # The registry first: the neutral text is what "support" serves in production, and the
+        # experiment's control names that same version (identical text is one version).
+        prompt = Prompt.objects.filter(key="support").first() or prompt_create(
+            actor=None, key="support", description="The support agent's system prompt (demo)."
+        )
+        if not PromptLabel.objects.filter(prompt=prompt, name=PRODUCTION).exists():
+            prompt_version_create(
+                actor=None,
+                prompt=prompt,
+                content="You are a helpful support agent.",
+                message="demo: the neutral greeting",
+                labels=[PRODUCTION],
+                reuse_identical=True,
+            )
         experiment = lifecycle.experiment_create(
             actor=None,
             data={

@@ -1,16 +1,19 @@
 """The running experiments as a GrowthBook SDK features payload.
 
-One feature per prompt type: its default value is null (the caller's own default prompt) and
-each running experiment on that prompt type is one experiment rule — its key, seed, hashVersion
-2, coverage 1, normalised weights, the namespace slice it owns and the variant contents as
-variations. Paused experiments are left out, so their users fall through to the default exactly
-as ``prompt_resolve`` answers. A stock GrowthBook SDK evaluating ``feature(prompt_type)`` with
-attribute ``id = user_id`` gets the server's answer.
+One feature per prompt type: its default value is the text under the registry's ``production``
+label (null when there is none: the caller's own default prompt) and each running experiment on
+that prompt type is one experiment rule — its key, seed, hashVersion 2, coverage 1, normalised
+weights, the namespace slice it owns, the variant contents as variations and, in each
+variation's ``meta``, its key and the prompt version number it serves. Paused experiments are
+left out, so their users fall through to the default exactly as ``prompt_resolve`` answers
+(without a ``label``). A stock GrowthBook SDK evaluating ``feature(prompt_type)`` with attribute
+``id = user_id`` gets the server's answer.
 """
 
 from __future__ import annotations
 
 from experiments.assignment import CompiledExperiment
+from prompts.models import PRODUCTION
 
 
 def experiment_rule(compiled: CompiledExperiment) -> dict:
@@ -24,15 +27,21 @@ def experiment_rule(compiled: CompiledExperiment) -> dict:
         "weights": list(compiled.weights),
         "namespace": [compiled.prompt_type, compiled.namespace_start, compiled.namespace_end],
         "variations": [variant.content for variant in compiled.variants],
-        "meta": [{"key": variant.key, "name": variant.key} for variant in compiled.variants],
+        # The registry's version number of each variation's content (GrowthBook passes meta through).
+        "meta": [{"key": v.key, "name": v.key, "version": v.version} for v in compiled.variants],
     }
 
 
-def features_payload(by_prompt_type: dict[str, tuple[CompiledExperiment, ...]]) -> dict:
-    """``{"features": {prompt_type: {"defaultValue": None, "rules": [...]}}}`` for running experiments."""
+def features_payload(
+    by_prompt_type: dict[str, tuple[CompiledExperiment, ...]], prompts: dict[str, dict] | None = None
+) -> dict:
+    """``{"features": {prompt_type: {"defaultValue": ..., "rules": [...]}}}``: running experiments' types
+    and the registry's prompts with a ``production`` label (``prompts``: the snapshot's compiled registry)."""
+    prompts = prompts or {}
     features = {}
-    for prompt_type, experiments in sorted(by_prompt_type.items()):
-        rules = [experiment_rule(compiled) for compiled in experiments if compiled.running]
-        if rules:
-            features[prompt_type] = {"defaultValue": None, "rules": rules}
+    for prompt_type in sorted({*by_prompt_type, *prompts}):
+        rules = [experiment_rule(compiled) for compiled in by_prompt_type.get(prompt_type, ()) if compiled.running]
+        production = prompts.get(prompt_type, {}).get(PRODUCTION)
+        if rules or production is not None:
+            features[prompt_type] = {"defaultValue": production.content if production else None, "rules": rules}
     return {"features": features}

@@ -108,12 +108,22 @@ EXPERIMENT_SETTINGS = (
 
 
 class Variant(models.Model):
-    """One arm of an experiment: the prompt content its users get."""
+    """One arm of an experiment: the prompt version its users get.
+
+    ``prompt_version`` is a version of the experiment's prompt (the registry's ``Prompt`` whose key
+    is ``target_prompt_type``). ``content`` is a denormalised copy of that immutable version's
+    text, so the snapshot, the statistics and the exports read the variant alone; the services
+    set both together. A draft's control may have neither yet: it gets the version under
+    ``production`` when the experiment starts.
+    """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     key = models.SlugField(max_length=100)
     name = models.CharField(max_length=200, blank=True, default="")
-    content = models.TextField()
+    prompt_version = models.ForeignKey(
+        "prompts.PromptVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="variants"
+    )
+    content = models.TextField(blank=True, default="")
     weight = models.FloatField(default=1.0)  # > 0; normalised over the experiment's variants
     is_control = models.BooleanField(default=False)
     # Variation index in GrowthBook's order (the order of the variants list).
@@ -123,7 +133,7 @@ class Variant(models.Model):
         ordering = ["experiment_id", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["experiment", "key"], name="variant_unique_key_per_experiment"),
-            # What a result's (experiment, variant) foreign key references (migration 0005).
+            # What a result's (experiment, variant) foreign key references (migration 0007).
             models.UniqueConstraint(fields=["experiment", "id"], name="variant_experiment_id_key"),
             models.CheckConstraint(condition=models.Q(weight__gt=0), name="variant_weight_positive"),
         ]
@@ -155,7 +165,7 @@ class Result(models.Model):
 
     event_id = models.CharField(max_length=128, unique=True)
     # On PostgreSQL one foreign key, (experiment_id, variant_id) to the variant's (experiment_id, id)
-    # (migration 0005), holds both columns: the variant exists and is one of that experiment's. It
+    # (migration 0007), holds both columns: the variant exists and is one of that experiment's. It
     # replaces one key per column, halving the database's checks per ingested row (bench/README.md,
     # "Batch endpoints"). Django cannot declare a composite foreign key, hence db_constraint=False
     # here (other databases have no key on these columns); the cascades are Django's either way.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from agentplatform.query import MAX_OFFSET, QueryParameters
@@ -25,13 +26,27 @@ from agentplatform.strict_fields import (
 )
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment, ExperimentStatus
-from experiments.validation import experiment_validate
+from experiments.validation import VARIABLES_MAX_ITEMS, experiment_validate, variables_problem
+from prompts.models import LABEL_HELP, LABEL_PATTERN
 
 
 class VariantInputSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField(default="", allow_blank=True, allow_null=True, trim_whitespace=False)
-    content = serializers.CharField(trim_whitespace=False)
+    prompt_version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="A version number of the experiment's prompt (the registry's prompt keyed by target_prompt_type).",
+    )
+    content = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Inline text instead of prompt_version: stored as a version of the prompt (an identical one is "
+        "reused). The control may give neither: it gets the version under production when the experiment starts.",
+    )
     weight = serializers.FloatField(default=1.0, help_text="> 0; normalised over the experiment's variants.")
     is_control = serializers.BooleanField(default=False, allow_null=True)
 
@@ -108,7 +123,10 @@ class IsoDateTimeField(serializers.DateTimeField):
 class VariantOutputSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
-    content = serializers.CharField()
+    prompt_version = serializers.IntegerField(
+        source="prompt_version.version", allow_null=True, help_text="Null for a draft's control until it starts."
+    )
+    content = serializers.CharField(help_text="The prompt version's text.")
     weight = serializers.FloatField()
     is_control = serializers.BooleanField()
 
@@ -142,12 +160,43 @@ class ExperimentOutputSerializer(serializers.Serializer):
     updated_at = IsoDateTimeField()
 
 
+class TemplateVariablesField(serializers.DictField):
+    """``variables`` of a resolve request: ``experiments.validation.variables_problem`` is the rule."""
+
+    def to_internal_value(self, data):
+        problem = variables_problem(data)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return dict(data)
+
+
 class ResolveRequestSerializer(serializers.Serializer):
     """For the schema: ``experiments.validation.resolve_request_errors`` validates (parity-tested)."""
 
     user_id = StrictCharField(max_length=255, help_text="The creator id the agent acts for.")
     prompt_type = StrictCharField(max_length=100)
     default_prompt = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    label = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=50,
+        validators=[RegexValidator(LABEL_PATTERN, LABEL_HELP)],
+        help_text="The registry label served outside experiments (default production; latest is the newest version).",
+    )
+    variables = TemplateVariablesField(
+        required=False,
+        allow_null=True,
+        help_text=f"Fills the prompt's {{{{name}}}} placeholders; the answer then has 'compiled'. At most "
+        f"{VARIABLES_MAX_ITEMS} names; values are strings, numbers, booleans or null.",
+    )
+
+
+class ResolvedPromptSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+    label = serializers.CharField(allow_null=True, help_text="Null when an experiment's variant chose the version.")
+    content = serializers.CharField()
+    config = serializers.DictField()
 
 
 class ResolveResponseSerializer(serializers.Serializer):
@@ -158,6 +207,29 @@ class ResolveResponseSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(
         choices=["assigned", "no_running_experiment", "outside_experiments", "experiment_paused", "empty_user_id"]
     )
+    source = serializers.ChoiceField(
+        choices=["experiment", "label", "default"],
+        help_text="Where content came from: the user's experiment variant, the label's version, or default_prompt.",
+    )
+    prompt = ResolvedPromptSerializer(allow_null=True, help_text="Null when the content is default_prompt.")
+    compiled = serializers.CharField(
+        required=False, allow_null=True, help_text="Only when variables were sent: content with placeholders filled."
+    )
+
+
+class PromoteInputSerializer(serializers.Serializer):
+    """``POST experiments/{key}/promote``."""
+
+    variant = serializers.CharField(max_length=100, help_text="The variant whose prompt version goes to production.")
+
+
+class PromotionOutputSerializer(serializers.Serializer):
+    experiment = ExperimentOutputSerializer()
+    variant = serializers.CharField()
+    prompt = serializers.CharField(help_text="The prompt's key.")
+    label = serializers.CharField()
+    from_version = serializers.IntegerField(allow_null=True)
+    version = serializers.IntegerField()
 
 
 class ResultRowSerializer(serializers.Serializer):

@@ -1,8 +1,9 @@
-"""The per-process snapshot of live experiments that the resolve hot path reads.
+"""The per-process snapshot of live experiments and of the prompt registry that the resolve hot path reads.
 
-A process keeps the compiled running and paused experiments in memory and, at most once every
+A process keeps the compiled running and paused experiments, and every label of the prompt
+registry (``prompts.snapshot``), in memory and, at most once every
 ``EXPERIMENTS_SNAPSHOT_CHECK_SECONDS``, reads one version key from the shared cache; any change
-to an experiment writes a new version (after its transaction commits), so every process rebuilds
+to an experiment or to the registry writes a new version (after its transaction commits), so every process rebuilds
 within about a second and steady-state resolves touch neither the database nor, between checks,
 Redis. If the cache is down the current snapshot keeps serving and is re-checked next interval.
 """
@@ -34,6 +35,8 @@ class Snapshot:
     by_prompt_type: dict[str, tuple[CompiledExperiment, ...]]
     by_key: dict[str, CompiledExperiment]
     features_payload: dict = field(default_factory=dict)
+    # prompt key -> label (``latest`` included) -> prompts.snapshot.CompiledLabel
+    prompts: dict[str, dict] = field(default_factory=dict)
 
 
 class _State:
@@ -58,11 +61,12 @@ def _read_version() -> str | None:
 def _build(version: str) -> Snapshot:
     from experiments.growthbook import features_payload
     from experiments.models import Experiment, ExperimentStatus
+    from prompts.snapshot import compile_registry
 
     experiments = (
         Experiment.objects.filter(status__in=(ExperimentStatus.RUNNING, ExperimentStatus.PAUSED))
         .exclude(namespace_start=None)
-        .prefetch_related("variants")
+        .prefetch_related("variants__prompt_version")
         .order_by("target_prompt_type", "namespace_start")
     )
     by_prompt_type: dict[str, list[CompiledExperiment]] = {}
@@ -72,7 +76,14 @@ def _build(version: str) -> Snapshot:
         by_prompt_type.setdefault(experiment.target_prompt_type, []).append(compiled)
         by_key[experiment.key] = compiled
     frozen = {prompt_type: tuple(items) for prompt_type, items in by_prompt_type.items()}
-    return Snapshot(version=version, by_prompt_type=frozen, by_key=by_key, features_payload=features_payload(frozen))
+    prompts = compile_registry()
+    return Snapshot(
+        version=version,
+        by_prompt_type=frozen,
+        by_key=by_key,
+        features_payload=features_payload(frozen, prompts),
+        prompts=prompts,
+    )
 
 
 def compile_experiment(experiment) -> CompiledExperiment:
@@ -88,8 +99,22 @@ def compile_experiment(experiment) -> CompiledExperiment:
         namespace_start=float(experiment.namespace_start if experiment.namespace_start is not None else 0),
         namespace_end=float(experiment.namespace_end if experiment.namespace_end is not None else 0),
         weights=[v.weight for v in variants],
-        variants=[CompiledVariant(id=v.id, key=v.key, content=v.content) for v in variants],
+        variants=[compile_variant(experiment.target_prompt_type, v) for v in variants],
         running=experiment.status == ExperimentStatus.RUNNING,
+    )
+
+
+def compile_variant(prompt_type: str, variant) -> CompiledVariant:
+    """A variant with its prompt version (number and config) as resolve answers it."""
+    version = variant.prompt_version
+    number = version.version if version is not None else None
+    config = dict(version.config or {}) if version is not None else {}
+    return CompiledVariant(
+        id=variant.id,
+        key=variant.key,
+        content=variant.content,
+        version=number,
+        prompt={"key": prompt_type, "version": number, "label": None, "content": variant.content, "config": config},
     )
 
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path(
         "experiments/<slug:key>/stop", api.ExperimentTransitionView.as_view(transition="stop"), name="experiment-stop"
     ),
+    path("experiments/<slug:key>/promote", api.ExperimentPromoteView.as_view(), name="experiment-promote"),
     path("experiments/<slug:key>/results", api.ResultsView.as_view(), name="experiment-results"),
     path("", include("experiments.stats.urls")),
 ]

@@ -18,9 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agentplatform.errors import ValidationFailed
-from agentplatform.ingest import clean_text
+from agentplatform.ingest import clean_text, finite
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment
+from prompts.models import LABEL_HELP, LABEL_PATTERN
 
 RESERVED_KEYS = frozenset({"growthbook-features"})
 KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
@@ -32,7 +33,8 @@ MAX_VARIANTS = 20
 Errors = dict[str, list[str]]
 
 # Messages the admin's per-field form validation reuses, so both surfaces say the same thing.
-CONTENT_REQUIRED = "The prompt content is required."
+CONTENT_REQUIRED = "Give the prompt's content or a prompt_version (only the control may leave both out)."
+PROMPT_VERSION_INVALID = "A version number (1, 2, …) of the experiment's prompt."
 WEIGHT_INVALID = "The weight must be a finite number above 0."
 VARIANT_KEY_INVALID = "Use 1-100 letters, digits, '_' or '-'."
 
@@ -148,8 +150,13 @@ def validate_variants(variants: Any) -> Errors:
             _add(errors, "variants", f"Duplicate variant key '{key}'.")
         else:
             seen.add(key)
-        content = variant.get("content")
-        if not isinstance(content, str) or not content.strip():
+        content, version = variant.get("content"), variant.get("prompt_version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            _add(errors, f"{prefix}.prompt_version", PROMPT_VERSION_INVALID)
+        if content is not None and not isinstance(content, str):
+            _add(errors, f"{prefix}.content", CONTENT_REQUIRED)
+        elif version is None and (content is None or not content.strip()) and variant.get("is_control") is not True:
+            # The control may name neither: it gets the version under production when the experiment starts.
             _add(errors, f"{prefix}.content", CONTENT_REQUIRED)
         weight = variant.get("weight", 1)
         if (
@@ -206,4 +213,41 @@ def resolve_request_errors(data: Mapping[str, Any]) -> Errors:
         errors["prompt_type"] = ["A non-empty string of at most 100 characters (no NUL)."]
     if default_prompt is not None and (not isinstance(default_prompt, str) or clean_text(default_prompt)):
         errors["default_prompt"] = ["A string (no NUL) or null."]
+    label = data.get("label")
+    if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label)):
+        errors["label"] = [f"A label name: {LABEL_HELP}"]
+    variables = data.get("variables")
+    if variables is not None:
+        problem = variables_problem(variables)
+        if problem:
+            errors["variables"] = [problem]
     return errors
+
+
+# Bounds of resolve's ``variables``: the body limit caps the total; these keep one call's work small.
+VARIABLES_MAX_ITEMS = 100
+VARIABLE_NAME_MAX_CHARS = 100
+VARIABLE_VALUE_MAX_CHARS = 20_000
+
+
+def variables_problem(variables: Any) -> str | None:
+    """Why ``variables`` cannot fill a prompt's placeholders (None when it can).
+
+    An object of at most ``VARIABLES_MAX_ITEMS`` names, each a string of 1-100 characters, whose
+    values are strings (no NUL, at most ``VARIABLE_VALUE_MAX_CHARS``), finite numbers, booleans or null.
+    """
+    if not isinstance(variables, Mapping):
+        return "An object of variable names and values."
+    if len(variables) > VARIABLES_MAX_ITEMS:
+        return f"At most {VARIABLES_MAX_ITEMS} variables."
+    for name, value in variables.items():
+        if not isinstance(name, str) or not name or len(name) > VARIABLE_NAME_MAX_CHARS or clean_text(name):
+            return f"Variable names are strings of 1-{VARIABLE_NAME_MAX_CHARS} characters (no NUL)."
+        if isinstance(value, str):
+            if len(value) > VARIABLE_VALUE_MAX_CHARS or clean_text(value):
+                return f"'{name}': a string of at most {VARIABLE_VALUE_MAX_CHARS} characters (no NUL)."
+        elif (
+            value is not None and not isinstance(value, bool) and not (isinstance(value, int | float) and finite(value))
+        ):
+            return f"'{name}': a string, a finite number, true, false or null."
+    return None

@@ -285,28 +285,3 @@ def system_series(*, since: datetime, by_hour: bool) -> list[dict]:
 
 def latest_snapshot() -> SystemSnapshot | None:
     return SystemSnapshot.objects.order_by("-taken_at").first()
-
-
-def metrics_store_durability() -> dict:
-    """Whether the metrics store keeps its open minutes through a restart (readiness info).
-
-    Open minutes hold operations the ingestion API has acknowledged and the rollup has not yet
-    moved into the database (the minute plus ``MONITORING_ROLLUP_GRACE_SECONDS``), and the event ids
-    that make a retried push count once. In Redis they survive a restart only with its append-only
-    file; a Redis that snapshots (RDB) or keeps nothing loses them.
-    """
-    import redis
-
-    store = get_store()
-    if store.name != "redis":
-        return {"store": store.name, "survives_restart": True}
-    try:
-        aof_enabled = bool(store.client.info("persistence").get("aof_enabled"))
-    except redis.RedisError as exc:
-        return {"store": "redis", "error": exc.__class__.__name__}
-    report: dict = {"store": "redis", "aof_enabled": aof_enabled, "survives_restart": aof_enabled}
-    if not aof_enabled:
-        report["lost_on_restart"] = (
-            "operations acknowledged since the last rollup and the event ids deduplicating their retries"
-        )
-    return report

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import psutil
@@ -23,12 +22,14 @@ from monitoring.models import (
     OperationMinute,
     ProcessHeartbeat,
     RolledClaim,
+    SeenEvent,
     SystemSnapshot,
 )
+from monitoring.operations import histogram_rows_add, operations_submit
 from monitoring.parsing import AgentRunRow, OperationRow
 from monitoring.sketch import bucket_index
-from monitoring.store import DatabaseStore, EventRow, OpenMinute, get_store, minute_key
-from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute, from_epoch
+from monitoring.store import DatabaseStore, EventRow, event_increments, get_store, minute_key
+from monitoring.timeutils import epoch, floor_day, floor_hour, floor_minute
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ psutil.cpu_percent(interval=None)
 def operations_ingest(*, rows: list[OperationRow], submitter) -> IngestResult:
     """Counts validated operation rows into their minutes; an event_id the submitter sent before counts once.
 
-    Event ids are the submitter's own: the same id from another caller is another event.
+    Event ids are the submitter's own: the same id from another caller is another event. The
+    counts go to this process's writer (``monitoring.operations``), which adds them to the
+    database; they never wait in Redis, where only the event ids (which may expire) are kept.
     """
     keys: dict[tuple[int, str], str] = {}
     events = []
@@ -64,9 +67,11 @@ def operations_ingest(*, rows: list[OperationRow], submitter) -> IngestResult:
                 round(row.duration_ms * 1000),
             )
         )
-    fresh = get_store().add_events(events, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
-    accepted = sum(fresh)
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+    ids = [event.event_id for event in events if event.event_id]
+    seen = iter(get_store().see_event_ids(ids, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS))
+    fresh = [event for event in events if not event.event_id or next(seen)]
+    operations_submit(event_increments(fresh))
+    return IngestResult(accepted=len(fresh), duplicates=len(rows) - len(fresh))
 
 
 _AGENT_RUN_COLUMNS = (
@@ -138,68 +143,6 @@ def agent_runs_ingest(*, rows: list[AgentRunRow], actor, own_runs_only: bool) ->
 
 
 # --- rollup and retention -----------------------------------------------------------------------
-def _histogram_fields(fields: dict[str, int]) -> tuple[int, int, float, dict[str, int]]:
-    buckets = {name: value for name, value in fields.items() if name not in ("n", "e", "s") and value}
-    return fields.get("n", 0), fields.get("e", 0), fields.get("s", 0) / 1000.0, buckets
-
-
-def _add_rows(model, period_field: str, totals: dict[tuple[str, datetime], dict[str, int]]) -> None:
-    """Adds histogram totals into ``model`` rows (created when missing), under row locks."""
-    if not totals:
-        return
-    operations = {operation for operation, _ in totals}
-    periods = {period for _, period in totals}
-    existing = {
-        (row.operation, getattr(row, period_field)): row
-        for row in model.objects.select_for_update().filter(
-            operation__in=operations, **{f"{period_field}__in": periods}
-        )
-    }
-    to_update, to_create = [], []
-    for (operation, period), fields in totals.items():
-        count, errors, duration_sum_ms, buckets = _histogram_fields(fields)
-        row = existing.get((operation, period))
-        if row is None:
-            to_create.append(
-                model(
-                    operation=operation,
-                    count=count,
-                    errors=errors,
-                    duration_sum_ms=duration_sum_ms,
-                    buckets=buckets,
-                    **{period_field: period},
-                )
-            )
-            continue
-        row.count += count
-        row.errors += errors
-        row.duration_sum_ms += duration_sum_ms
-        merged = dict(row.buckets)
-        for name, value in buckets.items():
-            merged[name] = merged.get(name, 0) + value
-        row.buckets = merged
-        to_update.append(row)
-    model.objects.bulk_update(to_update, ["count", "errors", "duration_sum_ms", "buckets"], batch_size=500)
-    model.objects.bulk_create(to_create, batch_size=500)
-
-
-def _store_minutes(minutes: Iterable[OpenMinute]) -> int:
-    """Adds closed minutes to their minute, hour and day rows (in the caller's transaction)."""
-    by_minute: dict[tuple[str, datetime], dict[str, int]] = {}
-    by_hour: dict[tuple[str, datetime], dict[str, int]] = {}
-    by_day: dict[tuple[str, datetime], dict[str, int]] = {}
-    for item in minutes:
-        minute = from_epoch(item.minute_epoch)
-        for target, start in ((by_minute, minute), (by_hour, floor_hour(minute)), (by_day, floor_day(minute))):
-            fields = target.setdefault((item.operation, start), {})
-            for name, value in item.fields.items():
-                fields[name] = fields.get(name, 0) + value
-    _add_rows(OperationMinute, "minute", by_minute)
-    _add_rows(OperationHour, "hour", by_hour)
-    _add_rows(OperationDay, "day", by_day)
-    return len(by_minute)
-
-
 def metrics_rollup(*, now: datetime | None = None) -> int:
     """Moves closed minutes from the shared store into the database; returns the minutes added.
 
@@ -217,7 +160,7 @@ def metrics_rollup(*, now: datetime | None = None) -> int:
         store = get_store()
         if isinstance(store, DatabaseStore):
             with transaction.atomic():
-                return _store_minutes(store.take_closed(cutoff_epoch=cutoff_epoch))
+                return histogram_rows_add(store.take_closed(cutoff_epoch=cutoff_epoch))
         store.claim_closed(cutoff_epoch=cutoff_epoch)
         claims = store.claimed()
         if not claims:
@@ -227,7 +170,7 @@ def metrics_rollup(*, now: datetime | None = None) -> int:
             done = set(RolledClaim.objects.filter(claim_id__in=claim_ids).values_list("claim_id", flat=True))
             todo = [(claim, minute) for claim, minute in claims if claim not in done]
             RolledClaim.objects.bulk_create([RolledClaim(claim_id=claim, rolled_at=now) for claim, _ in todo])
-            added = _store_minutes(minute for _, minute in todo)
+            added = histogram_rows_add(minute for _, minute in todo)
         store.release_claims(claim_ids)
         return added
     finally:
@@ -254,9 +197,10 @@ def metrics_prune(*, now: datetime | None = None) -> int:
     deleted += SystemSnapshot.objects.filter(taken_at__lt=long_cutoff).delete()[0]
     deleted += ProcessHeartbeat.objects.filter(seen_at__lt=day_ago).delete()[0]
     deleted += RolledClaim.objects.filter(rolled_at__lt=day_ago).delete()[0]
-    deleted += get_store().forget_event_ids(
-        older_than=now - timedelta(seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
-    )
+    # Event ids (the database store's) and the operations writer's item ids.
+    deleted += SeenEvent.objects.filter(
+        seen_at__lt=now - timedelta(seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS)
+    ).delete()[0]
     return deleted
 
 

@@ -90,86 +90,40 @@ def event_increments(rows: Iterable[EventRow]) -> dict[str, dict[str, int]]:
     return increments
 
 
-# Dedupe ids and count the fresh rows in one atomic script: a row is never marked seen without
-# being counted, or counted twice. Ids live in one Redis set per time slot (slot length = the
-# dedupe window); a batch checks the current and the previous slot with SMISMEMBER and adds its
-# new ids with SADD, so the cost is a handful of commands per batch, not per row. Rows travel as
-# three newline-joined strings (ids, signature numbers, microseconds) plus a table of distinct
-# (hash, bucket, error) signatures: a few arguments instead of five per row, which is what the
-# transfer costs. Amounts are formatted with %d: Lua 5.1 would print large sums as 1e+15.
-_ADD_EVENTS_LUA = """
-local prefix = ARGV[1]
-local slot = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local open_ttl = tonumber(ARGV[4])
-local current = prefix .. 'eids:' .. slot
-local previous = prefix .. 'eids:' .. (slot - 1)
+# Dedupe event ids in one atomic script: ids live in one Redis set per time slot (slot length =
+# the dedupe window); a batch checks the current and the previous slot with SMISMEMBER and adds
+# its new ids with SADD, so the cost is a handful of commands per batch, not per row. The counts
+# themselves never wait in Redis (monitoring/operations.py).
+_SEE_IDS_LUA = """
+local current = KEYS[1]
+local previous = KEYS[2]
+local window = tonumber(ARGV[1])
 local CHUNK = 1000
-local row_ids, row_sigs, row_us = {}, {}, {}
-for id in string.gmatch(ARGV[5], '([^\\n]*)\\n') do row_ids[#row_ids + 1] = id end
-for sig in string.gmatch(ARGV[6], '(%d+)\\n') do row_sigs[#row_sigs + 1] = tonumber(sig) end
-for us in string.gmatch(ARGV[7], '(%d+)\\n') do row_us[#row_us + 1] = tonumber(us) end
-local rows = #row_ids
-local ids, id_rows = {}, {}
-for k = 1, rows do
-  if row_ids[k] ~= '' then
-    ids[#ids + 1] = row_ids[k]
-    id_rows[#id_rows + 1] = k
-  end
-end
-local seen = {}
+local ids = {}
+for k = 2, #ARGV do ids[#ids + 1] = ARGV[k] end
+local fresh, seen, new_ids = {}, {}, {}
 for start = 1, #ids, CHUNK do
   local stop = math.min(start + CHUNK - 1, #ids)
   local in_current = redis.call('SMISMEMBER', current, unpack(ids, start, stop))
   local in_previous = redis.call('SMISMEMBER', previous, unpack(ids, start, stop))
   for j = start, stop do
-    if in_current[j - start + 1] == 1 or in_previous[j - start + 1] == 1 then seen[ids[j]] = true end
-  end
-end
-local fresh, new_ids = {}, {}
-for k = 1, rows do fresh[k] = 1 end
-for k = 1, #ids do
-  local id = ids[k]
-  if seen[id] then
-    fresh[id_rows[k]] = 0
-  else
-    seen[id] = true  -- a repeat later in this batch is a duplicate too
-    new_ids[#new_ids + 1] = id
+    local id = ids[j]
+    if in_current[j - start + 1] == 1 or in_previous[j - start + 1] == 1 or seen[id] then
+      fresh[j] = 0
+    else
+      fresh[j] = 1
+      seen[id] = true  -- a repeat later in this batch is a duplicate too
+      new_ids[#new_ids + 1] = id
+    end
   end
 end
 for start = 1, #new_ids, CHUNK do
   redis.call('SADD', current, unpack(new_ids, start, math.min(start + CHUNK - 1, #new_ids)))
 end
 if #new_ids > 0 then redis.call('EXPIRE', current, 2 * window) end
-local per_sig, per_key = {}, {}
-for k = 1, rows do
-  if fresh[k] == 1 then
-    local sig = row_sigs[k]
-    per_sig[sig] = (per_sig[sig] or 0) + 1
-    local key = ARGV[5 + 3 * sig]
-    local totals = per_key[key]
-    if not totals then
-      totals = {n = 0, e = 0, s = 0}
-      per_key[key] = totals
-    end
-    totals.n = totals.n + 1
-    totals.s = totals.s + row_us[k]
-    if ARGV[7 + 3 * sig] == '1' then totals.e = totals.e + 1 end
-  end
-end
-for sig, count in pairs(per_sig) do
-  redis.call('HINCRBY', prefix .. ARGV[5 + 3 * sig], ARGV[6 + 3 * sig], string.format('%d', count))
-end
-for key, totals in pairs(per_key) do
-  local hash = prefix .. key
-  for field, amount in pairs(totals) do
-    if amount ~= 0 then redis.call('HINCRBY', hash, field, string.format('%d', amount)) end
-  end
-  redis.call('ZADD', prefix .. 'index', tonumber(string.sub(key, 3, 12)), key)
-  redis.call('EXPIRE', hash, open_ttl)
-end
 return fresh
 """
+
 
 # Moves closed minutes out of the index into claim hashes, atomically: writers that flush after the
 # claim create a fresh hash (and re-index it), so nothing is lost or taken twice.
@@ -211,7 +165,7 @@ class RedisStore:
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self._add_events = client.register_script(_ADD_EVENTS_LUA)
+        self._see_ids = client.register_script(_SEE_IDS_LUA)
         self._claim = client.register_script(_CLAIM_LUA)
 
     @_redis_unavailable_as_dependency_error()
@@ -230,31 +184,13 @@ class RedisStore:
         pipe.execute()
 
     @_redis_unavailable_as_dependency_error()
-    def add_events(self, rows: list[EventRow], *, id_ttl_seconds: int) -> list[bool]:
-        """Counts rows whose event id was not seen in the last ``id_ttl_seconds`` (at most twice that)."""
-        if not rows:
+    def see_event_ids(self, ids: list[str], *, id_ttl_seconds: int) -> list[bool]:
+        """For each id, True if it was not seen in the last ``id_ttl_seconds`` (at most twice that)."""
+        if not ids:
             return []
         slot = int(time.time() // id_ttl_seconds)
-        signatures: dict[tuple[str, int, bool], int] = {}
-        row_signatures = []
-        for row in rows:
-            signature = (row.key, row.bucket, row.error)
-            number = signatures.get(signature)
-            if number is None:
-                number = signatures[signature] = len(signatures) + 1
-            row_signatures.append(number)
-        args: list = [
-            REDIS_PREFIX,
-            slot,
-            id_ttl_seconds,
-            OPEN_MINUTE_TTL_SECONDS,
-            "".join(f"{row.event_id}\n" for row in rows),
-            "".join(f"{number}\n" for number in row_signatures),
-            "".join(f"{row.duration_us}\n" for row in rows),
-        ]
-        for key, bucket, error in signatures:
-            args += (key, bucket, "1" if error else "0")
-        return [bool(flag) for flag in self._add_events(args=args)]
+        keys = [f"{REDIS_PREFIX}eids:{slot}", f"{REDIS_PREFIX}eids:{slot - 1}"]
+        return [bool(flag) for flag in self._see_ids(keys=keys, args=[id_ttl_seconds, *ids])]
 
     @_redis_unavailable_as_dependency_error()
     def read(self, key: str) -> dict[str, int]:
@@ -307,9 +243,6 @@ class RedisStore:
         pipe.srem(CLAIMS, *claims)
         pipe.execute()
 
-    def forget_event_ids(self, *, older_than: datetime) -> int:
-        return 0  # Redis expires them (MONITORING_EVENT_ID_TTL_SECONDS)
-
 
 class DatabaseStore:
     """The embedded store; rollup reads and deletes its rows in the same transaction."""
@@ -339,31 +272,28 @@ class DatabaseStore:
             with transaction.atomic():
                 self._upsert(rows)
 
-    def add_events(self, rows: list[EventRow], *, id_ttl_seconds: int) -> list[bool]:
-        if not rows:
+    def see_event_ids(self, ids: list[str], *, id_ttl_seconds: int) -> list[bool]:
+        """For each id, True if it was not seen before (``metrics_prune`` forgets ids past the window)."""
+        if not ids:
             return []
-        ids = [row.event_id for row in rows if row.event_id]
         now = datetime.now(UTC)
-        with transaction.atomic():
-            fresh_ids: set[str] = set()
-            table = SeenEvent._meta.db_table
-            with connection.cursor() as cursor:
-                for start in range(0, len(ids), _DB_CHUNK):
-                    chunk = ids[start : start + _DB_CHUNK]
-                    placeholders = ", ".join(["(%s, %s)"] * len(chunk))
-                    params = [value for event_id in chunk for value in (event_id, now)]
-                    cursor.execute(
-                        f"INSERT INTO {table} (event_id, seen_at) VALUES {placeholders} "  # noqa: S608
-                        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                        params,
-                    )
-                    fresh_ids.update(r[0] for r in cursor.fetchall())
-            flags = []
-            for row in rows:
-                fresh = not row.event_id or row.event_id in fresh_ids
-                fresh_ids.discard(row.event_id)  # a repeat inside one batch counts once
-                flags.append(fresh)
-            self.add(event_increments(row for row, fresh in zip(rows, flags, strict=True) if fresh))
+        fresh_ids: set[str] = set()
+        table = SeenEvent._meta.db_table
+        with transaction.atomic(), connection.cursor() as cursor:
+            for start in range(0, len(ids), _DB_CHUNK):
+                chunk = list(dict.fromkeys(ids[start : start + _DB_CHUNK]))
+                placeholders = ", ".join(["(%s, %s)"] * len(chunk))
+                params = [value for event_id in chunk for value in (event_id, now)]
+                cursor.execute(
+                    f"INSERT INTO {table} (event_id, seen_at) VALUES {placeholders} "  # noqa: S608
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    params,
+                )
+                fresh_ids.update(r[0] for r in cursor.fetchall())
+        flags = []
+        for event_id in ids:
+            flags.append(event_id in fresh_ids)
+            fresh_ids.discard(event_id)  # a repeat inside one batch counts once
         return flags
 
     def read(self, key: str) -> dict[str, int]:
@@ -395,9 +325,6 @@ class DatabaseStore:
             grouped.setdefault(key, {})[field] = value
         CounterCell.objects.filter(id__in=[row[0] for row in rows]).delete()
         return [OpenMinute(*reversed(parse_minute_key(key)), fields) for key, fields in grouped.items()]
-
-    def forget_event_ids(self, *, older_than: datetime) -> int:
-        return SeenEvent.objects.filter(seen_at__lt=older_than).delete()[0]
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from accounts.cache import api_key_memo
+from accounts.cache import api_key_memo, jwt_memo
 from agentplatform import ratelimit
 from experiments.services.exposures import exposures_discard_buffered
 
@@ -53,11 +53,13 @@ def _clear_cache():
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    jwt_memo.clear()
     exposures_discard_buffered()
     yield
     cache.clear()
     ratelimit.reset_fallback_state()
     api_key_memo.clear()
+    jwt_memo.clear()
     exposures_discard_buffered()
 
 

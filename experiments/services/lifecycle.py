@@ -3,7 +3,9 @@
 The services take validated input (``experiments.serializers``' ``validated_data``, or the admin
 form's cleaned data: typed values in the body's shape) and own the business rules only: a key is
 taken once, a started experiment's assignment and analysis plan are frozen, a start needs room in
-its prompt type's namespace, only drafts are deleted.
+its prompt type's namespace, only drafts are deleted. Variants serve versions of the registry's
+prompt keyed by the prompt type: a number names one, inline content is stored as one (an identical
+one reused), and a control naming neither gets the version under ``production`` at start.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agentplatform.errors import Conflict, ValidationFailed
@@ -20,6 +22,8 @@ from audit.services import audit_log
 from experiments import namespaces
 from experiments.models import EXPERIMENT_SETTINGS, Experiment, ExperimentStatus, Variant
 from experiments.snapshot import snapshot_invalidate
+from prompts import services as prompt_services
+from prompts.models import PRODUCTION, Prompt, PromptLabel, PromptVersion
 
 RESOURCE_TYPE = "experiment"
 # Fields whose change would reshuffle users (or their namespace) once an experiment has started.
@@ -38,31 +42,93 @@ def _set_settings(experiment: Experiment, data: Mapping[str, Any]) -> list[str]:
     return changed
 
 
-def _replace_variants(experiment: Experiment, variants: list[Mapping[str, Any]]) -> None:
+def _experiment_prompt(*, actor, experiment: Experiment, request=None) -> Prompt:
+    """The registry's prompt for the experiment's prompt type, registered on the fly when missing."""
+    prompt = Prompt.objects.filter(key=experiment.target_prompt_type).first()
+    if prompt is None:
+        try:
+            prompt = prompt_services.prompt_create(actor=actor, key=experiment.target_prompt_type, request=request)
+        except (Conflict, IntegrityError):  # registered meanwhile by a concurrent caller (its savepoint undone)
+            prompt = Prompt.objects.get(key=experiment.target_prompt_type)
+    return prompt
+
+
+def _variant_versions(
+    *, actor, experiment: Experiment, variants: list[Mapping[str, Any]], request=None
+) -> list[PromptVersion | None]:
+    """Each variant's prompt version: the number it names, or a version of its inline content
+    (an identical version is reused); None for a control that names neither (set at start)."""
+    if not any(v.get("prompt_version") is not None or v.get("content") for v in variants):
+        return [None] * len(variants)
+    prompt = _experiment_prompt(actor=actor, experiment=experiment, request=request)
+    versions: list[PromptVersion | None] = []
+    errors: dict[str, list[str]] = {}
+    for index, data in enumerate(variants):
+        number, content = data.get("prompt_version"), data.get("content")
+        if number is not None:
+            version = PromptVersion.objects.filter(prompt=prompt, version=number).first()
+            if version is None:
+                errors[f"variants[{index}].prompt_version"] = [f"Prompt '{prompt.key}' has no version {number}."]
+            elif content and content != version.content:
+                errors[f"variants[{index}].content"] = [
+                    f"Differs from version {number}'s text: give the version or the content, not both."
+                ]
+            versions.append(version)
+        elif content:
+            versions.append(
+                prompt_services.prompt_version_create(
+                    actor=actor,
+                    prompt=prompt,
+                    content=content,
+                    message=f"experiment {experiment.key}, variant {data['key']}",
+                    reuse_identical=True,
+                    request=request,
+                )
+            )
+        else:
+            versions.append(None)
+    if errors:
+        raise ValidationFailed("The experiment is not valid.", details=errors)
+    return versions
+
+
+def _replace_variants(*, actor, experiment: Experiment, variants: list[Mapping[str, Any]], request=None) -> None:
     """Replace the variant list, keeping rows (and their ids) of keys that remain."""
+    versions = _variant_versions(actor=actor, experiment=experiment, variants=variants, request=request)
     existing = {variant.key: variant for variant in experiment.variants.all()}
     keep = {v["key"] for v in variants}
     Variant.objects.filter(experiment=experiment).exclude(key__in=keep).delete()
-    for position, data in enumerate(variants):
+    for position, (data, version) in enumerate(zip(variants, versions, strict=True)):
         variant = existing.get(data["key"]) or Variant(experiment=experiment, key=data["key"])
         variant.name = data.get("name", "")
-        variant.content = data["content"]
+        variant.prompt_version = version
+        variant.content = version.content if version is not None else ""  # the version's text, denormalised
         variant.weight = data.get("weight", 1.0)
         variant.is_control = data.get("is_control", False)
         variant.position = position
         variant.save()
 
 
-def _variant_signature(variant: Mapping[str, Any] | Variant) -> tuple:
-    """What assigns users to a variant (its name aside)."""
-    if isinstance(variant, Variant):
-        return (variant.key, variant.content, float(variant.weight), variant.is_control)
-    return (variant["key"], variant["content"], float(variant.get("weight", 1.0)), bool(variant.get("is_control")))
+def _assigns_differently(variant: Variant, data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` would serve or assign users differently from ``variant`` (its name aside)."""
+    if (variant.key, float(variant.weight), variant.is_control) != (
+        data["key"],
+        float(data.get("weight", 1.0)),
+        bool(data.get("is_control")),
+    ):
+        return True
+    number, content = data.get("prompt_version"), data.get("content")
+    if number is not None and (variant.prompt_version is None or variant.prompt_version.version != number):
+        return True
+    return bool(content) and content != variant.content
 
 
 def _variants_differ(experiment: Experiment, variants: list[Mapping[str, Any]]) -> bool:
-    current = [(*_variant_signature(v), v.name) for v in experiment.variants.order_by("position", "id")]
-    return [(*_variant_signature(v), v.get("name", "")) for v in variants] != current
+    current = list(experiment.variants.select_related("prompt_version").order_by("position", "id"))
+    return len(current) != len(variants) or any(
+        _assigns_differently(variant, data) or variant.name != data.get("name", "")
+        for variant, data in zip(current, variants, strict=False)
+    )
 
 
 def _frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -78,8 +144,10 @@ def _frozen_changes(experiment: Experiment, data: Mapping[str, Any]) -> dict[str
         if field in data and data[field] != getattr(experiment, field)
     }
     if "variants" in data:
-        current = [_variant_signature(v) for v in experiment.variants.order_by("position", "id")]
-        if [_variant_signature(v) for v in data["variants"]] != current:
+        current = list(experiment.variants.select_related("prompt_version").order_by("position", "id"))
+        if len(current) != len(data["variants"]) or any(
+            _assigns_differently(variant, item) for variant, item in zip(current, data["variants"], strict=False)
+        ):
             errors["variants"] = [
                 f"Cannot change variants, their content or weights once the experiment has started "
                 f"({experiment.status}): it would reshuffle users. Copy it as a new experiment instead."
@@ -97,7 +165,7 @@ def experiment_create(*, actor, data: Mapping[str, Any], request=None) -> Experi
     experiment.seed = experiment.seed or experiment.key  # users are hashed by the key unless a seed is given
     experiment.full_clean(exclude=["created_by"])
     experiment.save()
-    _replace_variants(experiment, data["variants"])
+    _replace_variants(actor=actor, experiment=experiment, variants=data["variants"], request=request)
     audit_log(
         actor=actor,
         action="experiment.created",
@@ -124,7 +192,7 @@ def experiment_update(*, actor, experiment: Experiment, data: Mapping[str, Any],
         experiment.save()
     if "variants" in data and _variants_differ(experiment, data["variants"]):
         if experiment.status == ExperimentStatus.DRAFT:
-            _replace_variants(experiment, data["variants"])
+            _replace_variants(actor=actor, experiment=experiment, variants=data["variants"], request=request)
         else:
             # Only names may change on a started experiment (the frozen check kept everything else equal).
             for variant_data in data["variants"]:
@@ -187,6 +255,7 @@ def experiment_start(*, actor, experiment: Experiment, request=None) -> Experime
                     "taken": [{"experiment": s.owner, "start": float(s.start), "end": float(s.end)} for s in taken],
                 },
             )
+        _control_from_production(actor=actor, experiment=experiment, request=request)
         experiment.namespace_start, experiment.namespace_end = slot.start, slot.end
         experiment.status = ExperimentStatus.RUNNING
         experiment.started_at = timezone.now()
@@ -204,6 +273,25 @@ def experiment_start(*, actor, experiment: Experiment, request=None) -> Experime
     )
     snapshot_invalidate()
     return experiment
+
+
+def _control_from_production(*, actor, experiment: Experiment, request=None) -> None:
+    """A control without a version gets the one under ``production`` (409 when there is none)."""
+    controls = [v for v in experiment.variants.all() if v.prompt_version_id is None]
+    if not controls:
+        return
+    prompt = _experiment_prompt(actor=actor, experiment=experiment, request=request)
+    label = PromptLabel.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
+    if label is None:
+        raise Conflict(
+            f"The control of '{experiment.key}' names no prompt version and prompt '{prompt.key}' has no "
+            f"'{PRODUCTION}' version to default to: give the control a prompt_version or content.",
+            code="no_production_version",
+        )
+    for variant in controls:
+        variant.prompt_version = label.version
+        variant.content = label.version.content
+        variant.save(update_fields=["prompt_version", "content"])
 
 
 @transaction.atomic
@@ -291,7 +379,13 @@ def _as_data(experiment: Experiment) -> dict[str, Any]:
         "key": experiment.key,
         **{field: getattr(experiment, field) for field in EXPERIMENT_SETTINGS},
         "variants": [
-            {"key": v.key, "name": v.name, "content": v.content, "weight": v.weight, "is_control": v.is_control}
-            for v in experiment.variants.order_by("position", "id")
+            {
+                "key": v.key,
+                "name": v.name,
+                "prompt_version": v.prompt_version.version if v.prompt_version is not None else None,
+                "weight": v.weight,
+                "is_control": v.is_control,
+            }
+            for v in experiment.variants.select_related("prompt_version").order_by("position", "id")
         ],
     }

@@ -31,6 +31,7 @@ from agentplatform.exports import stream_csv
 from audit.services import audit_log
 from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment
+from experiments.promotion_admin import promotion_offer
 
 from .charts import cumulative_chart_svg, forest_plot_svg
 from .power import users_needed_for_mean, users_needed_for_rate
@@ -168,6 +169,7 @@ def stats_view(request, object_id: str, *, model_admin):
         "forest_svg": mark_safe(forest_plot_svg(stats["comparisons"], higher_is_better=directions)),  # noqa: S308 - every text in it is escaped
         "cumulative_svg": mark_safe(cumulative_chart_svg(series, metric=experiment.primary_metric)),  # noqa: S308 - every text in it is escaped
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
+        "promotion": promotion_offer(user=request.user, experiment=experiment, decision=stats["decision"]),
         "alpha": settings.EXPERIMENT_STATS_ALPHA,
     }
     return TemplateResponse(request, "admin/experiments/experiment/stats.html", context)

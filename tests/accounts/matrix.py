@@ -65,12 +65,40 @@ MATRIX: list[Endpoint] = [
     Endpoint(
         "POST", f"/api/v1/experiments/{MISSING}/stop", {}, expect(agent=403, analyst=403, operator=404, admin=404)
     ),
+    # Promoting needs experiments.run_experiment; moving a protected production label is checked after
+    # (a 403 for operators on a real experiment: tests/experiments/test_promote.py).
+    Endpoint(
+        "POST",
+        f"/api/v1/experiments/{MISSING}/promote",
+        {"variant": "b"},
+        expect(agent=403, analyst=403, operator=404, admin=404),
+    ),
     Endpoint(
         "POST", f"/api/v1/experiments/{MISSING}/results", {}, expect(agent=400, analyst=403, operator=403, admin=400)
     ),
     Endpoint(
         "GET", f"/api/v1/experiments/{MISSING}/stats", None, expect(agent=403, analyst=404, operator=404, admin=404)
     ),
+    # prompts (registry): everyone who reads reads; operators and admins write. Permission is decided
+    # before the key is looked up, so a missing key is 404 only for those allowed.
+    Endpoint("GET", "/api/v1/prompts/", None, everyone(200)),
+    Endpoint("POST", "/api/v1/prompts/", {}, expect(agent=403, analyst=403, operator=400, admin=400)),
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}", None, everyone(404)),
+    Endpoint("PATCH", f"/api/v1/prompts/{MISSING}", {}, expect(agent=403, analyst=403, operator=404, admin=404)),
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}/versions", None, everyone(404)),
+    Endpoint(
+        "POST", f"/api/v1/prompts/{MISSING}/versions", {}, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}/versions/1", None, everyone(404)),
+    # Versions are immutable: a 405 for anyone who may read them.
+    Endpoint("PUT", f"/api/v1/prompts/{MISSING}/versions/1", {}, everyone(405)),
+    Endpoint("DELETE", f"/api/v1/prompts/{MISSING}/versions/1", None, everyone(405)),
+    Endpoint(
+        "PUT", f"/api/v1/prompts/{MISSING}/labels/staging", {}, expect(agent=403, analyst=403, operator=404, admin=404)
+    ),
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}/labels/staging/history", None, everyone(404)),
+    # The label read agents call (the same URL's GET): everyone who reads the registry.
+    Endpoint("GET", f"/api/v1/prompts/{MISSING}/labels/production", None, everyone(404)),
     # audit: agents write and read their own; people read; only agents and admins write.
     Endpoint("POST", "/api/v1/audit/events", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/audit/events", None, everyone(200)),

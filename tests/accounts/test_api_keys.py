@@ -68,6 +68,41 @@ def test_revocation_is_honoured_on_the_next_request(api_client, agent_key, audit
     assert audit_events.of("api_key.revoked")
 
 
+def test_a_request_that_verified_a_key_just_before_its_revocation_cannot_cache_it_back(
+    api_client, agent_key, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from accounts import authentication
+    from accounts.services import api_key_cache_key
+
+    read_from_the_database = authentication._snapshot_of
+
+    def revoked_meanwhile(api_key):
+        snapshot = read_from_the_database(api_key)  # the key is still usable in this read
+        with django_capture_on_commit_callbacks(execute=True):  # the revocation commits in between
+            api_key_revoke(api_key=ApiKey.objects.get(pk=api_key.pk), actor=None)
+        return snapshot
+
+    monkeypatch.setattr(authentication, "_snapshot_of", revoked_meanwhile)
+    api_client.get(ME_URL, **agent_key)  # the racing request: it began before the revocation
+    assert cache.get(api_key_cache_key(agent_key.api_key.prefix)) == {}  # the tombstone, not the key
+    assert api_client.get(ME_URL, **agent_key).status_code == 401
+    assert api_client.get(ME_URL, **agent_key).status_code == 401
+
+
+def test_a_forgotten_key_is_not_remembered_by_a_reader_that_fetched_it_before():
+    from accounts.cache import LocalMemo
+
+    memo = LocalMemo(lambda: 60)
+    generation = memo.generation  # a reader starts fetching
+    memo.forget("prefix")  # a revocation in this process
+    memo.set("prefix", {"key_id": 1}, generation=generation)
+    assert memo.get("prefix") is None
+    memo.set("prefix", {"key_id": 1}, generation=memo.generation)
+    assert memo.get("prefix") == {"key_id": 1}
+
+
 def test_revocation_that_missed_the_cache_is_honoured_within_the_ttl(api_client, agent_key, locmem_cache):
     assert api_client.get(ME_URL, **agent_key).status_code == 200
     ApiKey.objects.filter(pk=agent_key.api_key.pk).update(revoked_at=timezone.now())  # no cache delete

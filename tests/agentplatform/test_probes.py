@@ -1,5 +1,6 @@
 import json
 import socket
+import threading
 
 import pytest
 
@@ -96,3 +97,56 @@ def test_readyz_answers_503_naming_the_dependency_that_is_down(down):
     assert down in body["error"]["message"]
     others = set(body["dependencies"]) - {down}
     assert all(body["dependencies"][name]["status"] == "up" for name in others)
+
+
+_REPEATED_PROBES = """
+import json, os, sys, django
+django.setup()
+from django.test import Client
+answers = [Client().get("/readyz").json() for _ in range(6)]
+print(json.dumps(answers))
+sys.stdout.flush()
+os._exit(0)  # the exit hooks (the metrics recorder's last flush) would wait on the hung database
+"""
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts every connection and never answers (a hung database)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_a_hung_database_check_is_not_started_again_while_it_still_runs():
+    server = SilentServer()
+    try:
+        env = probe_env("database", server.port)
+        env["DB_CONNECT_TIMEOUT"] = "120"  # the connection attempt hangs for the whole test
+        result = run_python(_REPEATED_PROBES, env=env)
+        assert result.returncode == 0, result.stderr
+        answers = json.loads(result.stdout.strip().splitlines()[-1])
+    finally:
+        server.close()
+    assert [answer["checks"]["database"] for answer in answers] == ["down"] * 6
+    assert all(answer["checks"]["cache"] == answer["checks"]["broker"] == "ok" for answer in answers)
+    # Six probes, one connection attempt: the later probes found the first check still running.
+    assert len(server.accepted) == 1

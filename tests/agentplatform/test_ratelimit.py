@@ -9,7 +9,7 @@ from django.test import Client, RequestFactory, override_settings
 
 from agentplatform import counters, ratelimit
 from agentplatform.errors import RateLimited
-from agentplatform.ratelimit import enforce, identity_key, username_key
+from agentplatform.ratelimit import enforce, identity_key
 from tests.agentplatform.conftest import free_port
 
 URLS = "tests.agentplatform.urls_cross"
@@ -138,15 +138,6 @@ def test_enforce_counts_atomically_under_concurrency(clock):
     for thread in threads:
         thread.join(30)
     assert len(allowed) == 20
-
-
-def test_login_usernames_are_limited_case_insensitively(clock):
-    enforce("auth.test", username_key("Alice"))
-    enforce("auth.test", username_key("ALICE"))
-    with pytest.raises(RateLimited) as caught:
-        enforce("auth.test", username_key(" alice "))
-    assert caught.value.retry_after >= 1
-    enforce("auth.test", username_key("bob"))
 
 
 def test_counts_are_shared_through_the_cache_under_drf_s_key_format(clock):

@@ -106,8 +106,39 @@ def test_resolve_validator_and_schema_agree():
     def accepts(row) -> bool:
         return isinstance(row, dict) and not resolve_request_errors(row)
 
-    valid = {"user_id": "creator-1", "prompt_type": "welcome", "default_prompt": "Hello"}
+    valid = {
+        "user_id": "creator-1",
+        "prompt_type": "welcome",
+        "default_prompt": "Hello",
+        "label": "production",
+        "variables": {"name": "Ada", "turns": 3, "vip": True, "note": None},
+    }
     assert_same_answers(valid, accepts, ResolveRequestSerializer)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"a": {"nested": 1}},
+        {"a": [1]},
+        {"a": float("nan")},
+        {"a": 10**400},
+        {"": "empty name"},
+        {"n" * 101: "long name"},
+        {"a": "v" * 20_001},
+        {str(i): i for i in range(101)},
+    ],
+    ids=["object", "list", "nan", "huge-int", "empty-name", "long-name", "long-value", "too-many"],
+)
+def test_resolve_variables_bounds_agree(variables):
+    from experiments.serializers import ResolveRequestSerializer
+    from experiments.validation import resolve_request_errors
+
+    row = {"user_id": "u", "prompt_type": "p", "variables": variables}
+    assert "variables" in resolve_request_errors(row)
+    assert not serializer_accepts(ResolveRequestSerializer, row)
+    fine = {"user_id": "u", "prompt_type": "p", "variables": {"a": "v" * 20_000, **{str(i): i for i in range(99)}}}
+    assert not resolve_request_errors(fine) and serializer_accepts(ResolveRequestSerializer, fine)
 
 
 def test_results_validator_and_schema_agree():

@@ -31,3 +31,30 @@ def test_api_docs_render_without_a_cdn(page, live_server):
     page.shot("api-docs")
     assert "Agent Ops Platform API" in page.inner_text(".swagger-ui .info")
     assert all(url.startswith((live_server.url, "data:")) for url in requests), requests
+
+
+def test_every_changelist_fits_1280_px_with_the_demo_data(page, live_server, staff_admin):
+    """No list page scrolls sideways at 1,280 px, neither the page nor the results box inside it."""
+    from django.contrib import admin as django_admin
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "browser-admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    too_wide = {}
+    for model in django_admin.site._registry:
+        meta = model._meta
+        page.goto(f"{live_server.url}/admin/{meta.app_label}/{meta.model_name}/")
+        widths = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+            " ...(document.querySelector('.results') ? [document.querySelector('.results').scrollWidth,"
+            " document.querySelector('.results').clientWidth] : [0, 0])]"
+        )
+        if widths[0] > widths[1] or widths[2] > widths[3]:
+            too_wide[meta.label] = widths
+            page.shot(f"too-wide-{meta.label}")
+    assert too_wide == {}, f"[page scroll width, page width, results scroll width, results width]: {too_wide}"

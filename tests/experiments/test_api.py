@@ -28,10 +28,12 @@ def test_create_returns_the_detail_shape(operator_client):
     assert body["variants"][0] == {
         "key": "control",
         "name": "Control",
+        "prompt_version": 1,  # the inline content became version 1 of the prompt "support"
         "content": "You are helpful.",
         "weight": 1.0,
         "is_control": True,
     }
+    assert body["variants"][1]["prompt_version"] == 2
     assert {"started_at", "stopped_at", "user_percentage", "guardrail_metrics", "hypothesis"} <= set(body)
 
 

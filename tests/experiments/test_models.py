@@ -39,7 +39,7 @@ def _result(experiment, variant, event_id: str) -> Result:
     )
 
 
-@pytest.mark.skipif(not POSTGRES, reason="the (experiment, variant) foreign key is PostgreSQL's (migration 0005)")
+@pytest.mark.skipif(not POSTGRES, reason="the (experiment, variant) foreign key is PostgreSQL's (migration 0007)")
 def test_database_refuses_a_result_whose_variant_belongs_to_another_experiment(make_experiment):
     first = make_experiment(key="first")
     second = make_experiment(key="second")

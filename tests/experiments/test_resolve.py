@@ -59,6 +59,8 @@ def test_user_outside_gets_the_default(agent_client, make_experiment):
         "experiment": None,
         "variant": None,
         "reason": "outside_experiments",
+        "source": "default",
+        "prompt": None,
     }
 
 

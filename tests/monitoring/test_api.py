@@ -7,7 +7,7 @@ from unittest.mock import ANY
 
 import pytest
 
-from monitoring.models import AgentRun
+from monitoring.models import AgentRun, OperationMinute
 from tests.monitoring.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -224,12 +224,22 @@ def test_critic_score_may_be_omitted(agent_client):
     assert AgentRun.objects.get().critic_score is None
 
 
-def test_ingestion_answers_503_when_redis_is_down(agent_client, settings):
+def test_ingestion_of_event_ids_answers_503_when_redis_is_down(agent_client, settings):
     settings.MONITORING_STORE = "redis"
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation()]}, format="json")
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation(event_id="e-1")]}, format="json")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "dependency_unavailable"
+    assert not OperationMinute.objects.exists()  # nothing acknowledged, nothing stored
+
+
+def test_operations_without_event_ids_need_no_redis(agent_client, settings):
+    # Redis only deduplicates event ids: the counts go to the database.
+    settings.MONITORING_STORE = "redis"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = agent_client.post(OPERATIONS_URL, {"operations": [_operation()] * 2}, format="json")
+    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert OperationMinute.objects.get().count == 2
 
 
 # --- who files a run: an agent (API key) files its own, and its ids are its own ------------------

@@ -105,7 +105,13 @@ WRITE_ENDPOINTS = {
     "operations": ("/api/v1/monitoring/operations", "agent", lambda f, v: {"operations": [operation(**{f: v})]}),
     "agent_runs": ("/api/v1/monitoring/agent-runs", "agent", lambda f, v: {"runs": [agent_run(**{f: v})]}),
     "context": ("/api/v1/enrichment/context", "agent", lambda f, v: {f: v}),
+    "prompt_create": ("/api/v1/prompts/", "operator", lambda f, v: {"key": "k", f: v}),
+    "prompt_update": ("/api/v1/prompts/hostile", "operator", lambda f, v: {f: v}),
+    "prompt_version": ("/api/v1/prompts/hostile/versions", "operator", lambda f, v: {"content": "c", f: v}),
+    "prompt_label": ("/api/v1/prompts/hostile/labels/staging", "operator", lambda f, v: {"version": 1, f: v}),
 }
+# The method each write endpoint takes (POST unless named here).
+METHODS = {"experiment_update": "PATCH", "prompt_update": "PATCH", "prompt_label": "PUT"}
 FIELDS = {
     "resolve": ["user_id", "prompt_type", "default_prompt"],
     "experiment_create": ["key", "name", "variants", "user_percentage", "primary_metric", "guardrail_metrics"],
@@ -139,6 +145,10 @@ FIELDS = {
         "outcome",
     ],
     "context": ["web", "youtube", "crawl", "supadata", "mcp", "search"],
+    "prompt_create": ["key", "description", "protected_labels"],
+    "prompt_update": ["description", "protected_labels"],
+    "prompt_version": ["content", "config", "message", "labels"],
+    "prompt_label": ["version", "reason"],
 }
 
 
@@ -152,6 +162,14 @@ def clients(auth_client, settings):
     )
     assert created.status_code == 201, created.content
     assert cache["operator"].post("/api/v1/experiments/hostile/start").status_code == 200
+    # Prompt ``hostile`` with version 1 under ``production`` and ``staging``, for the registry's endpoints
+    # (written by the system: an operator may not move the protected production label).
+    from prompts import services as prompt_services
+
+    prompt = prompt_services.prompt_create(actor=None, key="hostile")
+    prompt_services.prompt_version_create(
+        actor=None, prompt=prompt, content="Hostile {{x}}", labels=["production", "staging"]
+    )
 
     def get(role: str) -> APIClient:
         if role not in cache:
@@ -177,7 +195,7 @@ def test_every_field_of_every_write_endpoint_refuses_hostile_values_without_a_5x
     for field in FIELDS[name]:
         # deep(600): parses, and once crashed a recursive check of the audit API with a 500.
         for value in [*HOSTILE_STRINGS, *HOSTILE_VALUES, deep(200), deep(600)]:
-            send = client.patch if name == "experiment_update" else client.post
+            send = getattr(client, METHODS.get(name, "POST").lower())
             response = send(url, build(field, value), format="json")
             assert_handled(response, f"{name}.{field}={str(value)[:40]!r}")
 
@@ -202,12 +220,11 @@ def test_every_field_of_every_write_endpoint_refuses_hostile_values_without_a_5x
 )
 def test_malformed_bodies_are_4xx_envelopes(name, raw, clients):
     url, role, _ = WRITE_ENDPOINTS[name]
-    response = clients(role).generic(
-        "PATCH" if name == "experiment_update" else "POST", url, raw, content_type="application/json"
-    )
+    method = METHODS.get(name, "POST")
+    response = clients(role).generic(method, url, raw, content_type="application/json")
     assert_handled(response, f"{name} {raw[:20]!r}")
     # An empty PATCH changes nothing (200); enrichment answers an empty spec with empty context.
-    assert response.status_code >= 400 or name == "context" or (name == "experiment_update" and raw == b"")
+    assert response.status_code >= 400 or name == "context" or (method == "PATCH" and raw == b"")
 
 
 @pytest.mark.parametrize("name", list(WRITE_ENDPOINTS))
@@ -489,7 +506,7 @@ REFUSED_BY_TYPE = {
     "date-time": ["year 9999", "year 9999 west", "year 9999 date", "year 1", "year 1 east", "year 0", "february 30"],
 }
 # Values for path parameters: objects the ``query_world`` fixture creates.
-PATH_VALUES = {"key": "hostile"}
+PATH_VALUES = {"key": "hostile", "label": "production", "version": "1"}
 
 
 @functools.cache
@@ -525,7 +542,7 @@ def _param_kind(schema: dict) -> str:
 
 @pytest.fixture
 def query_world(clients):
-    """An admin client, and the objects the GET paths name (experiment ``hostile``, one report)."""
+    """An admin client, and the objects the GET paths name (experiment and prompt ``hostile``, one report)."""
     from django.utils import timezone
 
     from reports.models import Report, ReportKind
@@ -534,6 +551,10 @@ def query_world(clients):
     report = Report.objects.create(
         kind=ReportKind.DAILY, period="hostile", period_start=start, period_end=start + timedelta(days=1)
     )
+    from experiments.snapshot import snapshot_reset
+
+    # The label read serves this process's snapshot: rebuild it with the prompt ``clients`` wrote.
+    snapshot_reset()
     return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
 
 
@@ -587,3 +608,22 @@ def test_every_query_parameter_of_every_get_endpoint_refuses_hostile_values_with
         response = client.get(f"{url}?{name}={_valid_value(parameter['schema'])}&{name}=a%00b")
         assert_handled(response, f"GET {get_path} {name} twice")
         assert response.status_code == 400
+
+
+def test_hostile_path_segments_of_the_prompt_registry_are_4xx_envelopes(clients):
+    client = clients("operator")
+    for url in (
+        "/api/v1/prompts/" + "k" * 5000,
+        "/api/v1/prompts/hostile/versions/99999999999999999999",
+        "/api/v1/prompts/hostile/versions/0",
+        "/api/v1/prompts/hostile/labels/a%00b/history",
+        "/api/v1/prompts/hostile/labels/%ED%A0%80/history",
+        "/api/v1/prompts/hostile/labels/" + "l" * 5000 + "/history",
+    ):
+        response = client.get(url)
+        assert_handled(response, url)
+        assert response.status_code in (400, 404), url
+    for label in ("a%00b", "latest", "l" * 5000, "%C0%80"):
+        response = client.put(f"/api/v1/prompts/hostile/labels/{label}", {"version": 1}, format="json")
+        assert_handled(response, label)
+        assert response.status_code in (400, 404), label

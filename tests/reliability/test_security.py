@@ -257,6 +257,22 @@ def test_json_answers_carry_no_page_policy(client):
 
 
 @pytest.mark.django_db
+def test_a_304_carries_no_page_policy(client, user_factory):
+    from experiments.snapshot import snapshot_reset
+    from prompts import services
+
+    prompt = services.prompt_create(actor=None, key="support")
+    services.prompt_version_create(actor=None, prompt=prompt, content="Hi", labels=["production"])
+    snapshot_reset()
+    client.force_login(user_factory(role="agent"))
+    etag = client.get("/api/v1/prompts/support/labels/production")["ETag"]
+    response = client.get("/api/v1/prompts/support/labels/production", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert "Content-Security-Policy" not in response and "Permissions-Policy" not in response
+    snapshot_reset()
+
+
+@pytest.mark.django_db
 def test_the_api_docs_need_a_login_unless_public(client, settings, user_factory):
     settings.API_DOCS_PUBLIC = False
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")

@@ -35,7 +35,7 @@ def _restore(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("experiments", "0003_result_covering_index"),
+        ("experiments", "0005_variant_content_to_versions"),
     ]
 
     operations = [

@@ -29,7 +29,7 @@ def _drop_key(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("experiments", "0004_result_lean_indexes"),
+        ("experiments", "0006_result_lean_indexes"),
     ]
 
     operations = [
