@@ -97,6 +97,7 @@ class VariantAdminForm(forms.ModelForm):
     version = forms.IntegerField(
         required=False,
         min_value=1,
+        widget=forms.NumberInput(attrs={"class": "vIntegerField"}),
         label="prompt version",
         error_messages={"invalid": PROMPT_VERSION_INVALID, "min_value": PROMPT_VERSION_INVALID},
         help_text="A version of the experiment's prompt, or leave empty and write the content.",
@@ -105,6 +106,14 @@ class VariantAdminForm(forms.ModelForm):
     class Meta:
         model = Variant
         fields = VARIANT_FIELDS
+        # Sized so the inline's row fits the 1,280 px page (the admin's defaults are 20em fields
+        # and a 40-column text area: 1,840 px).
+        widgets = {
+            "key": forms.TextInput(attrs={"size": 12}),
+            "name": forms.TextInput(attrs={"size": 16}),
+            "content": forms.Textarea(attrs={"rows": 3, "cols": 36}),
+            "weight": forms.NumberInput(attrs={"class": "vIntegerField", "step": "any"}),
+        }
         error_messages = {
             "key": {"required": VARIANT_KEY_INVALID, "invalid": VARIANT_KEY_INVALID},
             "content": {"required": CONTENT_REQUIRED},
