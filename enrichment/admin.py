@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -15,6 +16,8 @@ from enrichment.models import CollectedDocument, DataSource
 
 @admin.register(DataSource)
 class DataSourceAdmin(admin.ModelAdmin):
+    # A URL typed without a scheme is read as https (Django 6's default; 5.x warns without it).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "kind", "active", "schedule", "last_run_at", "last_success_at", "consecutive_failures")
     list_filter = ("active", "kind")
     search_fields = ("name", "url")
