@@ -76,6 +76,8 @@ class DataSourceAdmin(admin.ModelAdmin):
 class CollectedDocumentAdmin(CsvExportMixin, ReadOnlyModelAdmin):
     """Documents come from collection only; staff read, export and (with the permission) delete them."""
 
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
     deletable_by = "permission"
     list_display = ("title", "source", "url", "fetched_at")
     list_filter = ("source",)
