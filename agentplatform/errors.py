@@ -135,6 +135,13 @@ def envelope(code: str, message: str, details: Any = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details, "request_id": get_request_id()}}
 
 
+def _message(detail: Any) -> str:
+    """One sentence from a DRF detail; simplejwt sends ``{"detail": …, "code": …}`` as a dict."""
+    if isinstance(detail, dict) and "detail" in detail:
+        return str(detail["detail"])
+    return str(detail)
+
+
 def _from_drf(exc: drf_exceptions.APIException) -> PlatformError:
     """Translate DRF's exceptions into the platform's vocabulary."""
     if isinstance(exc, drf_exceptions.ValidationError):
@@ -142,7 +149,7 @@ def _from_drf(exc: drf_exceptions.APIException) -> PlatformError:
     if isinstance(exc, drf_exceptions.ParseError):
         return MalformedRequest(str(exc.detail))
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
-        error = AuthenticationRequired(str(exc.detail))
+        error = AuthenticationRequired(_message(exc.detail))
         error.code = (
             "not_authenticated" if isinstance(exc, drf_exceptions.NotAuthenticated) else "authentication_failed"
         )

@@ -11,7 +11,9 @@ same corpus and requires the same answers.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -113,3 +115,15 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_representation(self, value):
         return value.isoformat() if isinstance(value, datetime) else value
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """A JSON object with only the declared fields (an unknown one is a 400 naming it)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+        unknown = sorted((str(name)[:100] for name in set(data) - set(self.fields)), key=str)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)

@@ -39,6 +39,7 @@ from experiments.validation import (
     validate_experiment_fields,
     validate_variants,
 )
+from prompts.templating import normalise_newlines
 
 # transition name -> (service, label, statuses it applies to)
 TRANSITIONS = {
@@ -124,6 +125,10 @@ class VariantAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.prompt_version_id:
             self.initial.setdefault("version", self.instance.prompt_version.version)
+
+    def clean_content(self):
+        content = self.cleaned_data.get("content")
+        return normalise_newlines(content) if content else content
 
     def clean_weight(self):
         weight = self.cleaned_data.get("weight")

@@ -22,6 +22,7 @@ from agentplatform.strict_fields import (
     StrictCharField,
     StrictChoiceField,
     StrictFloatField,
+    StrictInputSerializer,
     StrictIntegerField,
 )
 from experiments.metric_catalogue import METRICS
@@ -30,7 +31,7 @@ from experiments.validation import VARIABLES_MAX_ITEMS, experiment_validate, var
 from prompts.models import LABEL_HELP, LABEL_PATTERN
 
 
-class VariantInputSerializer(serializers.Serializer):
+class VariantInputSerializer(StrictInputSerializer):
     key = serializers.CharField()
     name = serializers.CharField(default="", allow_blank=True, allow_null=True, trim_whitespace=False)
     prompt_version = serializers.IntegerField(
@@ -217,7 +218,7 @@ class ResolveResponseSerializer(serializers.Serializer):
     )
 
 
-class PromoteInputSerializer(serializers.Serializer):
+class PromoteInputSerializer(StrictInputSerializer):
     """``POST experiments/{key}/promote``."""
 
     variant = serializers.CharField(max_length=100, help_text="The variant whose prompt version goes to production.")

@@ -24,7 +24,7 @@ from prompts.diff import config_text, side_by_side
 from prompts.models import CONTENT_MAX_CHARS, MESSAGE_MAX_CHARS, Prompt, PromptVersion
 from prompts.selectors import VERSION_MAX
 from prompts.services import MOVE_PROTECTED_PERMISSION, REASON_MAX_CHARS
-from prompts.templating import MissingVariables, compile_prompt, variables_of
+from prompts.templating import MissingVariables, compile_prompt, normalise_newlines, variables_of
 
 ADD_VERSION = "prompts.add_promptversion"
 MOVE_LABEL = "prompts.change_promptlabel"
@@ -148,6 +148,9 @@ class NewVersionForm(forms.Form):
         required=False,
         help_text="Labels to move to the new version, comma-separated (protected ones need the permission).",
     )
+
+    def clean_content(self) -> str:
+        return normalise_newlines(self.cleaned_data["content"])
 
     def clean_config(self):
         text = (self.cleaned_data.get("config") or "").strip()

@@ -265,8 +265,11 @@ class PromptLabelView(PromptLabelMoveView):
         },
     )
     def get(self, request, key: str, label: str):
-        served = get_snapshot().prompts.get(key, {}).get(label)
+        labels = get_snapshot().prompts.get(key)
+        served = labels.get(label) if labels is not None else None
         if served is None:
+            if labels is None:
+                raise NotFound(f"No prompt '{key}' with a version (the registry serves prompts that have one).")
             raise NotFound(f"Prompt '{key}' has no version under the label '{label}'.")
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match and _etag_matches(if_none_match, served.etag):

@@ -120,7 +120,7 @@ class PromptVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.prompt_id}@{self.version}"
+        return f"{self.prompt.key} v{self.version}"
 
     def save(self, *args, force_update=False, update_fields=None, **kwargs):
         if not self._state.adding or force_update or update_fields is not None:
@@ -162,7 +162,7 @@ class PromptLabelMove(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Kept whatever happens to the user (an agent key, a job: "system:<job>").
-    actor_label = models.CharField(max_length=150, blank=True, default="")
+    actor_label = models.CharField("by", max_length=150, blank=True, default="")
     reason = models.CharField(max_length=500, blank=True, default="")
     moved_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,14 +9,11 @@ same words.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentplatform.query import MAX_OFFSET, QueryParameters
-from agentplatform.strict_fields import StrictCharField, StrictIntegerField
+from agentplatform.strict_fields import StrictCharField, StrictInputSerializer, StrictIntegerField
 from prompts.models import CONTENT_MAX_CHARS, MESSAGE_MAX_CHARS, PROMPT_KEY_HELP
 from prompts.selectors import VERSION_MAX
 from prompts.services import DESCRIPTION_MAX_CHARS, REASON_MAX_CHARS
@@ -25,18 +22,6 @@ from prompts.templating import variables_of
 # Labels a request may name at once (protected labels, labels moved with a new version).
 LABELS_MAX = 20
 LABEL_NAME_MAX = 50
-
-
-class StrictInputSerializer(serializers.Serializer):
-    """A JSON object with only the declared fields (an unknown one is a 400 naming it)."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-        unknown = sorted((str(name)[:100] for name in set(data) - set(self.fields)), key=str)
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 def _label_list(**kwargs) -> serializers.ListField:

@@ -21,6 +21,7 @@ from audit.services import actor_label_for, audit_log
 from prompts.models import (
     CONFIG_MAX_BYTES,
     CONTENT_MAX_CHARS,
+    DEFAULT_PROTECTED_LABELS,
     LABEL_HELP,
     LABEL_PATTERN,
     LATEST,
@@ -107,7 +108,7 @@ def _config_problem(config: dict) -> str | None:
 
 def _protected_labels_errors(labels: Any) -> list[str]:
     if not isinstance(labels, list) or any(label_errors(label) for label in labels):
-        return [f"A list of label names ({LABEL_HELP}; not 'latest')."]
+        return [f"A list of label names ({LABEL_HELP.rstrip('.')}; not 'latest')."]
     return []
 
 
@@ -118,6 +119,11 @@ def may_move(actor, prompt: Prompt, label: str) -> bool:
     if actor is None or isinstance(actor, str):  # the system itself: jobs, promotions by rule
         return True
     return bool(actor.has_perm(MOVE_PROTECTED_PERMISSION))
+
+
+def _may_change_protection(actor) -> bool:
+    """Whether ``actor`` may choose which labels are protected (system actors may)."""
+    return actor is None or isinstance(actor, str) or bool(actor.has_perm(MOVE_PROTECTED_PERMISSION))
 
 
 @transaction.atomic
@@ -134,6 +140,17 @@ def prompt_create(
         errors["description"] = _description_errors(description)
     if errors:
         raise ValidationFailed("The prompt is not valid.", details=errors)
+    if (
+        protected_labels is not None
+        and not set(DEFAULT_PROTECTED_LABELS) <= set(protected_labels)
+        and not _may_change_protection(actor)
+    ):
+        # Otherwise an operator could create a prompt with nothing protected, then move production.
+        # Protecting more than the default is anyone's choice; protecting less needs the permission.
+        raise PermissionDenied(
+            f"Leaving {', '.join(DEFAULT_PROTECTED_LABELS)} unprotected needs the permission "
+            f"{MOVE_PROTECTED_PERMISSION}."
+        )
     if Prompt.objects.filter(key=key).exists():
         raise Conflict(f"A prompt with key '{key}' already exists.", code="duplicate_key")
     prompt = Prompt.objects.create(
@@ -171,7 +188,7 @@ def prompt_update(
             )
         protected_labels = list(dict.fromkeys(protected_labels))
         if protected_labels != prompt.protected_labels:
-            if not (actor is None or isinstance(actor, str) or actor.has_perm(MOVE_PROTECTED_PERMISSION)):
+            if not _may_change_protection(actor):
                 raise PermissionDenied("Changing which labels are protected needs the permission to move them.")
             changed["protected_labels"] = {"from": prompt.protected_labels, "to": protected_labels}
             prompt.protected_labels = protected_labels

@@ -49,3 +49,12 @@ def _text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value)
+
+
+def normalise_newlines(text: str) -> str:
+    """``\\n`` line ends: browsers submit text areas with ``\\r\\n``, API clients send ``\\n``.
+
+    The admin's forms pass prompt text through this, so the same text typed in the admin and sent
+    through the API is one version (one content hash), and agents get ``\\n`` either way.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -294,3 +294,9 @@ def test_logout_holds_when_the_cache_is_down(api_client, pair, request):
     api_client.post(LOGOUT_URL, {"refresh": pair["refresh"]}, format="json", **bearer(pair["access"]))
     request.getfixturevalue("accounts_cache_down")
     assert api_client.get(ME_URL, **bearer(pair["access"])).status_code == 401
+
+
+def test_a_malformed_bearer_header_is_a_plain_sentence(api_client):
+    response = api_client.get("/api/v1/auth/me", HTTP_AUTHORIZATION="Bearer abc def")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Authorization header must contain two space-delimited values"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from experiments.models import Experiment, ExperimentStatus
@@ -58,6 +60,14 @@ def test_unknown_field_is_refused(operator_client):
     response = operator_client.post(LIST, experiment_body(colour="blue"), format="json")
     assert response.status_code == 400
     assert "colour" in response.json()["error"]["details"]
+
+
+def test_an_unknown_field_in_a_variant_is_refused(operator_client):
+    body = experiment_body()
+    body["variants"][1]["colour"] = "blue"
+    response = operator_client.post(LIST, body, format="json")
+    assert response.status_code == 400
+    assert "colour" in json.dumps(response.json()["error"]["details"])
 
 
 def test_reserved_key_is_refused(operator_client):

@@ -105,3 +105,10 @@ def test_an_unknown_variant_is_a_400(running, admin_user):
     assert response.status_code == 400 and "variant" in response.json()["error"]["details"]
     response = client_for(admin_user).post(promote_url(), {}, format="json")
     assert response.status_code == 400
+
+
+def test_an_unknown_field_is_a_400_and_nothing_is_promoted(running, admin_user):
+    response = client_for(admin_user).post(promote_url(), {"variant": "warm", "force": True}, format="json")
+    assert response.status_code == 400 and "force" in response.json()["error"]["details"]
+    running.refresh_from_db()
+    assert running.status == "running"

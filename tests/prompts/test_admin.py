@@ -356,3 +356,10 @@ def test_the_label_history_lists_moves_newest_first(operator, admin_user, prompt
     assert moves == [(3, 2, "back"), (2, 3, "try"), (None, 2, "friendlier")]
     assert page.context["current"].version.version == 2
     assert client_for(operator).get(url("label_history", prompt.pk, "latest")).status_code == 404
+
+
+def test_text_typed_in_the_admin_is_stored_with_the_apis_line_ends(operator, prompt):
+    form = {"content": "Line one\r\nLine two\r\n", "config": "", "message": "", "labels": ""}
+    response = client_for(operator).post(url("new_version", prompt.pk), form)
+    assert response.status_code == 302
+    assert prompt.versions.order_by("-version").first().content == "Line one\nLine two\n"

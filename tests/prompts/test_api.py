@@ -343,3 +343,22 @@ def test_label_history_lists_moves_newest_first(operator, admin, analyst, suppor
     assert analyst.get(label_url(support, "unused") + "/history").json()["count"] == 0
     assert analyst.get(label_url(support, "latest") + "/history").status_code == 404
     assert analyst.get(label_url("nope", "staging") + "/history").status_code == 404
+
+
+def test_an_operator_may_protect_more_but_not_create_a_prompt_with_production_unprotected(operator, admin):
+    for body in ({"key": "open", "protected_labels": []}, {"key": "open", "protected_labels": ["staging"]}):
+        refused = operator.post(LIST, body, format="json")
+        assert refused.status_code == 403 and error_code(refused) == "permission_denied"
+        assert "production" in refused.json()["error"]["message"]
+    assert not Prompt.objects.filter(key="open").exists()
+    more = operator.post(LIST, {"key": "guarded", "protected_labels": ["production", "staging"]}, format="json")
+    assert more.status_code == 201
+    allowed = admin.post(LIST, {"key": "open", "protected_labels": []}, format="json")
+    assert allowed.status_code == 201 and allowed.json()["protected_labels"] == []
+
+
+def test_the_label_read_says_when_the_prompt_itself_is_unknown(agent, support):
+    unknown = agent.get(label_url("nope", "production"))
+    assert unknown.status_code == 404 and "No prompt 'nope'" in unknown.json()["error"]["message"]
+    unset = agent.get(label_url(support, "canary"))
+    assert unset.status_code == 404 and "no version under the label 'canary'" in unset.json()["error"]["message"]
