@@ -20,9 +20,10 @@ starts no thread: items wait until ``flush`` writes them in the caller's thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
@@ -260,3 +261,64 @@ class BatchWriter(Generic[Item]):
         delay = min(self.retry_max_seconds, max(self.flush_interval, 0.01) * 2 ** min(self._failures, 20))
         if self._stop_requested.wait(delay):
             time.sleep(0.05)  # draining: keep trying until the drain's deadline, every 50 ms
+
+
+Writer = TypeVar("Writer", bound=BatchWriter)
+
+
+class ProcessWriter(Generic[Writer]):
+    """This process's one writer, built on first use; a forked child builds its own (pid check).
+
+    ``build`` makes the writer from settings read at that moment; ``drain_seconds`` names the
+    setting that bounds ``stop``'s drain at process exit. The exposure buffer and the monitoring
+    operations' writer each keep one at module level and expose its methods under their own names.
+    """
+
+    def __init__(self, build: Callable[[], Writer], *, drain_seconds: Callable[[], float]) -> None:
+        self._build = build
+        self._drain_seconds = drain_seconds
+        self._writer: Writer | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Writer:
+        writer = self._writer
+        if writer is not None and self._pid == os.getpid():
+            return writer
+        with self._lock:
+            if self._writer is None or self._pid != os.getpid():
+                self._writer = self._build()
+                self._pid = os.getpid()
+            return self._writer
+
+    def current(self) -> Writer | None:
+        """The writer if this process has built one (never builds)."""
+        return self._writer if self._pid == os.getpid() else None
+
+    def depth(self) -> int:
+        writer = self.current()
+        return 0 if writer is None else writer.depth()
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Stores what was buffered so far; returns how many items were waiting."""
+        writer = self.current()
+        if writer is None:
+            return 0
+        waiting = writer.depth()
+        writer.flush(timeout)
+        return waiting
+
+    def stop(self, timeout: float | None = None) -> int:
+        """Drains and stops the writer (process exit); returns the items not stored."""
+        with self._lock:
+            writer = self.current()
+            self._writer = None
+        if writer is None:
+            return 0
+        return writer.stop(self._drain_seconds() if timeout is None else timeout)
+
+    def discard(self) -> None:
+        """Forgets what was buffered and not stored (tests)."""
+        writer = self.current()
+        if writer is not None:
+            writer.discard_pending()

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import secrets
-import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -34,7 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from agentplatform import counters
-from agentplatform.background import BatchWriter
+from agentplatform.background import BatchWriter, ProcessWriter
 from agentplatform.errors import DependencyUnavailable
 from monitoring.models import OperationDay, OperationHour, OperationMinute, SeenEvent
 from monitoring.store import OpenMinute, parse_minute_key
@@ -171,28 +169,18 @@ class OperationWriter(BatchWriter[OperationsItem]):
         )
 
 
-_writer: OperationWriter | None = None
-_writer_pid: int | None = None
-_writer_lock = threading.Lock()
+def _build_writer() -> OperationWriter:
+    writer = OperationWriter(
+        max_items=settings.MONITORING_OPERATIONS_BUFFER_MAX_ITEMS,
+        flush_interval=settings.MONITORING_OPERATIONS_FLUSH_SECONDS,
+        retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
+        threaded=settings.MONITORING_OPERATIONS_BACKGROUND_FLUSH,
+    )
+    writer.batch_rows = 500  # items (requests) per transaction
+    return writer
 
 
-def _get_writer() -> OperationWriter:
-    """This process's writer, created on first use (a forked child gets its own)."""
-    global _writer, _writer_pid
-    writer = _writer
-    if writer is not None and _writer_pid == os.getpid():
-        return writer
-    with _writer_lock:
-        if _writer is None or _writer_pid != os.getpid():
-            _writer = OperationWriter(
-                max_items=settings.MONITORING_OPERATIONS_BUFFER_MAX_ITEMS,
-                flush_interval=settings.MONITORING_OPERATIONS_FLUSH_SECONDS,
-                retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
-                threaded=settings.MONITORING_OPERATIONS_BACKGROUND_FLUSH,
-            )
-            _writer.batch_rows = 500  # items (requests) per transaction
-            _writer_pid = os.getpid()
-        return _writer
+_writer = ProcessWriter(_build_writer, drain_seconds=lambda: settings.MONITORING_OPERATIONS_DRAIN_SECONDS)
 
 
 def operations_submit(increments: dict[str, dict[str, int]]) -> None:
@@ -200,7 +188,7 @@ def operations_submit(increments: dict[str, dict[str, int]]) -> None:
     if not increments:
         return
     item = (ITEM_ID_PREFIX + secrets.token_hex(12), increments)
-    writer = _get_writer()
+    writer = _writer.get()
     if writer.threaded:
         if writer.submit([item]):
             return
@@ -217,36 +205,22 @@ def operations_submit(increments: dict[str, dict[str, int]]) -> None:
 
 def operations_buffered() -> int:
     """Requests' operations waiting in this process's writer (readiness info and tests)."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    return 0 if writer is None else writer.depth()
+    return _writer.depth()
 
 
 def operations_flush(*, timeout: float | None = None) -> int:
     """Stores every operation this process has buffered so far; returns how many requests' were waiting."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    if writer is None:
-        return 0
-    waiting = writer.depth()
-    writer.flush(timeout)
-    return waiting
+    return _writer.flush(timeout)
 
 
 def operations_writer_stop(timeout: float | None = None, **_signal_kwargs) -> int:
     """Drains and stops this process's writer (process exit); returns the items not stored."""
-    global _writer
-    with _writer_lock:
-        writer = _writer if _writer_pid == os.getpid() else None
-        _writer = None
-    if writer is None:
-        return 0
-    return writer.stop(settings.MONITORING_OPERATIONS_DRAIN_SECONDS if timeout is None else timeout)
+    return _writer.stop(timeout)
 
 
 def operations_discard_buffered() -> None:
     """Forgets what this process buffered and did not store (tests)."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    if writer is not None:
-        writer.discard_pending()
+    _writer.discard()
 
 
 # Runs in every process that imported this module, forked children included (it checks the pid).

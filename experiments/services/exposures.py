@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
 from agentplatform import compat, counters
-from agentplatform.background import BatchWriter
+from agentplatform.background import BatchWriter, ProcessWriter
 
 logger = logging.getLogger(__name__)
 
@@ -105,28 +104,18 @@ class ExposureWriter(BatchWriter[ExposureRow]):
         )
 
 
-_writer: ExposureWriter | None = None
-_writer_pid: int | None = None
-_writer_lock = threading.Lock()
+def _build_writer() -> ExposureWriter:
+    writer = ExposureWriter(
+        max_items=settings.EXPERIMENTS_EXPOSURE_BUFFER_MAX_ROWS,
+        flush_interval=settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS,
+        retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
+        threaded=settings.EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH,
+    )
+    writer.batch_rows = settings.EXPERIMENTS_EXPOSURE_FLUSH_BATCH
+    return writer
 
 
-def _get_writer() -> ExposureWriter:
-    """This process's writer, created on first use (a forked child gets its own)."""
-    global _writer, _writer_pid
-    writer = _writer
-    if writer is not None and _writer_pid == os.getpid():
-        return writer
-    with _writer_lock:
-        if _writer is None or _writer_pid != os.getpid():
-            _writer = ExposureWriter(
-                max_items=settings.EXPERIMENTS_EXPOSURE_BUFFER_MAX_ROWS,
-                flush_interval=settings.EXPERIMENTS_EXPOSURE_FLUSH_SECONDS,
-                retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
-                threaded=settings.EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH,
-            )
-            _writer.batch_rows = settings.EXPERIMENTS_EXPOSURE_FLUSH_BATCH
-            _writer_pid = os.getpid()
-        return _writer
+_writer = ProcessWriter(_build_writer, drain_seconds=lambda: settings.EXPERIMENTS_EXPOSURE_DRAIN_SECONDS)
 
 
 def exposure_record(*, experiment_id: int, variant_id: int, user_id: str, at: datetime | None = None) -> None:
@@ -135,7 +124,7 @@ def exposure_record(*, experiment_id: int, variant_id: int, user_id: str, at: da
     if not _seen.add(pair):
         return
     row = (experiment_id, variant_id, user_id, at or datetime.now(UTC))
-    if _get_writer().submit([row]):
+    if _writer.get().submit([row]):
         return
     # The queue is full (the database has been slow or down for a while): this resolve writes its own.
     counters.increment("experiments_exposure_buffer_full")
@@ -203,23 +192,12 @@ def _upsert_via_copy(values: list[tuple[int, int, str, datetime]]) -> None:
 
 def exposures_flush(*, timeout: float | None = None) -> int:
     """Stores every exposure this process has buffered so far; returns how many were waiting."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    if writer is None:
-        return 0
-    waiting = writer.depth()
-    writer.flush(timeout)
-    return waiting
+    return _writer.flush(timeout)
 
 
 def exposures_writer_stop(timeout: float | None = None, **_signal_kwargs) -> int:
     """Drains and stops this process's writer (process exit); returns the exposures not stored."""
-    global _writer
-    with _writer_lock:
-        writer = _writer if _writer_pid == os.getpid() else None
-        _writer = None
-    if writer is None:
-        return 0
-    return writer.stop(settings.EXPERIMENTS_EXPOSURE_DRAIN_SECONDS if timeout is None else timeout)
+    return _writer.stop(timeout)
 
 
 # Runs in every process that imported this module, forked children included (it checks the pid).
@@ -282,8 +260,7 @@ def _known_experiment_rows(rows):
 
 def exposures_buffered() -> int:
     """How many exposures wait in this process's buffer (readiness info and tests)."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    return 0 if writer is None else writer.depth()
+    return _writer.depth()
 
 
 def exposures_forget_seen() -> None:
@@ -293,6 +270,4 @@ def exposures_forget_seen() -> None:
 
 def exposures_discard_buffered() -> None:
     """Forget the exposures this process has buffered and not stored (tests)."""
-    writer = _writer if _writer_pid == os.getpid() else None
-    if writer is not None:
-        writer.discard_pending()
+    _writer.discard()
