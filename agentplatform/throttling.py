@@ -52,3 +52,14 @@ class ScopedRateLimit(ScopedRateThrottle):
 
     def wait(self) -> float | None:
         return self.usage.reset_in if self.usage is not None else None
+
+
+class ScopeByMethod:
+    """A view mixin: reads (GET, HEAD, OPTIONS) count against ``read_scope``, writes against ``write_scope``."""
+
+    read_scope: str
+    write_scope: str
+
+    @property
+    def throttle_scope(self) -> str:
+        return self.read_scope if self.request.method in ("GET", "HEAD", "OPTIONS") else self.write_scope

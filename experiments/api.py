@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from agentplatform.errors import ValidationFailed
 from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
+from agentplatform.throttling import ScopeByMethod
 from experiments import selectors
 from experiments.models import Experiment
 from experiments.serializers import (
@@ -35,15 +36,9 @@ from experiments.snapshot import get_snapshot
 from experiments.validation import resolve_request_errors
 
 
-class _ByMethod:
-    """Views whose rate-limit group depends on the HTTP method (read vs write)."""
-
-    read_group = "experiments.read"
-    write_group = "experiments.write"
-
-    @property
-    def throttle_scope(self) -> str:
-        return self.read_group if self.request.method in ("GET", "HEAD", "OPTIONS") else self.write_group
+class _ByMethod(ScopeByMethod):
+    read_scope = "experiments.read"
+    write_scope = "experiments.write"
 
 
 class ExperimentPagination(LimitOffsetPagination):

@@ -72,7 +72,6 @@ def prompt_page_context(request, prompt: Prompt) -> dict:
     user = request.user
     versions = list(selectors.prompt_versions(prompt=prompt)) if user.has_perm(VIEW_VERSION) else []
     labels = sorted(prompt.labels.select_related("version").all(), key=lambda label: label.name)
-    may_move_protected = user.has_perm(MOVE_PROTECTED_PERMISSION)
     rows = [
         {
             "version": version,
@@ -88,8 +87,7 @@ def prompt_page_context(request, prompt: Prompt) -> dict:
             {
                 "label": label,
                 "protected": label.name in prompt.protected_labels,
-                "movable": user.has_perm(MOVE_LABEL)
-                and (label.name not in prompt.protected_labels or may_move_protected),
+                "movable": user.has_perm(MOVE_LABEL) and services.may_move(user, prompt, label.name),
             }
             for label in labels
         ],

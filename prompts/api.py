@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from agentplatform.errors import NotFound
 from agentplatform.permissions import Requires
+from agentplatform.throttling import ScopeByMethod
 from experiments.snapshot import get_snapshot
 from prompts import selectors, services
 from prompts.models import LABEL_PATTERN, LATEST, Prompt, PromptLabel, PromptVersion
@@ -40,12 +41,9 @@ LABEL_PARAMETER = OpenApiParameter("label", str, OpenApiParameter.PATH, descript
 VERSION_PARAMETER = OpenApiParameter("version", int, OpenApiParameter.PATH, description="The version number.")
 
 
-class _ByMethod:
-    """Reads count against ``prompts.read``, writes against ``prompts.write``."""
-
-    @property
-    def throttle_scope(self) -> str:
-        return "prompts.read" if self.request.method in ("GET", "HEAD", "OPTIONS") else "prompts.write"
+class _ByMethod(ScopeByMethod):
+    read_scope = "prompts.read"
+    write_scope = "prompts.write"
 
 
 def _pagination(default: int, maximum: int) -> LimitOffsetPagination:

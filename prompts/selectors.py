@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from agentplatform.errors import NotFound
-from prompts.models import LATEST, Prompt, PromptLabel, PromptLabelMove, PromptVersion
+from prompts.models import Prompt, PromptLabel, PromptLabelMove, PromptVersion
 
 
 def prompt_get(*, key: str) -> Prompt:
@@ -38,12 +38,6 @@ def prompt_detail(*, key: str) -> Prompt:
     return prompt
 
 
-def prompt_labels(*, prompt: Prompt) -> dict[str, int]:
-    """``{label: version number}`` of the stored labels (``latest`` is not one of them)."""
-    rows = PromptLabel.objects.filter(prompt=prompt).values_list("name", "version__version").order_by("name")
-    return dict(rows)
-
-
 def prompt_latest_version(*, prompt: Prompt) -> PromptVersion | None:
     return PromptVersion.objects.filter(prompt=prompt).order_by("-version").first()
 
@@ -69,18 +63,6 @@ def prompt_version_get(*, prompt: Prompt, version: int) -> PromptVersion:
         return prompt_versions(prompt=prompt).get(version=version)
     except PromptVersion.DoesNotExist:
         raise NotFound(f"Prompt '{prompt.key}' has no version {version}.") from None
-
-
-def prompt_label_version(*, prompt: Prompt, label: str) -> PromptVersion:
-    """The version ``label`` points at (``latest``: the highest); ``NotFound`` when unset."""
-    if label == LATEST:
-        version = prompt_latest_version(prompt=prompt)
-    else:
-        row = PromptLabel.objects.filter(prompt=prompt, name=label).select_related("version").first()
-        version = row.version if row is not None else None
-    if version is None:
-        raise NotFound(f"Prompt '{prompt.key}' has no version under the label '{label}'.")
-    return version
 
 
 def prompt_label_history(*, prompt: Prompt, label: str | None = None) -> QuerySet[PromptLabelMove]:

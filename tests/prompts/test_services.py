@@ -11,7 +11,12 @@ from django.db.utils import DatabaseError
 from agentplatform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from audit.models import AuditEvent
 from prompts import selectors, services
-from prompts.models import ImmutableVersion, PromptLabelMove, PromptVersion
+from prompts.models import ImmutableVersion, PromptLabel, PromptLabelMove, PromptVersion
+
+
+def labels_of(prompt) -> dict[str, int]:
+    """``{label: version number}`` as stored."""
+    return dict(PromptLabel.objects.filter(prompt=prompt).values_list("name", "version__version"))
 
 
 @pytest.fixture
@@ -48,8 +53,8 @@ def test_versions_are_numbered_and_labels_move_with_them(operator, prompt, djang
             actor=operator, prompt=prompt, content="Hello {{name}}", config={"model": "m", "temperature": 0.2}
         )
     assert (first.version, second.version) == (1, 2)
-    assert selectors.prompt_labels(prompt=prompt) == {"staging": 1}
-    assert selectors.prompt_label_version(prompt=prompt, label="latest") == second
+    assert labels_of(prompt) == {"staging": 1}
+    assert selectors.prompt_latest_version(prompt=prompt) == second
     move = PromptLabelMove.objects.get()
     assert (move.label, move.from_version, move.to_version, move.actor) == ("staging", None, 1, operator)
     actions = list(AuditEvent.objects.filter(resource_id="support").values_list("action", flat=True))
@@ -125,7 +130,7 @@ def test_protected_labels_need_the_permission(operator, admin, prompt, django_ca
     with django_capture_on_commit_callbacks(execute=True):
         services.prompt_label_move(actor=admin, prompt=prompt, label="production", version=2, reason="ship")
         services.prompt_label_move(actor=admin, prompt=prompt, label="production", version=1, reason="rollback")
-    assert selectors.prompt_labels(prompt=prompt) == {"production": 1, "staging": 2}
+    assert labels_of(prompt) == {"production": 1, "staging": 2}
     history = [
         (m.from_version, m.to_version, m.reason)
         for m in selectors.prompt_label_history(prompt=prompt, label="production")
@@ -146,11 +151,9 @@ def test_label_moves_refuse_latest_unknown_versions_and_record_nothing_when_unch
     assert PromptLabelMove.objects.count() == 1
 
 
-def test_unset_label_is_not_found(prompt):
-    with pytest.raises(NotFound):
-        selectors.prompt_label_version(prompt=prompt, label="production")
-    with pytest.raises(NotFound):
-        selectors.prompt_label_version(prompt=prompt, label="latest")
+def test_a_new_prompt_has_no_label_and_no_latest_version(prompt):
+    assert labels_of(prompt) == {}
+    assert selectors.prompt_latest_version(prompt=prompt) is None
 
 
 @pytest.mark.django_db(transaction=True)
