@@ -130,3 +130,21 @@ class QueryParameters(serializers.Serializer):
         query = cls(data=request.query_params, **kwargs)
         query.is_valid(raise_exception=True)
         return query
+
+
+def limit_offset_page(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of a ``LimitOffsetPagination`` page of ``item``: ``{count, next, previous, results}``.
+
+    ``name`` is the OpenAPI component's name (one per item type).
+    """
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "__doc__": f"A page of {item.__name__.removesuffix('Serializer')} (limit/offset).",
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers as drf_serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +11,7 @@ from rest_framework.views import APIView
 from agentplatform.errors import ValidationFailed
 from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
+from agentplatform.query import limit_offset_page
 from agentplatform.throttling import ScopeByMethod
 from experiments import selectors
 from experiments.models import Experiment
@@ -52,15 +52,7 @@ class ExperimentListView(_ByMethod, APIView):
     @extend_schema(
         operation_id="v1_experiments_list",
         parameters=[ExperimentListQuerySerializer],
-        responses=inline_serializer(
-            "PaginatedExperimentList",
-            {
-                "count": drf_serializers.IntegerField(),
-                "next": drf_serializers.URLField(allow_null=True),
-                "previous": drf_serializers.URLField(allow_null=True),
-                "results": ExperimentOutputSerializer(many=True),
-            },
-        ),
+        responses=limit_offset_page("PaginatedExperimentList", ExperimentOutputSerializer),
     )
     def get(self, request):
         query = ExperimentListQuerySerializer.from_request(request).validated_data

@@ -12,7 +12,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agentplatform.query import MAX_OFFSET, QueryParameters
+from agentplatform.query import MAX_OFFSET, QueryParameters, limit_offset_page
 from agentplatform.strict_fields import StrictCharField, StrictInputSerializer, StrictIntegerField
 from prompts.models import CONTENT_MAX_CHARS, MESSAGE_MAX_CHARS, PROMPT_KEY_HELP
 from prompts.selectors import VERSION_MAX
@@ -92,11 +92,7 @@ class PromptListQuerySerializer(QueryParameters):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)
 
 
-class PromptPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = PromptOutputSerializer(many=True)
+PromptPageSerializer = limit_offset_page("PromptPage", PromptOutputSerializer)
 
 
 # --- versions -----------------------------------------------------------------------------------
@@ -143,11 +139,7 @@ class PromptVersionListQuerySerializer(QueryParameters):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)
 
 
-class PromptVersionPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = PromptVersionOutputSerializer(many=True)
+PromptVersionPageSerializer = limit_offset_page("PromptVersionPage", PromptVersionOutputSerializer)
 
 
 # --- labels -------------------------------------------------------------------------------------
@@ -189,8 +181,4 @@ class LabelHistoryQuerySerializer(QueryParameters):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)
 
 
-class LabelHistoryPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = LabelHistoryOutputSerializer(many=True)
+LabelHistoryPageSerializer = limit_offset_page("LabelHistoryPage", LabelHistoryOutputSerializer)
