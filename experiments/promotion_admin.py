@@ -23,7 +23,8 @@ from django.urls import reverse
 from agentplatform.errors import PlatformError
 from experiments.models import Experiment
 from experiments.services.promotion import experiment_promote
-from prompts.models import PRODUCTION, Prompt, PromptLabel
+from prompts.models import PRODUCTION, Prompt
+from prompts.selectors import prompt_label_target
 from prompts.services import may_move
 
 RUN_PERMISSION = "experiments.run_experiment"
@@ -79,8 +80,7 @@ def promote_view(request, object_id: str, variant_key: str, *, model_admin):
         return HttpResponseRedirect(reverse("admin:experiments_experiment_change", args=[experiment.pk]))
     version = variant.prompt_version
     prompt = version.prompt
-    current = PromptLabel.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
-    current_version = current.version if current is not None else None
+    current_version = prompt_label_target(prompt=prompt, label=PRODUCTION)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": Experiment._meta,
@@ -107,9 +107,9 @@ def prefilled_variants(request) -> list[dict] | None:
     prompt = Prompt.objects.filter(key=key).first()
     if prompt is None or not prompt.versions.filter(version=int(number)).exists():
         return None
-    production = PromptLabel.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
+    production = prompt_label_target(prompt=prompt, label=PRODUCTION)
     control = {"key": "control", "name": "production", "is_control": True, "weight": 1.0}
     if production is not None:
-        control.update(version=production.version.version, name=f"production (version {production.version.version})")
+        control.update(version=production.version, name=f"production (version {production.version})")
     challenger = {"key": f"v{number}", "name": f"version {number}", "version": int(number), "weight": 1.0}
     return [control, challenger]

@@ -14,13 +14,13 @@ def experiment_get(*, key: str) -> Experiment:
     if key in RESERVED_KEYS:
         raise NotFound(f"No experiment '{key}'.")
     try:
-        return Experiment.objects.get(key=key)
+        return Experiment.objects.prefetch_related("variants__prompt_version").get(key=key)
     except Experiment.DoesNotExist:
         raise NotFound(f"No experiment '{key}'.") from None
 
 
 def experiment_list(*, status: str | None = None, prompt_type: str | None = None) -> QuerySet[Experiment]:
-    queryset = Experiment.objects.prefetch_related("variants").order_by("-created_at", "-id")
+    queryset = Experiment.objects.prefetch_related("variants__prompt_version").order_by("-created_at", "-id")
     if status in ExperimentStatus.values:
         queryset = queryset.filter(status=status)
     if prompt_type:

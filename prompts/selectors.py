@@ -38,6 +38,12 @@ def prompt_detail(*, key: str) -> Prompt:
     return prompt
 
 
+def prompt_label_target(*, prompt: Prompt, label: str) -> PromptVersion | None:
+    """The version stored label ``label`` points at (None when the prompt has no such label)."""
+    row = PromptLabel.objects.filter(prompt=prompt, name=label).select_related("version").first()
+    return row.version if row is not None else None
+
+
 def prompt_latest_version(*, prompt: Prompt) -> PromptVersion | None:
     return PromptVersion.objects.filter(prompt=prompt).order_by("-version").first()
 

@@ -23,7 +23,8 @@ from experiments import namespaces
 from experiments.models import EXPERIMENT_SETTINGS, Experiment, ExperimentStatus, Variant
 from experiments.snapshot import snapshot_invalidate
 from prompts import services as prompt_services
-from prompts.models import PRODUCTION, Prompt, PromptLabel, PromptVersion
+from prompts.models import PRODUCTION, Prompt, PromptVersion
+from prompts.selectors import prompt_label_target
 
 RESOURCE_TYPE = "experiment"
 # Fields whose change would reshuffle users (or their namespace) once an experiment has started.
@@ -63,10 +64,12 @@ def _variant_versions(
     prompt = _experiment_prompt(actor=actor, experiment=experiment, request=request)
     versions: list[PromptVersion | None] = []
     errors: dict[str, list[str]] = {}
+    named = {v["prompt_version"] for v in variants if v.get("prompt_version") is not None}
+    by_number = {pv.version: pv for pv in PromptVersion.objects.filter(prompt=prompt, version__in=named)}
     for index, data in enumerate(variants):
         number, content = data.get("prompt_version"), data.get("content")
         if number is not None:
-            version = PromptVersion.objects.filter(prompt=prompt, version=number).first()
+            version = by_number.get(number)
             if version is None:
                 errors[f"variants[{index}].prompt_version"] = [f"Prompt '{prompt.key}' has no version {number}."]
             elif content and content != version.content:
@@ -281,16 +284,16 @@ def _control_from_production(*, actor, experiment: Experiment, request=None) -> 
     if not controls:
         return
     prompt = _experiment_prompt(actor=actor, experiment=experiment, request=request)
-    label = PromptLabel.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
-    if label is None:
+    production = prompt_label_target(prompt=prompt, label=PRODUCTION)
+    if production is None:
         raise Conflict(
             f"The control of '{experiment.key}' names no prompt version and prompt '{prompt.key}' has no "
             f"'{PRODUCTION}' version to default to: give the control a prompt_version or content.",
             code="no_production_version",
         )
     for variant in controls:
-        variant.prompt_version = label.version
-        variant.content = label.version.content
+        variant.prompt_version = production
+        variant.content = production.content
         variant.save(update_fields=["prompt_version", "content"])
 
 

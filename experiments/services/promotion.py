@@ -17,7 +17,7 @@ from audit.services import audit_log
 from experiments.models import Experiment
 from experiments.services.lifecycle import RESOURCE_TYPE, experiment_stop
 from prompts import services as prompt_services
-from prompts.models import PRODUCTION, PromptLabel
+from prompts.models import PRODUCTION
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ def experiment_promote(*, actor, experiment: Experiment, variant_key: str, reque
     if variant.prompt_version is None:  # a started experiment's variants all have one; rows made around the services
         raise Conflict(f"Variant '{variant_key}' names no prompt version to promote.", code="no_prompt_version")
     version = variant.prompt_version
-    current = PromptLabel.objects.filter(prompt=version.prompt, name=PRODUCTION).select_related("version").first()
-    from_version = current.version.version if current is not None else None
-    prompt_services.prompt_label_move(
+    move = prompt_services.prompt_label_move(
         actor=actor,
         prompt=version.prompt,
         label=PRODUCTION,
@@ -62,6 +60,8 @@ def experiment_promote(*, actor, experiment: Experiment, variant_key: str, reque
         reason=f"promoted from experiment {experiment.key}, variant {variant_key}",
         request=request,
     )
+    # The move says where production was (under the prompt's row lock); None: it already served this.
+    from_version = move.from_version if move is not None else version.version
     experiment = experiment_stop(actor=actor, experiment=experiment, request=request)
     audit_log(
         actor=actor,

@@ -89,6 +89,26 @@ def test_list_filters_by_status(operator_client, make_experiment):
     assert [item["key"] for item in response.json()["results"]] == ["running-one"]
 
 
+def test_the_list_costs_the_same_queries_for_two_experiments_or_six(operator_client, make_experiment):
+    """Each variant's prompt version comes with the page (no query per variant)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = operator_client.get(LIST)
+        assert all(v["prompt_version"] for item in response.json()["results"] for v in item["variants"])
+        return len(captured)
+
+    for index in range(2):
+        make_experiment(key=f"small-{index}")
+    queries()  # the caller's first request also loads its identity
+    two = queries()
+    for index in range(4):
+        make_experiment(key=f"more-{index}")
+    assert queries() == two
+
+
 def test_start_pause_stop_through_the_api(operator_client, make_experiment, django_capture_on_commit_callbacks):
     make_experiment()
     with django_capture_on_commit_callbacks(execute=True):

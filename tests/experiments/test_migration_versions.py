@@ -12,6 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from experiments.assignment import CompiledExperiment, CompiledVariant
 from experiments.services.resolve import prompt_resolve
 from experiments.snapshot import snapshot_reset
+from prompts.models import content_hash
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,6 +107,8 @@ def test_inline_contents_become_versions_and_users_keep_their_text():
         (3, "Be brief.", "experiment length, variant short"),
     ]
     assert PromptVersion.objects.filter(prompt__key="triage").count() == 2
+    # The migration's frozen copy of the hash equals the model's: reuse of identical text keeps working.
+    assert all(v.content_hash == content_hash(v.content, v.config) for v in PromptVersion.objects.all())
 
     assert PromptVersion.objects.count() == 5
 

@@ -180,16 +180,17 @@ def test_steady_state_label_resolve_makes_no_query(agent_client, registry, djang
             assert body["compiled"] == "Hello n"
 
 
-def test_a_label_move_reaches_other_processes_after_the_check_interval(registry, admin_user, monkeypatch):
+def test_a_label_move_reaches_other_processes_after_the_check_interval(registry, admin_user, monkeypatch, settings):
+    interval = settings.EXPERIMENTS_SNAPSHOT_CHECK_SECONDS
     clock = [1000.0]
     monkeypatch.setattr(snapshot.time, "monotonic", lambda: clock[0])
     assert prompt_resolve(user_id="u", prompt_type="support").prompt["version"] == 1
     # Another process moves production: the database changes and the shared version moves on.
     prompt_services.prompt_label_move(actor=admin_user, prompt=registry, label="production", version=2)
     cache.set(VERSION_CACHE_KEY, "another-process-version", timeout=None)
-    clock[0] += 0.5
+    clock[0] += interval / 2
     assert prompt_resolve(user_id="u", prompt_type="support").prompt["version"] == 1
-    clock[0] += 0.6
+    clock[0] += interval
     assert prompt_resolve(user_id="u", prompt_type="support").prompt["version"] == 2
 
 
