@@ -26,16 +26,16 @@ import atexit
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from agentplatform import counters
 from agentplatform.background import BatchWriter, ProcessWriter
 from agentplatform.errors import DependencyUnavailable
-from monitoring.models import OperationDay, OperationHour, OperationMinute, SeenEvent
-from monitoring.store import OpenMinute, parse_minute_key
+from monitoring.models import OperationDay, OperationHour, OperationMinute
+from monitoring.store import DatabaseStore, OpenMinute, parse_minute_key
 from monitoring.timeutils import floor_day, floor_hour, from_epoch
 
 logger = logging.getLogger(__name__)
@@ -108,28 +108,15 @@ def histogram_rows_add(minutes: Iterable[OpenMinute]) -> int:
     return len(by_minute)
 
 
-def _stored_item_ids(item_ids: list[str]) -> set[str]:
-    """Records ``item_ids`` as stored (in the caller's transaction); returns those that were new."""
-    if not item_ids:
-        return set()
-    now = datetime.now(UTC)
-    placeholders = ", ".join(["(%s, %s)"] * len(item_ids))
-    params = [value for item_id in item_ids for value in (item_id, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {SeenEvent._meta.db_table} (event_id, seen_at) VALUES {placeholders} "  # noqa: S608
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            params,
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-
 def operations_store(items: list[OperationsItem]) -> None:
     """Adds the increments of ``items`` not stored before to their minute, hour and day rows, atomically."""
     if not items:
         return
     with transaction.atomic():
-        fresh = _stored_item_ids([item_id for item_id, _ in items])
+        # The same table and insert as the callers' event ids; an item id is recorded once it is stored.
+        item_ids = [item_id for item_id, _ in items]
+        flags = DatabaseStore().see_event_ids(item_ids, id_ttl_seconds=0)
+        fresh = {item_id for item_id, new in zip(item_ids, flags, strict=True) if new}
         totals: dict[str, dict[str, int]] = {}
         for item_id, increments in items:
             if item_id not in fresh:

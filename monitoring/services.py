@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from agentplatform.errors import PermissionDenied, ValidationFailed
+from agentplatform.errors import DependencyUnavailable, PermissionDenied, ValidationFailed
 from agentplatform.ingest import IngestResult, ingest_rows
 from monitoring.models import (
     AgentRun,
@@ -68,9 +68,16 @@ def operations_ingest(*, rows: list[OperationRow], submitter) -> IngestResult:
             )
         )
     ids = [event.event_id for event in events if event.event_id]
-    seen = iter(get_store().see_event_ids(ids, id_ttl_seconds=settings.MONITORING_EVENT_ID_TTL_SECONDS))
+    store = get_store()
+    ttl = settings.MONITORING_EVENT_ID_TTL_SECONDS
+    seen = iter(store.see_event_ids(ids, id_ttl_seconds=ttl))
     fresh = [event for event in events if not event.event_id or next(seen)]
-    operations_submit(event_increments(fresh))
+    try:
+        operations_submit(event_increments(fresh))
+    except DependencyUnavailable:
+        # Nothing was acknowledged: forget the ids this call marked, so the client's retry counts.
+        store.unsee_event_ids([event.event_id for event in fresh if event.event_id], id_ttl_seconds=ttl)
+        raise
     return IngestResult(accepted=len(fresh), duplicates=len(rows) - len(fresh))
 
 

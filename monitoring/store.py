@@ -193,6 +193,17 @@ class RedisStore:
         return [bool(flag) for flag in self._see_ids(keys=keys, args=[id_ttl_seconds, *ids])]
 
     @_redis_unavailable_as_dependency_error()
+    def unsee_event_ids(self, ids: list[str], *, id_ttl_seconds: int) -> None:
+        """Forget ``ids`` (their counts were refused after ``see_event_ids``): a retry is counted."""
+        if not ids:
+            return
+        slot = int(time.time() // id_ttl_seconds)
+        pipe = self.client.pipeline(transaction=False)
+        for key in (f"{REDIS_PREFIX}eids:{slot}", f"{REDIS_PREFIX}eids:{slot - 1}"):
+            pipe.srem(key, *ids)
+        pipe.execute()
+
+    @_redis_unavailable_as_dependency_error()
     def read(self, key: str) -> dict[str, int]:
         return {field.decode(): int(value) for field, value in self.client.hgetall(REDIS_PREFIX + key).items()}
 
@@ -295,6 +306,11 @@ class DatabaseStore:
             flags.append(event_id in fresh_ids)
             fresh_ids.discard(event_id)  # a repeat inside one batch counts once
         return flags
+
+    def unsee_event_ids(self, ids: list[str], *, id_ttl_seconds: int) -> None:
+        """Forget ``ids`` (their counts were refused after ``see_event_ids``): a retry is counted."""
+        if ids:
+            SeenEvent.objects.filter(event_id__in=ids).delete()
 
     def read(self, key: str) -> dict[str, int]:
         return dict(CounterCell.objects.filter(key=key).values_list("field", "value"))

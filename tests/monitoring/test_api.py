@@ -75,6 +75,26 @@ def test_a_repeated_event_id_is_counted_once(store_name, agent_client):
     assert (again.json()["accepted"], again.json()["duplicates"]) == (1, 1)
 
 
+def test_a_batch_refused_with_503_is_counted_when_retried(store_name, agent_client, monkeypatch):
+    """The ids a refused batch marked are forgotten: the client's retry is not a duplicate."""
+    from agentplatform.errors import DependencyUnavailable
+    from monitoring import services
+
+    real_submit = services.operations_submit
+
+    def database_down(increments):  # the writer's answer when the database refuses the counts
+        raise DependencyUnavailable("The database is unavailable; retry later.", retry_after=5)
+
+    body = {"operations": [_operation(event_id="r-1"), _operation(event_id="r-2")]}
+    monkeypatch.setattr(services, "operations_submit", database_down)
+    assert agent_client.post(OPERATIONS_URL, body, format="json").status_code == 503
+    monkeypatch.setattr(services, "operations_submit", real_submit)
+    retried = agent_client.post(OPERATIONS_URL, body, format="json").json()
+    assert (retried["accepted"], retried["duplicates"]) == (2, 0)
+    again = agent_client.post(OPERATIONS_URL, body, format="json").json()
+    assert (again["accepted"], again["duplicates"]) == (0, 2)
+
+
 def test_a_repeated_event_id_within_one_batch_is_counted_once(store_name, agent_client):
     response = agent_client.post(
         OPERATIONS_URL, {"operations": [_operation(event_id="e-9"), _operation(event_id="e-9")]}, format="json"
