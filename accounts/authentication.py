@@ -48,6 +48,7 @@ from accounts.services import (
     api_key_parse,
     user_snapshot_cache_key,
     user_snapshot_load,
+    user_snapshot_of,
 )
 from accounts.tokens import REVOKED, VERSION_CLAIM, AccessToken, access_token_is_revoked, denylist_cache_key
 from agentplatform import compat
@@ -169,18 +170,12 @@ _USER_TEMPLATES_MAX = 10_000
 
 
 def _snapshot_of(api_key: ApiKey) -> dict:
-    user = api_key.user
+    """The key's own fields and its user's snapshot (the same one JWT authentication reads)."""
     return {
+        **user_snapshot_of(api_key.user),
         "key_id": api_key.pk,
         "hash": api_key.key_hash,
         "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
-        "user_id": user.pk,
-        "username": user.username,
-        "role": user.role,
-        "is_staff": user.is_staff,
-        "is_superuser": user.is_superuser,
-        "token_version": user.token_version,
-        "permissions": sorted(user.get_all_permissions()),
     }
 
 

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from accounts.models import LoginFailureCount
 from agentplatform.client_ip import get_client_ip
-from agentplatform.errors import RateLimited, envelope
+from agentplatform.errors import RateLimited, envelope, is_api_path
 from agentplatform.ratelimit import enforce
 from audit import services as audit_services
 
@@ -306,7 +306,7 @@ def issue_device_cookie(sender, request, user, **kwargs) -> None:
 
 def lockout_response(request, retry_after: int) -> HttpResponse:
     """429 with ``Retry-After``: the error envelope on API paths, a page elsewhere."""
-    if request.path.startswith("/api/"):
+    if is_api_path(request):
         error = LoginLocked(retry_after=retry_after)
         response = JsonResponse(envelope(error.code, error.message, {"retry_after": retry_after}), status=429)
     else:
