@@ -50,7 +50,7 @@ from accounts.services import (
     user_snapshot_load,
     user_snapshot_of,
 )
-from accounts.tokens import REVOKED, VERSION_CLAIM, AccessToken, access_token_is_revoked, denylist_cache_key
+from accounts.tokens import REVOKED, VERSION_CLAIM, AccessToken, access_token_revoked_in_db, denylist_cache_key
 from agentplatform import compat
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,10 @@ class JWTAuthentication(SimpleJWTAuthentication):
         generation = jwt_memo.generation
         denylist_key, snapshot_key = denylist_cache_key(jti), user_snapshot_cache_key(user_id)
         found = cache_get_many(denylist_key, snapshot_key)
-        revoked = found[denylist_key] == REVOKED if denylist_key in found else access_token_is_revoked(validated_token)
+        # A miss was already a cache read (get_many): the database decides, without reading the cache again.
+        revoked = (
+            found[denylist_key] == REVOKED if denylist_key in found else access_token_revoked_in_db(validated_token)
+        )
         if revoked:
             raise AuthenticationFailed("This token has been revoked.", code="token_revoked")
         snapshot = found[snapshot_key] if snapshot_key in found else user_snapshot_load(user_id=user_id)

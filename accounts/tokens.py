@@ -34,7 +34,7 @@ from rest_framework_simplejwt.tokens import RefreshToken as SimpleRefreshToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.cache import cache_add, cache_get, cache_set, memo_invalidations
+from accounts.cache import cache_add, cache_set, memo_invalidations
 from accounts.lockout import LoginLocked, device_token_issue, login_client, login_failures_cleanup
 from accounts.models import RevokedAccessToken, User
 from accounts.services import user_snapshot_refresh
@@ -240,12 +240,9 @@ def access_token_revoke(*, token: Token, user: User | None) -> None:
     memo_invalidations.publish(f"t:{jti}")  # every process drops its "not revoked" memory of it
 
 
-def access_token_is_revoked(token: Token) -> bool:
-    """Whether the access token was revoked: the cache answers, the database decides on a miss."""
+def access_token_revoked_in_db(token: Token) -> bool:
+    """The database's answer on a cache miss, cached for the token's remaining life."""
     jti = str(token.get(api_settings.JTI_CLAIM, ""))
-    state = cache_get(denylist_cache_key(jti))
-    if state is not None:
-        return state == REVOKED
     revoked = RevokedAccessToken.objects.filter(jti=jti).exists()
     # add, not set: if a logout cached "revoked" since our query, it must win.
     cache_add(denylist_cache_key(jti), REVOKED if revoked else _VALID, _seconds_left(datetime_from_epoch(token["exp"])))
