@@ -137,6 +137,7 @@ class OperationWriter(BatchWriter[OperationsItem]):
 
     name = "monitoring-operations"
     counter_prefix = "monitoring_operations"
+    batch_rows = 500  # items (requests) per transaction
     logger = logger
 
     def write_batch(self, batch: list[OperationsItem], *, retrying: bool) -> None:
@@ -157,14 +158,12 @@ class OperationWriter(BatchWriter[OperationsItem]):
 
 
 def _build_writer() -> OperationWriter:
-    writer = OperationWriter(
+    return OperationWriter(
         max_items=settings.MONITORING_OPERATIONS_BUFFER_MAX_ITEMS,
         flush_interval=settings.MONITORING_OPERATIONS_FLUSH_SECONDS,
         retry_max_seconds=settings.AUDIT_BACKGROUND_RETRY_MAX_SECONDS,
         threaded=settings.MONITORING_OPERATIONS_BACKGROUND_FLUSH,
     )
-    writer.batch_rows = 500  # items (requests) per transaction
-    return writer
 
 
 _writer = ProcessWriter(_build_writer, drain_seconds=lambda: settings.MONITORING_OPERATIONS_DRAIN_SECONDS)
