@@ -110,6 +110,21 @@ ROLE_PERMISSIONS[Role.OPERATOR] |= _MONITORING_READ
 ROLE_PERMISSIONS[Role.ADMIN] |= _MONITORING_READ | {"monitoring.push_metrics"}
 
 
+# --- traces -------------------------------------------------------------------------------------
+# Agents export spans (OTLP) and read their own traces; analysts and operators read every trace,
+# span and price; operators may also reprice spans after a price change; admins (ADMIN_ALL) also
+# write the price table.
+_TRACES_READ = {
+    "traces.view_trace",
+    "traces.view_span",
+    "traces.view_modelprice",
+    "traces.view_repricejob",
+}
+ROLE_PERMISSIONS[Role.AGENT] |= {"traces.push_traces", "traces.view_own_trace"}
+ROLE_PERMISSIONS[Role.ANALYST] |= _TRACES_READ
+ROLE_PERMISSIONS[Role.OPERATOR] |= _TRACES_READ | {"traces.reprice_spans"}
+
+
 # --- enrichment -------------------------------------------------------------------------------
 # Agents fetch outside context and search collected documents; people read sources and documents
 # (analysts and operators may export them); operators may also run a source's collection now.

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "prompts",
     "experiments",
     "monitoring",
+    "traces",
     "enrichment",
     "reports",
 ]
@@ -433,6 +434,10 @@ _DEFAULT_RATE_LIMITS = {
     "audit.read": "300/m",
     "monitoring.write": "600/m",
     "monitoring.read": "300/m",
+    # POST otel/v1/traces: an exporter sends a batch every few seconds per process.
+    "traces.ingest": "1200/m",
+    "traces.read": "300/m",
+    "traces.write": "60/m",
     "enrichment.context": "120/m",
     "documents.search": "300/m",
     "reports.read": "120/m",
@@ -704,6 +709,22 @@ MONITORING_TIMING_ENABLED = env.bool("MONITORING_TIMING_ENABLED", True)
 # Largest batches the ingestion endpoints accept (rows).
 MONITORING_MAX_OPERATIONS_PER_BATCH = 5000
 MONITORING_MAX_RUNS_PER_BATCH = 1000
+
+# --- Traces and cost (docs/traces.md) ------------------------------------------------------------
+# Days of spans and traces kept; on PostgreSQL whole daily partitions are dropped after it.
+TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", "30", minimum=1, maximum=3650)
+# Store message content (gen_ai.input.messages / output.messages, older span events): off by
+# default, since prompts and answers carry users' data. Secrets are masked as in the audit log.
+TRACE_STORE_CONTENT = env.bool("TRACE_STORE_CONTENT", False)
+# Bytes of stored content per span (JSON), and of the other attributes kept per span.
+TRACE_CONTENT_MAX_BYTES = env.int("TRACE_CONTENT_MAX_BYTES", "32768", minimum=1024)
+TRACE_ATTRIBUTES_MAX_BYTES = env.int("TRACE_ATTRIBUTES_MAX_BYTES", "8192", minimum=512)
+# Which span attributes name the user, first found wins (comma-separated).
+TRACE_USER_ATTRIBUTES = tuple(
+    name.strip() for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",") if name.strip()
+)
+# Largest OTLP request body accepted (bytes, after gzip is undone).
+TRACE_MAX_REQUEST_BYTES = env.int("TRACE_MAX_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=64 * 1024)
 
 # --- Enrichment (docs/enrichment.md) ------------------------------------------------------------
 # Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask

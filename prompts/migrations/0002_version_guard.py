@@ -5,6 +5,8 @@ PostgreSQL gets a trigger function; SQLite (the embedded mode) a pair of trigger
 
 from django.db import migrations
 
+from agentplatform.migration_ops import VendorSQL
+
 TABLE = "prompts_promptversion"
 
 POSTGRESQL = f"""
@@ -29,26 +31,6 @@ SQLITE = [
     "BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable: DELETE refused'); END;",
 ]
 SQLITE_DROP = ["DROP TRIGGER IF EXISTS prompt_version_no_update;", "DROP TRIGGER IF EXISTS prompt_version_no_delete;"]
-
-
-class VendorSQL(migrations.RunSQL):
-    """``RunSQL`` that runs only on one database vendor."""
-
-    def __init__(self, vendor, sql, reverse_sql):
-        self.vendor = vendor
-        super().__init__(sql, reverse_sql)
-
-    def deconstruct(self):
-        name, args, kwargs = super().deconstruct()
-        return name, [self.vendor, *args], kwargs
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == self.vendor:
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == self.vendor:
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
