@@ -30,6 +30,8 @@ DEFAULT_SCHEDULE_NAMES = {
     "collect_sources",
     "daily_report",
     "creator_analytics",
+    "traces_partitions",
+    "traces_retention",
 }
 
 # Per-app tasks that nothing scheduled or called; their jobs run through the runner instead.
