@@ -67,15 +67,19 @@ SHAPES = {
     "0008 (BRIN times, statement check)": (
         True,
         [
-            "CREATE INDEX ON {t} USING brin (occurred_at)",
-            "CREATE INDEX ON {t} USING brin (recorded_at)",
+            "CREATE INDEX ON {t} USING brin (occurred_at) WITH (autosummarize = on)",
+            "CREATE INDEX ON {t} USING brin (recorded_at) WITH (autosummarize = on)",
             COVERING,
             TRIGGER,
         ],
     ),
     "0008 without any check": (
         True,
-        ["CREATE INDEX ON {t} USING brin (occurred_at)", "CREATE INDEX ON {t} USING brin (recorded_at)", COVERING],
+        [
+            "CREATE INDEX ON {t} USING brin (occurred_at) WITH (autosummarize = on)",
+            "CREATE INDEX ON {t} USING brin (recorded_at) WITH (autosummarize = on)",
+            COVERING,
+        ],
     ),
 }
 

@@ -19,7 +19,10 @@ on variant_id that only Django's cascade used. Measured per 1,000-row COPY on th
 - **BRIN time indexes.** The rollup reads an experiment's results by ``recorded_at`` (the newest
   slice) and the reports a day of results by ``occurred_at``; rows arrive in time order, so a
   block-range index per column serves both at almost no cost per insert, instead of two
-  (experiment_id, time) B-trees.
+  (experiment_id, time) B-trees. ``autosummarize`` has autovacuum summarise each block range as
+  it fills: a range never summarised matches every query, and without it only a VACUUM would
+  summarise (on 2 million rows, the rollup's read of its newest ten minutes took 410 ms before a
+  VACUUM summarised the ranges, 65 ms after).
 
 SQLite (the embedded mode) keeps its B-tree indexes and gets the delete guard as a trigger.
 """
@@ -30,8 +33,8 @@ POSTGRESQL = """
 DROP INDEX IF EXISTS result_exp_occurred_idx;
 DROP INDEX IF EXISTS result_exp_recorded_idx;
 DROP INDEX IF EXISTS experiments_result_variant_id_e851b3a3;
-CREATE INDEX IF NOT EXISTS result_occurred_brin ON experiments_result USING brin (occurred_at);
-CREATE INDEX IF NOT EXISTS result_recorded_brin ON experiments_result USING brin (recorded_at);
+CREATE INDEX IF NOT EXISTS result_occurred_brin ON experiments_result USING brin (occurred_at) WITH (autosummarize = on);
+CREATE INDEX IF NOT EXISTS result_recorded_brin ON experiments_result USING brin (recorded_at) WITH (autosummarize = on);
 
 CREATE OR REPLACE FUNCTION result_variant_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
