@@ -14,14 +14,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from experiments.metric_catalogue import METRIC_CHOICES, METRICS
+from experiments.metric_catalogue import METRIC_CHOICES, RESULT_METRICS
 
 # The statistics rollup models live with the statistics; Django registers a model when its module
 # is imported, and it imports only this one for the app.
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: F401
 
 # The Result columns the metrics read, in the covering index below.
-RESULT_METRIC_FIELDS = [metric.field for metric in METRICS.values()]
+RESULT_METRIC_FIELDS = [metric.field for metric in RESULT_METRICS.values()]
 
 
 class ExperimentStatus(models.TextChoices):

@@ -14,12 +14,19 @@ from traces.models import SpanStatus, Trace
 _trace_ids = count(1)
 
 
-def make_trace(
+def make_trace(**fields) -> Trace:
+    """One stored trace (``trace_row``'s fields), filed under the UTC day of its start."""
+    row = trace_row(**fields)
+    save_traces([row])
+    return row
+
+
+def trace_row(
     *,
     agent,
     user_id: str,
     start: datetime,
-    duration_ms: float = 1000.0,
+    end: datetime | None = None,
     experiment_id: int | None = None,
     variant_id: int | None = None,
     cost: Decimal | str | None = None,
@@ -29,18 +36,17 @@ def make_trace(
     error_count: int = 0,
     status: str = SpanStatus.OK,
 ) -> Trace:
-    """One trace filed under the UTC day of ``start``; its partition is made first."""
-    day = start.astimezone(UTC).date()
-    partitions.ensure_days([day])
-    return Trace.objects.create(
+    """An unsaved trace (for ``save_traces``); it ends a second after ``start`` unless told."""
+    end = end or start + timedelta(seconds=1)
+    return Trace(
         trace_id=f"{next(_trace_ids):032x}",
-        day=day,
+        day=start.astimezone(UTC).date(),
         agent=agent,
         user_id=user_id,
         root_span_name="invoke_agent",
         start_time=start,
-        end_time=start + timedelta(milliseconds=duration_ms),
-        duration_ms=duration_ms,
+        end_time=end,
+        duration_ms=(end - start).total_seconds() * 1000,
         status=status,
         span_count=max(1, llm_calls),
         error_count=error_count,
@@ -52,3 +58,9 @@ def make_trace(
         variant_id=variant_id,
         updated_at=timezone.now(),
     )
+
+
+def save_traces(rows: list[Trace]) -> None:
+    """Stores unsaved traces, their days' partitions made first."""
+    partitions.ensure_days({row.day for row in rows})
+    Trace.objects.bulk_create(rows, batch_size=1000)
