@@ -8,9 +8,7 @@ the user's exposure count.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -20,23 +18,21 @@ from django.urls import reverse
 from scipy import stats
 
 from accounts.models import Role
-from experiments.models import Experiment, ExperimentStatus, Exposure, Result, Variant
+from experiments.models import Exposure, Result
 from experiments.stats.models import ExperimentVariantMetric
 from experiments.stats.rollup import experiment_stats_rollup
 from experiments.stats.selectors import experiment_daily_series, experiment_stats
 from experiments.stats.trace_metrics import trace_metric_moments
-from tests.experiments.conftest import client_for, make_user
+from tests.experiments.conftest import client_for, experiment_body, make_user
 from tests.traces.factories import save_traces, trace_row
 from traces import partitions
 from traces.models import Trace
 
+from .trace_datasets import DAY0, MEAN_METRICS, SUM_METRICS, TRACE_METRICS, generate, make_experiment
+
 pytestmark = pytest.mark.django_db
 
-DAY0 = datetime(2026, 11, 2, tzinfo=UTC)
 NOW = DAY0 + timedelta(days=5)
-SUM_METRICS = ("cost_per_user", "tokens_per_user", "llm_calls_per_user")
-MEAN_METRICS = ("trace_duration_ms", "trace_error_rate")
-TRACE_METRICS = SUM_METRICS + MEAN_METRICS
 
 
 @pytest.fixture(autouse=True)
@@ -44,119 +40,6 @@ def _forget_partitions():
     partitions.forget()
     yield
     partitions.forget()
-
-
-@dataclass
-class Generated:
-    experiment: Experiment
-    variants: dict[str, Variant]
-    exposed: dict[str, tuple[str, datetime]]  # user -> (variant key, first seen)
-    counted: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # user -> counted traces
-
-    def per_user(self, variant: str, metric: str) -> np.ndarray:
-        """The expected per-user values of one variant, computed from what was generated."""
-        values = []
-        for user_id, (key, _seen) in sorted(self.exposed.items()):
-            if key != variant:
-                continue
-            traces = self.counted.get(user_id, [])
-            if metric in SUM_METRICS:
-                column = {"cost_per_user": "cost", "tokens_per_user": "tokens", "llm_calls_per_user": "llm_calls"}
-                values.append(sum(t[column[metric]] for t in traces))
-            elif traces:
-                column = "duration_ms" if metric == "trace_duration_ms" else "errored"
-                values.append(float(np.mean([t[column] for t in traces])))
-        return np.array(values, dtype=float)
-
-
-def make_experiment(key: str, *, primary: str, guardrails: list[str], sequential: bool = False) -> tuple:
-    experiment = Experiment.objects.create(
-        key=key,
-        name=key,
-        target_prompt_type="support",
-        primary_metric=primary,
-        guardrail_metrics=guardrails,
-        user_percentage=100,
-        sequential=sequential,
-        status=ExperimentStatus.RUNNING,
-        started_at=DAY0,
-    )
-    variants = {
-        name: Variant.objects.create(experiment=experiment, key=name, content=name, is_control=name == "a", position=i)
-        for i, name in enumerate(("a", "b"))
-    }
-    return experiment, variants
-
-
-def generate(
-    *,
-    key: str = "trace-metrics",
-    primary: str = "cost_per_user",
-    guardrails: list[str] | None = None,
-    users_per_variant: int = 120,
-    cost_scale: dict[str, float] | None = None,
-    seed: int = 7,
-) -> Generated:
-    """Exposed users with 0-4 counted traces each, plus traces that must not count."""
-    guardrails = list(guardrails if guardrails is not None else [m for m in TRACE_METRICS if m != primary])
-    experiment, variants = make_experiment(key, primary=primary, guardrails=guardrails)
-    other, other_variants = make_experiment(f"{key}-other", primary="cost_per_user", guardrails=[])
-    agent = make_user(Role.AGENT, f"agent-{key}")
-    rng = np.random.default_rng(seed)
-    cost_scale = cost_scale or {"a": 0.004, "b": 0.005}
-    data = Generated(experiment=experiment, variants=variants, exposed={})
-    rows, exposures = [], []
-    for variant in ("a", "b"):
-        for index in range(users_per_variant):
-            user_id = f"{variant}-user-{index}"
-            seen = DAY0 + timedelta(hours=int(rng.integers(0, 48)), seconds=int(rng.integers(0, 3600)))
-            data.exposed[user_id] = (variant, seen)
-            exposures.append(
-                Exposure(experiment=experiment, variant=variants[variant], user_id=user_id, first_seen_at=seen)
-            )
-            for _ in range(int(rng.integers(0, 5))):  # some users have no traces at all
-                start = seen + timedelta(minutes=int(rng.integers(1, 3000)))
-                duration = float(rng.gamma(2.0, 800.0))
-                cost = Decimal(str(round(float(rng.exponential(cost_scale[variant])), 10)))
-                input_tokens, output_tokens = int(rng.integers(50, 3000)), int(rng.integers(10, 800))
-                llm_calls = int(rng.integers(1, 6))
-                errored = bool(rng.random() < (0.08 if variant == "a" else 0.12))
-                end = start + timedelta(milliseconds=duration)
-                rows.append(
-                    trace_row(
-                        agent=agent, user_id=user_id, start=start, end=end, experiment_id=experiment.pk,
-                        variant_id=variants[variant].pk, cost=cost, input_tokens=input_tokens,
-                        output_tokens=output_tokens, llm_calls=llm_calls,
-                        error_count=1 if errored and rng.random() < 0.5 else 0,
-                        status="error" if errored else "ok",
-                    )
-                )  # fmt: skip
-                data.counted[user_id].append(
-                    {
-                        "cost": float(cost),
-                        "tokens": input_tokens + output_tokens,
-                        "llm_calls": llm_calls,
-                        "duration_ms": rows[-1].duration_ms,
-                        "errored": 1.0 if errored else 0.0,
-                    }
-                )
-            # Never counted: a trace that ended before the exposure, one of another experiment,
-            # and one with no experiment, each expensive enough to show if it leaked in.
-            before = seen - timedelta(hours=2)
-            rows.append(trace_row(agent=agent, user_id=user_id, start=before, experiment_id=experiment.pk,
-                                  variant_id=variants[variant].pk, cost="9.5", input_tokens=99_999, llm_calls=50,
-                                  status="error"))  # fmt: skip
-            rows.append(trace_row(agent=agent, user_id=user_id, start=seen + timedelta(hours=1),
-                                  experiment_id=other.pk, variant_id=other_variants["a"].pk, cost="7.25",
-                                  input_tokens=88_888, llm_calls=40, status="error"))  # fmt: skip
-            rows.append(trace_row(agent=agent, user_id=user_id, start=seen + timedelta(hours=2), cost="3",
-                                  input_tokens=77_777, llm_calls=30, status="error"))  # fmt: skip
-    # Linked to the experiment but for users never exposed: outside the population.
-    rows.append(trace_row(agent=agent, user_id="never-exposed", start=DAY0 + timedelta(hours=5),
-                          experiment_id=experiment.pk, variant_id=variants["b"].pk, cost="5", llm_calls=9))  # fmt: skip
-    Exposure.objects.bulk_create(exposures)
-    save_traces(rows)
-    return data
 
 
 def comparison(result: dict, metric: str) -> dict:
@@ -373,8 +256,6 @@ def test_the_api_and_the_stats_page_show_trace_metrics_with_their_unit(client):
 
 def test_an_experiment_can_choose_trace_metrics_through_the_api():
     operator = make_user(Role.OPERATOR)
-    from tests.experiments.conftest import experiment_body
-
     body = experiment_body(primary_metric="cost_per_user", guardrail_metrics=["trace_error_rate", "tokens_per_user"])
     response = client_for(operator).post("/api/v1/experiments/", body, format="json")
     assert response.status_code == 201, response.json()
