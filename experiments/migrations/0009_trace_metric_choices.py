@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("experiments", "0007_result_variant_of_experiment_fk"),
+        ("experiments", "0008_result_lighter_writes"),
     ]
 
     operations = [
