@@ -71,6 +71,26 @@ def test_every_trace_metric_equals_welch_on_independent_per_user_values():
             assert summary["std"] == pytest.approx(values.std(ddof=1), rel=1e-7)
 
 
+def test_sequential_intervals_of_trace_metrics_follow_the_published_confidence_sequence(settings):
+    """Waudby-Smith et al. (arXiv:2103.06476) eq. 2.8, computed here from the per-user values."""
+    data = generate(key="sequential-costs", sequential=True)
+    result = experiment_stats(experiment=data.experiment, source="raw", now=NOW)
+    alpha, tuning = settings.EXPERIMENT_STATS_ALPHA, settings.EXPERIMENT_STATS_SEQUENTIAL_TUNING
+    rho = np.sqrt((-2 * np.log(alpha) + np.log(-2 * np.log(alpha) + 1)) / tuning)
+    for metric in TRACE_METRICS:
+        control, treatment = data.per_user("a", metric), data.per_user("b", metric)
+        diff = treatment.mean() - control.mean()
+        se = np.sqrt(control.var(ddof=1) / len(control) + treatment.var(ddof=1) / len(treatment))
+        n = len(control) + len(treatment)
+        sigma = se * np.sqrt(n)
+        half = sigma * np.sqrt(2 * (n * rho**2 + 1) / (n**2 * rho**2) * np.log(np.sqrt(n * rho**2 + 1) / alpha))
+        row = comparison(result, metric)
+        assert row["ci_low"] == pytest.approx(diff - half, rel=1e-9, abs=1e-12), metric
+        assert row["ci_high"] == pytest.approx(diff + half, rel=1e-9, abs=1e-12), metric
+        fixed = stats.ttest_ind(treatment, control, equal_var=False).confidence_interval()
+        assert row["ci_high"] - row["ci_low"] > fixed.high - fixed.low  # wider than the fixed-horizon interval
+
+
 def test_sum_metrics_count_users_without_traces_as_zero_and_mean_metrics_leave_them_out():
     data = generate()
     result = experiment_stats(experiment=data.experiment, source="raw", now=NOW)

@@ -71,10 +71,11 @@ def generate(
     users_per_variant: int = 120,
     cost_scale: dict[str, float] | None = None,
     seed: int = 7,
+    sequential: bool = False,
 ) -> Generated:
     """Exposed users with 0-4 counted traces each, plus traces that must not count."""
     guardrails = list(guardrails if guardrails is not None else [m for m in TRACE_METRICS if m != primary])
-    experiment, variants = make_experiment(key, primary=primary, guardrails=guardrails)
+    experiment, variants = make_experiment(key, primary=primary, guardrails=guardrails, sequential=sequential)
     other, other_variants = make_experiment(f"{key}-other", primary="cost_per_user", guardrails=[])
     agent = make_user(Role.AGENT, f"agent-{key}")
     rng = np.random.default_rng(seed)
