@@ -6,16 +6,45 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import Role
 from experiments.models import Exposure, Variant
-from experiments.snapshot import compile_experiment, get_snapshot
+from experiments.services import lifecycle
+from experiments.snapshot import compile_experiment, get_snapshot, snapshot_reset
 from prompts.models import PromptVersion
+from tests.experiments.conftest import experiment_body, make_user
 from traces.linking import Link, LinkQuery, experiment_links
 
 pytestmark = pytest.mark.django_db
 
 SEEN = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_snapshot():
+    """No experiment snapshot cached by an earlier test."""
+    snapshot_reset()
+    yield
+    snapshot_reset()
+
+
+@pytest.fixture
+def make_experiment(db):
+    """Creates an experiment through the services; ``state`` running (default), paused, completed or draft."""
+    operator = make_user(Role.OPERATOR)
+
+    def make(*, state: str = "running", **overrides):
+        experiment = lifecycle.experiment_create(actor=operator, data=experiment_body(**overrides))
+        steps = {"draft": [], "running": ["start"], "paused": ["start", "pause"], "completed": ["start", "stop"]}
+        for step in steps[state]:
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                experiment = getattr(lifecycle, f"experiment_{step}")(actor=operator, experiment=experiment)
+        snapshot_reset()
+        return experiment
+
+    return make
 
 
 def variants_of(experiment) -> dict[str, Variant]:

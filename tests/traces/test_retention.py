@@ -12,7 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 
+from accounts.models import Role
 from reports.models import JobOutcome, JobRun
+from tests.experiments.conftest import make_user
 from tests.traces.factories import make_trace
 from traces import partitions
 from traces.models import Span, Trace
@@ -20,6 +22,19 @@ from traces.retention import DAYS_AHEAD
 
 POSTGRES = connection.vendor == "postgresql"
 RUN_DAY = date(2026, 11, 20)  # run_job --date: the run acts as of the end of that day
+
+
+@pytest.fixture(autouse=True)
+def _forget_partitions():
+    """This process remembers no partition an earlier test made (and rolled back)."""
+    partitions.forget()
+    yield
+    partitions.forget()
+
+
+@pytest.fixture
+def agent(db):
+    return make_user(Role.AGENT)
 
 
 def run_job(*args: str) -> str:
