@@ -38,6 +38,7 @@ from experiments.metric_catalogue import RESULT_METRICS, TRACE_METRICS
 from experiments.models import Experiment, ExperimentStatus, Exposure, Result
 
 from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
+from .sql import use_work_mem
 from .trace_metrics import experiment_trace_metrics, trace_metric_moments
 
 logger = logging.getLogger(__name__)
@@ -77,16 +78,6 @@ def _batch_queryset(experiment_id: int, after: datetime | None, through: datetim
 
 def _columns() -> list[str]:
     return ["results", *[c for m in RESULT_METRICS for c in metric_columns(m)]]
-
-
-def use_work_mem(cursor) -> None:
-    """Lets this transaction's per-user hash aggregates stay in memory (PostgreSQL only).
-
-    With the default 4 MB a GROUP BY over a million users spills to disk and takes twice as long;
-    ``SET LOCAL`` ends with the transaction, so other queries keep the server's default.
-    """
-    if connection.vendor == "postgresql" and settings.EXPERIMENT_STATS_WORK_MEM:
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.EXPERIMENT_STATS_WORK_MEM])
 
 
 def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: datetime) -> int:

@@ -28,13 +28,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 from experiments.metric_catalogue import TRACE_METRICS
 from experiments.models import Exposure
 from traces.models import SpanStatus, Trace
 
 from .moments import Moments
+from .sql import use_work_mem
 
 _FLOAT = "DOUBLE PRECISION"
 
@@ -91,9 +92,11 @@ def trace_metric_moments(
         "WHERE e.experiment_id = %s GROUP BY e.variant_id, e.user_id) per_user GROUP BY variant_id"
     )
     out: dict[int, dict[str, Moments]] = {}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        use_work_mem(cursor)
         cursor.execute(sql, params)
-        for row in cursor.fetchall():
+        rows = cursor.fetchall()
+        for row in rows:
             variant_id, values = row[0], row[1:]
             by_metric: dict[str, Moments] = {}
             for index, name in enumerate(names):
