@@ -181,6 +181,12 @@ def _exposure_pairs(
     return pairs
 
 
+def _well_formed(query: LinkQuery) -> bool:
+    """A version number that is not a positive integer names no version (never an error)."""
+    version = query.prompt_version
+    return version is None or (isinstance(version, int) and not isinstance(version, bool) and version >= 1)
+
+
 def _version_pair(query: LinkQuery, found: _Found) -> tuple[str, int] | None:
     """The (prompt key, number) the link's prompt version is: the span's, else the variant's."""
     if query.prompt_version is not None:
@@ -198,7 +204,10 @@ def experiment_links(queries: Sequence[LinkQuery]) -> list[Link | None]:
     snapshot = get_snapshot()
     named = _experiments_by_key({q.experiment_key for q in distinct if q.experiment_key}, snapshot.by_key)
     exposures = _exposures(_exposure_pairs(distinct, named, snapshot.by_prompt_type))
-    found = {query: _find(query, named, snapshot.by_prompt_type, exposures) for query in distinct}
+    found = {
+        query: _find(query, named, snapshot.by_prompt_type, exposures) if _well_formed(query) else None
+        for query in distinct
+    }
     version_pairs = {query: _version_pair(query, hit) for query, hit in found.items() if hit is not None}
     version_ids = _prompt_versions({pair for pair in version_pairs.values() if pair is not None})
 

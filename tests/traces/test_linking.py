@@ -182,9 +182,11 @@ def test_unknown_keys_link_nothing_and_raise_nothing(make_experiment):
             LinkQuery(user_id="u1", experiment_key="greeting-tone", variant_key="warm", prompt_version=999),
             LinkQuery(user_id="u1", prompt_type="support", prompt_version=999),
             LinkQuery(user_id="u1", experiment_key="still-draft", variant_key="control"),
+            LinkQuery(user_id="u1", experiment_key="greeting-tone", variant_key="warm", prompt_version=0),
+            LinkQuery(user_id="u1", experiment_key="greeting-tone", variant_key="warm", prompt_version="2"),
         ]
     )
-    assert answers == [None] * 5
+    assert answers == [None] * 7
 
 
 def test_attributes_contradicting_the_exposure_link_nothing(make_experiment):
