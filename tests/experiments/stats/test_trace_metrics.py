@@ -285,3 +285,11 @@ def test_an_experiment_can_choose_trace_metrics_through_the_api():
     )
     assert refused.status_code == 400
     assert "primary_metric" in refused.json()["error"]["details"]
+
+
+def test_the_admin_form_offers_trace_metrics_as_primary_and_guardrail(client):
+    client.force_login(make_user(Role.ADMIN, "form-admin"))
+    page = client.get(reverse("admin:experiments_experiment_add")).content.decode()
+    for metric in TRACE_METRICS:
+        assert f'<option value="{metric}"' in page  # primary metric
+        assert f'type="checkbox" name="guardrail_metrics" value="{metric}"' in page  # guardrail
