@@ -120,7 +120,8 @@ class AgentOps:
         self.batch_size = max(1, min(batch_size, 1000))
         self.memo_size = memo_size
         self.exposure_memory = exposure_memory
-        self._client_id = uuid.uuid4().hex[:16]
+        # Prefix of the event ids this client makes: unique per client, so ids never collide across processes.
+        self.client_id = uuid.uuid4().hex[:16]
         self._sequence = itertools.count(1)
         self._features: dict[str, Feature] | None = None
         self._features_etag: str | None = None
@@ -396,7 +397,7 @@ class AgentOps:
 
     # --- events ----------------------------------------------------------------------------------
     def _event_id(self) -> str:
-        return f"{self._client_id}-{next(self._sequence)}"
+        return f"{self.client_id}-{next(self._sequence)}"
 
     def result(
         self,
