@@ -45,7 +45,7 @@ class AsyncAgentOps:
         label: str | None = None,
     ) -> Prompt:
         client = self._client
-        if label not in (None, PRODUCTION) and (key, label) not in client._labels:
+        if label not in (None, PRODUCTION) and (key, label) not in client._store.labels:
             # The first use of another label may fetch it: off the event loop.
             return await asyncio.to_thread(
                 client.prompt, key, user_id=user_id, variables=variables, default=default, label=label

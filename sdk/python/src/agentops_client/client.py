@@ -26,16 +26,16 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from agentops_client import telemetry
 from agentops_client._version import __version__
-from agentops_client.delivery import Kind, Outbox
-from agentops_client.evaluation import PRODUCTION, Feature, compile_payload, namespace_hash
+from agentops_client.delivery import Outbox
+from agentops_client.evaluation import PRODUCTION, namespace_hash
+from agentops_client.events import event_kinds, iso_time
+from agentops_client.store import ABSENT, Label, Store
 from agentops_client.templating import compile_prompt
 
 logger = logging.getLogger("agentops_client")
@@ -44,12 +44,6 @@ SOURCE_EXPERIMENT = "experiment"
 SOURCE_LABEL = "label"
 SOURCE_DEFAULT = "default"
 SOURCE_CACHE = "cache"
-
-FEATURES_PATH = "/api/v1/experiments/growthbook-features"
-EXPOSURES_PATH = "/api/v1/experiments/exposures"
-SCORES_PATH = "/api/v1/scores"
-AUDIT_PATH = "/api/v1/audit/events"
-OPERATIONS_PATH = "/api/v1/monitoring/operations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +65,6 @@ class Prompt:
     @property
     def in_experiment(self) -> bool:
         return self.experiment is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _Label:
-    version: int
-    content: str
-    config: dict[str, Any]
-    etag: str | None
-
-
-_ABSENT = _Label(version=0, content="", config={}, etag=None)  # the platform said 404
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 class AgentOps:
@@ -123,32 +102,21 @@ class AgentOps:
         # Prefix of the event ids this client makes: unique per client, so ids never collide across processes.
         self.client_id = uuid.uuid4().hex[:16]
         self._sequence = itertools.count(1)
-        self._features: dict[str, Feature] | None = None
-        self._features_etag: str | None = None
-        self._labels: dict[tuple[str, str], _Label | None] = {}  # None: not fetched yet
-        self._fresh = False  # the last refresh reached the platform
+        self._store = Store(on_change=self._forget_answers, on_contact=self._contact, log_once=self._log_once)
         self._memo: dict[tuple, Prompt] = {}
         self._exposed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._exposed_lock = threading.Lock()
         self._reachable: bool | None = None  # None: never tried
         self._last_error: str | None = None
-        self._last_refresh_at: float | None = None
         self._logged: set[str] = set()
         self._closed = False
         self._closing = threading.Event()
         self._refresh_wake = threading.Event()
         self._ready = threading.Event()
         self.disabled = not self.base_url
-        self._exposures = Kind("exposures", lambda item: EXPOSURES_PATH, "exposures", self._exposure_row)
-        self._results = Kind(
-            "results",
-            lambda item: f"/api/v1/experiments/{quote(item[0], safe='')}/results",
-            "results",
-            self._result_row,
-        )
-        self._scores = Kind("scores", lambda item: SCORES_PATH, "scores", lambda item: item)
-        self._audit = Kind("audit events", lambda item: AUDIT_PATH, "events", lambda item: item)
-        self._metrics = Kind("metrics", lambda item: OPERATIONS_PATH, "operations", self._metric_row)
+        kinds = event_kinds()
+        self._kinds = kinds
+        self._exposures, self._results, self._scores, self._audit, self._metrics = kinds
         if self.disabled:
             logger.warning("agentops: no base_url (or AGENTOPS_URL): serving defaults, dropping events")
             self._outbox = None
@@ -161,7 +129,7 @@ class AgentOps:
         self._caller_lock = threading.Lock()
         self._outbox = Outbox(
             http=self._http,
-            kinds=(self._exposures, self._results, self._scores, self._audit, self._metrics),
+            kinds=kinds,
             batch_size=self.batch_size,
             max_queue=max_queue,
             flush_interval=flush_interval,
@@ -213,8 +181,9 @@ class AgentOps:
             return Prompt(key, user_id, default, default, None, None, None, None, SOURCE_DEFAULT)
 
     def _evaluate(self, key: str, user_id: str, label: str | None, default: str | None) -> Prompt:
-        features = self._features
-        stale = not self._fresh
+        store = self._store
+        features = store.features
+        stale = not store.fresh
         feature = features.get(key) if features is not None else None
         if feature is not None and user_id and feature.rules:
             user_hash = namespace_hash(user_id)
@@ -254,7 +223,7 @@ class AgentOps:
                 )
         else:
             served = self._label(key, wanted)
-            if served is not None and served is not _ABSENT:
+            if served is not None and served is not ABSENT:
                 source = SOURCE_CACHE if stale else SOURCE_LABEL
                 return Prompt(
                     key,
@@ -283,54 +252,17 @@ class AgentOps:
         if self._outbox is not None:
             self._outbox.put(self._exposures, (experiment, variant, user_id, time.time()))
 
-    def _label(self, key: str, label: str) -> _Label | None:
+    def _label(self, key: str, label: str) -> Label | None:
         """A label other than production: fetched once on first use (if the platform answers), then kept fresh."""
-        registry_key = (key, label)
-        if registry_key in self._labels:
-            return self._labels[registry_key]
-        self._labels[registry_key] = None  # the refresher fetches it from now on
+        labels = self._store.labels
+        if (key, label) in labels:
+            return labels[(key, label)]
+        labels[(key, label)] = None  # the refresher fetches it from now on
         if self.disabled or self._reachable is False:
             self._refresh_wake.set()
             return None
         with self._caller_lock:
-            return self._fetch_label(self._http_caller, key, label)
-
-    def _fetch_label(self, http: httpx.Client, key: str, label: str) -> _Label | None:
-        known = self._labels.get((key, label))
-        headers = {"If-None-Match": known.etag} if known is not None and known.etag else {}
-        path = f"/api/v1/prompts/{quote(key, safe='')}/labels/{quote(label, safe='')}"
-        try:
-            response = http.get(path, headers=headers)
-        except httpx.HTTPError as error:
-            self._contact(False, f"{type(error).__name__}: {error}")
-            return known
-        if response.status_code == 304:
-            self._contact(True, None)
-            return known
-        if response.status_code == 404:
-            self._contact(True, None)
-            self._set_label((key, label), _ABSENT)
-            return _ABSENT
-        if response.status_code != 200:
-            self._contact(response.status_code < 500 and response.status_code != 429, f"HTTP {response.status_code}")
-            self._log_once(f"label:{response.status_code}", "agentops: %s answered %d", path, response.status_code)
-            return known
-        try:
-            body = response.json()
-            entry = _Label(
-                int(body["version"]), str(body["content"]), dict(body.get("config") or {}), response.headers.get("ETag")
-            )
-        except (ValueError, KeyError, TypeError):
-            self._log_once("label-body", "agentops: %s answered a body that is not a label", path)
-            return known
-        self._contact(True, None)
-        self._set_label((key, label), entry)
-        return entry
-
-    def _set_label(self, registry_key: tuple[str, str], entry: _Label) -> None:
-        if self._labels.get(registry_key) != entry:
-            self._labels[registry_key] = entry
-            self._memo = {}
+            return self._store.fetch_label(self._http_caller, key, label)
 
     # --- the refresher ---------------------------------------------------------------------------
     def _refresh_loop(self) -> None:
@@ -344,41 +276,7 @@ class AgentOps:
             self._refresh_wake.clear()
 
     def _refresh_once(self) -> None:
-        headers = {"If-None-Match": self._features_etag} if self._features_etag else {}
-        fresh = False
-        try:
-            response = self._http_refresh.get(FEATURES_PATH, headers=headers)
-        except httpx.HTTPError as error:
-            self._contact(False, f"{type(error).__name__}: {error}")
-        else:
-            if response.status_code == 304:
-                fresh = True
-            elif response.status_code == 200:
-                try:
-                    features = compile_payload(response.json())
-                except ValueError:
-                    self._log_once(
-                        "payload", "agentops: %s answered a body that is not a features payload", FEATURES_PATH
-                    )
-                else:
-                    self._features = features
-                    self._features_etag = response.headers.get("ETag")
-                    self._memo = {}
-                    fresh = True
-            else:
-                self._log_once(
-                    f"payload:{response.status_code}", "agentops: %s answered %d", FEATURES_PATH, response.status_code
-                )
-            self._contact(fresh, None if fresh else f"HTTP {response.status_code} from {FEATURES_PATH}")
-        if fresh:
-            self._last_refresh_at = time.time()
-        if fresh != self._fresh:
-            self._fresh = fresh
-            self._memo = {}  # answers change source (cache <-> experiment/label)
-        for key, label in list(self._labels):
-            if self._closing.is_set():
-                return
-            self._fetch_label(self._http_refresh, key, label)
+        self._store.refresh(self._http_refresh, stop=self._closing)
 
     def refresh(self) -> bool:
         """Fetch the payload and labels now, in the caller's thread (bounded by ``timeout``); True if fresh."""
@@ -388,7 +286,11 @@ class AgentOps:
             self._refresh_once()
         except Exception:
             logger.exception("agentops: refresh failed unexpectedly")
-        return self._fresh
+        return self._store.fresh
+
+    def _forget_answers(self) -> None:
+        """The payload or a label changed, or its freshness did (answers change source): recompute."""
+        self._memo = {}
 
     def _contact(self, reached: bool, error: str | None) -> None:
         self._reachable = reached
@@ -448,7 +350,7 @@ class AgentOps:
         if self._outbox is None:
             return None
         event_id = event_id or self._event_id()
-        row: dict[str, Any] = {"event_id": event_id, "name": name, "value": value, "occurred_at": _iso(time.time())}
+        row: dict[str, Any] = {"event_id": event_id, "name": name, "value": value, "occurred_at": iso_time(time.time())}
         for field_name, given in (
             ("trace_id", trace_id),
             ("observation_id", observation_id),
@@ -479,7 +381,7 @@ class AgentOps:
             "action": action,
             "severity": severity,
             "success": success,
-            "occurred_at": _iso(time.time()),
+            "occurred_at": iso_time(time.time()),
         }
         if resource is not None:
             row["resource_type"], row["resource_id"] = str(resource[0]), str(resource[1])
@@ -497,38 +399,6 @@ class AgentOps:
         event_id = event_id or self._event_id()
         self._outbox.put(self._metrics, (operation, duration_ms, success, time.time(), event_id))
         return event_id
-
-    @staticmethod
-    def _exposure_row(item: tuple) -> dict[str, Any]:
-        experiment, variant, user_id, at = item
-        return {"experiment": experiment, "variant": variant, "user_id": user_id, "occurred_at": _iso(at)}
-
-    @staticmethod
-    def _result_row(item: tuple) -> dict[str, Any]:
-        _experiment, event_id, user_id, variant, at, success, response_time_ms, tokens, quality, feedback, model = item
-        row: dict[str, Any] = {"event_id": event_id, "user_id": user_id, "variant": variant, "occurred_at": _iso(at)}
-        for name, value in (
-            ("success", success),
-            ("response_time_ms", response_time_ms),
-            ("tokens", tokens),
-            ("quality_score", quality),
-            ("user_feedback", feedback),
-            ("model", model),
-        ):
-            if value is not None:
-                row[name] = value
-        return row
-
-    @staticmethod
-    def _metric_row(item: tuple) -> dict[str, Any]:
-        operation, duration_ms, success, at, event_id = item
-        return {
-            "operation": operation,
-            "duration_ms": duration_ms,
-            "success": success,
-            "occurred_at": _iso(at),
-            "event_id": event_id,
-        }
 
     # --- life cycle ------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -567,15 +437,16 @@ class AgentOps:
 
     def health(self) -> dict[str, Any]:
         """What is degraded: the payload's freshness, the platform's reachability, the queues."""
-        kinds = (self._exposures, self._results, self._scores, self._audit, self._metrics)
-        payload = "none" if self.disabled or self._features is None else "fresh" if self._fresh else "cache"
+        kinds = self._kinds
+        store = self._store
+        payload = "none" if self.disabled or store.features is None else "fresh" if store.fresh else "cache"
         degraded = self.disabled or payload != "fresh" or self._reachable is False
         return {
             "status": "disabled" if self.disabled else ("degraded" if degraded else "ok"),
             "payload": payload,
             "platform_reachable": self._reachable,
             "last_error": self._last_error,
-            "last_refresh_at": self._last_refresh_at,
+            "last_refresh_at": store.last_refresh_at,
             "queued": {kind.name: len(kind.queue) for kind in kinds},
             "dropped": {kind.name: kind.dropped for kind in kinds},
             "delivered": {kind.name: kind.delivered for kind in kinds},
