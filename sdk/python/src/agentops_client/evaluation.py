@@ -10,7 +10,9 @@ Beside ``features`` it carries ``prompts``: each prompt's production version and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from agentops_client.bucketing import _FNV_OFFSET, bucket_ranges, fnv1a32, gb_hash
@@ -23,7 +25,7 @@ class Variation:
     key: str
     content: Any
     version: int | None
-    config: dict[str, Any]
+    config: Mapping[str, Any]  # read-only: every answer of the variation shares it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ class Feature:
     key: str
     production: Any  # the text under ``production`` (None: the caller's default)
     production_version: int | None
-    production_config: dict[str, Any]
+    production_config: Mapping[str, Any]
     rules: tuple[Rule, ...]
 
 
@@ -96,7 +98,7 @@ def _rule(raw: dict[str, Any]) -> Rule | None:
                 key=str(meta.get("key", index)),
                 content=content,
                 version=version if isinstance(version, int) and not isinstance(version, bool) else None,
-                config=config if isinstance(config, dict) else {},
+                config=MappingProxyType(config if isinstance(config, dict) else {}),
             )
         )
     namespace = raw.get("namespace")
@@ -134,7 +136,9 @@ def compile_payload(payload: Any) -> dict[str, Feature]:
             key=key,
             production=feature.get("defaultValue"),
             production_version=production.get("version"),
-            production_config=production.get("config") if isinstance(production.get("config"), dict) else {},
+            production_config=MappingProxyType(
+                production.get("config") if isinstance(production.get("config"), dict) else {}
+            ),
             rules=tuple(rule for rule in map(_rule, (r for r in rules if isinstance(r, dict))) if rule is not None),
         )
     return compiled

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -27,11 +28,11 @@ FEATURES_PATH = "/api/v1/experiments/growthbook-features"
 class Label:
     version: int
     content: str
-    config: dict[str, Any]
+    config: Mapping[str, Any]  # read-only: every answer of the label shares it
     etag: str | None
 
 
-ABSENT = Label(version=0, content="", config={}, etag=None)  # the platform answered 404
+ABSENT = Label(version=0, content="", config=MappingProxyType({}), etag=None)  # the platform answered 404
 
 
 class Store:
@@ -117,7 +118,10 @@ class Store:
         try:
             body = response.json()
             entry = Label(
-                int(body["version"]), str(body["content"]), dict(body.get("config") or {}), response.headers.get("ETag")
+                int(body["version"]),
+                str(body["content"]),
+                MappingProxyType(dict(body.get("config") or {})),
+                response.headers.get("ETag"),
             )
         except (ValueError, KeyError, TypeError):
             self.log_once("label-body", "agentops: %s answered a body that is not a label", path)
