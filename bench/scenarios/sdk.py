@@ -2,7 +2,8 @@
 
 Figures and their baselines (measured in the same run):
 - ``ops.prompt()`` µs per call, steady state (returning users, no variables), against the
-  server's own ``prompt_resolve()`` in this process on the same experiment and users;
+  server's own ``prompt_resolve()`` in this process on the same experiment and users; and for
+  first-seen users (bucketing and the exposure queued) against ``prompt_resolve()``'s first call;
 - ``ops.result()`` µs to enqueue;
 - seconds for 100,000 results queued by one client to be stored (exactly once, counted in the
   database), against the same 100 batches of 1,000 rows posted back to back by a bare httpx client.
@@ -26,6 +27,14 @@ def _per_call_us(call, users: list[str], calls: int) -> float:
             call(users[i % len(users)])
         figures.append((time.thread_time() - started) / calls * 1e6)
     return median(figures)
+
+
+def _per_call_us_once(call, users: list[str]) -> float:
+    """This thread's CPU time per call, one call per user."""
+    started = time.thread_time()
+    for user in users:
+        call(user)
+    return (time.thread_time() - started) / len(users) * 1e6
 
 
 def _client(bench, **options):
@@ -67,6 +76,25 @@ def _in_process(bench, users: list[str]) -> None:
             target="≤ 10 µs; ≤ 2x prompt_resolve()",
             note=f"CPU time of the calling thread, median of {RUNS} runs of {calls} calls over {len(users)} users; "
             "zero network calls (the payload is in memory)",
+        )
+        # First-seen users: the bucketing itself and the exposure queued, one call per new user.
+        fresh_users = [f"sdk-new-{run}-{i}" for run in range(RUNS + 1) for i in range(len(users))]
+        runs = [fresh_users[i * len(users) : (i + 1) * len(users)] for i in range(RUNS + 1)]
+        first_client = median(
+            _per_call_us_once(lambda user: ops.prompt(PROMPT_TYPE, user_id=user), batch) for batch in runs[:RUNS]
+        )
+        first_server = median(
+            _per_call_us_once(lambda user: prompt_resolve(user_id=user, prompt_type=PROMPT_TYPE), batch)
+            for batch in runs[1:]
+        )
+        bench.record(
+            "ops.prompt() in process, first-seen users",
+            first_client,
+            "µs/call",
+            baseline=first_server,
+            baseline_name="the server's prompt_resolve() for first-seen users (its exposure buffered)",
+            note=f"CPU time, median of {RUNS} runs of {len(users)} new users each: bucketing, the answer "
+            "memoised and the exposure queued",
         )
         answers = [ops.prompt(PROMPT_TYPE, user_id=user) for user in users]
         enqueue = _per_call_us(lambda user: ops.result(answers[0], success=True, response_time_ms=812), users, 20_000)
