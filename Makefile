@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV_ENV := DJANGO_ENV=development
 
-.PHONY: run test test-fast lint format bench soak migrate shell clean test-browser
+.PHONY: run test test-fast lint format bench soak migrate shell clean test-browser sdk-wheel
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
@@ -34,6 +34,11 @@ test-fast: $(VENV)/.dev  ## the inner loop: all but the tests marked slow (e2e, 
 test-browser: $(VENV)/.dev  ## only the headless-Chromium staff flows (make test runs them too)
 	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
+sdk-wheel: $(VENV)/.dev  ## build the agent SDK's wheel (sdk/python) and install it in place of the checkout's copy
+	rm -rf var/sdk-dist
+	$(PY) -m build sdk/python --outdir var/sdk-dist
+	$(PIP) install --quiet --force-reinstall --no-deps var/sdk-dist/agentops_client-*.whl
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -55,4 +60,4 @@ shell: $(VENV)/.runtime
 	$(DEV_ENV) $(PY) manage.py shell
 
 clean:
-	rm -rf var staticfiles .pytest_cache .ruff_cache
+	rm -rf var staticfiles .pytest_cache .ruff_cache sdk/python/build sdk/python/src/*.egg-info

@@ -428,6 +428,8 @@ _DEFAULT_RATE_LIMITS = {
     "prompts.read": "600/m",
     "prompts.write": "60/m",
     "experiments.results": "600/m",
+    # POST experiments/exposures: an SDK client sends at most one batch a second per process.
+    "experiments.exposures": "600/m",
     "experiments.read": "600/m",
     "experiments.write": "60/m",
     "audit.write": "600/m",
@@ -651,6 +653,8 @@ EXPERIMENTS_EXPOSURE_DRAIN_SECONDS = env.float("EXPERIMENTS_EXPOSURE_DRAIN_SECON
 EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH = env.bool("EXPERIMENTS_EXPOSURE_BACKGROUND_FLUSH", not TESTING)
 # Rows per results request: the API contract (1 to 1,000); larger batches answer 413.
 EXPERIMENTS_RESULTS_MAX_ROWS = env.int("EXPERIMENTS_RESULTS_MAX_ROWS", "1000", minimum=1, maximum=5000)
+# Rows per reported-exposures request (POST experiments/exposures, the SDK's): 1 to 1,000, as results.
+EXPERIMENTS_EXPOSURES_MAX_ROWS = env.int("EXPERIMENTS_EXPOSURES_MAX_ROWS", "1000", minimum=1, maximum=5000)
 
 # --- Experiment statistics (docs/statistics.md) -------------------------------------------------
 # Significance level of every test and interval (two-sided; 0.05 is the industry default).
@@ -721,7 +725,9 @@ TRACE_CONTENT_MAX_BYTES = env.int("TRACE_CONTENT_MAX_BYTES", "32768", minimum=10
 TRACE_ATTRIBUTES_MAX_BYTES = env.int("TRACE_ATTRIBUTES_MAX_BYTES", "8192", minimum=512)
 # Which span attributes name the user, first found wins (comma-separated).
 TRACE_USER_ATTRIBUTES = tuple(
-    name.strip() for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",") if name.strip()
+    name.strip()
+    for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",")
+    if name.strip()
 )
 # Largest OTLP request body accepted (bytes, after gzip is undone).
 TRACE_MAX_REQUEST_BYTES = env.int("TRACE_MAX_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=64 * 1024)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse, HttpResponseNotModified
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.errors import ValidationFailed
+from agentplatform.etags import etag_matches
 from agentplatform.ingest import IngestResultSerializer, batch_items, ingest_response
 from agentplatform.permissions import Requires
 from agentplatform.query import limit_offset_page
@@ -22,6 +24,7 @@ from experiments.serializers import (
     ExperimentListQuerySerializer,
     ExperimentOutputSerializer,
     ExperimentUpdateInputSerializer,
+    ExposuresRequestSerializer,
     PromoteInputSerializer,
     PromotionOutputSerializer,
     ResolveRequestSerializer,
@@ -30,6 +33,7 @@ from experiments.serializers import (
 )
 from experiments.services import lifecycle
 from experiments.services.promotion import experiment_promote
+from experiments.services.reported_exposures import exposures_ingest
 from experiments.services.resolve import prompt_resolve
 from experiments.services.results import results_ingest
 from experiments.snapshot import get_snapshot
@@ -161,14 +165,32 @@ class ExperimentPromoteView(APIView):
 
 
 class GrowthBookFeaturesView(APIView):
-    """The running experiments as a GrowthBook SDK features payload, for local evaluation."""
+    """The running experiments as a GrowthBook SDK features payload, for local evaluation.
+
+    Encoded once per snapshot with a strong ETag: a client revalidating with ``If-None-Match``
+    gets a 304 until an experiment or a label changes.
+    """
 
     permission_classes = [Requires("experiments.resolve_prompt")]
     throttle_scope = "experiments.read"
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            200: dict,
+            304: OpenApiResponse(description="The ETag sent in If-None-Match is still current."),
+        },
+    )
     def get(self, request):
-        return Response(get_snapshot().features_payload)
+        snapshot = get_snapshot()
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and etag_matches(if_none_match, snapshot.features_etag):
+            response = HttpResponseNotModified()
+        else:
+            response = HttpResponse(snapshot.features_body, content_type="application/json")
+        response["ETag"] = snapshot.features_etag
+        response["Cache-Control"] = "private, no-cache"
+        return response
 
 
 class ResultsView(APIView):
@@ -187,3 +209,23 @@ class ResultsView(APIView):
     def post(self, request, key: str):
         rows = batch_items(request.data, key="results", maximum=settings.EXPERIMENTS_RESULTS_MAX_ROWS)
         return ingest_response(results_ingest(experiment_key=key, rows=rows))
+
+
+class ExposuresView(APIView):
+    """``POST experiments/exposures``: 1 to 1,000 exposures of clients that evaluate locally (the SDK).
+
+    Permission: resolving prompts, since a client that may resolve may also report what it resolved.
+    """
+
+    permission_classes = [Requires("experiments.resolve_prompt")]
+    throttle_scope = "experiments.exposures"
+    max_body_bytes = settings.MAX_BATCH_REQUEST_BYTES
+
+    @extend_schema(
+        request=ExposuresRequestSerializer,
+        responses={200: IngestResultSerializer},
+        summary="Report 1 to 1,000 first exposures of locally evaluated users; (experiment, user) stored once",
+    )
+    def post(self, request):
+        rows = batch_items(request.data, key="exposures", maximum=settings.EXPERIMENTS_EXPOSURES_MAX_ROWS)
+        return ingest_response(exposures_ingest(rows=rows))

@@ -27,21 +27,34 @@ def experiment_rule(compiled: CompiledExperiment) -> dict:
         "weights": list(compiled.weights),
         "namespace": [compiled.prompt_type, compiled.namespace_start, compiled.namespace_end],
         "variations": [variant.content for variant in compiled.variants],
-        # The registry's version number of each variation's content (GrowthBook passes meta through).
-        "meta": [{"key": v.key, "name": v.key, "version": v.version} for v in compiled.variants],
+        # The registry's version number and config of each variation's content (GrowthBook passes
+        # meta through; the agent SDK answers them as resolve does).
+        "meta": [
+            {"key": v.key, "name": v.key, "version": v.version, "config": (v.prompt or {}).get("config", {})}
+            for v in compiled.variants
+        ],
     }
 
 
 def features_payload(
     by_prompt_type: dict[str, tuple[CompiledExperiment, ...]], prompts: dict[str, dict] | None = None
 ) -> dict:
-    """``{"features": {prompt_type: {"defaultValue": ..., "rules": [...]}}}``: running experiments' types
-    and the registry's prompts with a ``production`` label (``prompts``: the snapshot's compiled registry)."""
+    """``{"features": {prompt_type: {"defaultValue": ..., "rules": [...]}}, "prompts": {...}}``: running
+    experiments' types and the registry's prompts with a ``production`` label (``prompts``: the
+    snapshot's compiled registry).
+
+    ``prompts`` (beside ``features``, which GrowthBook SDKs ignore) names, per prompt key, the
+    version number and config of the text ``defaultValue`` carries, so a client evaluating locally
+    answers a user outside every experiment exactly as resolve does (its ``prompt``).
+    """
     prompts = prompts or {}
     features = {}
+    versions = {}
     for prompt_type in sorted({*by_prompt_type, *prompts}):
         rules = [experiment_rule(compiled) for compiled in by_prompt_type.get(prompt_type, ()) if compiled.running]
         production = prompts.get(prompt_type, {}).get(PRODUCTION)
         if rules or production is not None:
             features[prompt_type] = {"defaultValue": production.content if production else None, "rules": rules}
-    return {"features": features}
+        if production is not None:
+            versions[prompt_type] = {PRODUCTION: {"version": production.version, "config": production.config}}
+    return {"features": features, "prompts": versions}

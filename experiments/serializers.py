@@ -255,6 +255,23 @@ class ResultsRequestSerializer(serializers.Serializer):
     results = ResultRowSerializer(many=True)
 
 
+class ExposureRowSerializer(serializers.Serializer):
+    """One reported exposure, for the schema: ``experiments.services.reported_exposures`` validates;
+    the parity test keeps them equal. (Whether the experiment runs and the variant is the user's is
+    checked against the live experiment, not here.)"""
+
+    experiment = StrictCharField(max_length=100, help_text="The running experiment's key.")
+    variant = StrictCharField(max_length=100, help_text="The variant the client assigned (the server's own bucketing).")
+    user_id = StrictCharField(max_length=255)
+    occurred_at = AwareDateTimeField(
+        required=False, allow_null=True, help_text="When the client served the variant first. Default: now."
+    )
+
+
+class ExposuresRequestSerializer(serializers.Serializer):
+    exposures = ExposureRowSerializer(many=True)
+
+
 # The list's page size: default and ceiling (LimitOffsetPagination reads the same parameters).
 EXPERIMENT_PAGE_SIZE = 100
 EXPERIMENT_MAX_PAGE_SIZE = 500

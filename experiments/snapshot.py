@@ -10,6 +10,7 @@ Redis. If the cache is down the current snapshot keeps serving and is re-checked
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from agentplatform import counters
+from agentplatform.etags import body_etag
 from experiments.assignment import CompiledExperiment, CompiledVariant
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ class Snapshot:
     by_prompt_type: dict[str, tuple[CompiledExperiment, ...]]
     by_key: dict[str, CompiledExperiment]
     features_payload: dict = field(default_factory=dict)
+    # The payload encoded once and its strong ETag (the growthbook-features endpoint serves these).
+    features_body: bytes = b"{}"
+    features_etag: str = ""
     # prompt key -> label (``latest`` included) -> prompts.snapshot.CompiledLabel
     prompts: dict[str, dict] = field(default_factory=dict)
 
@@ -77,11 +82,15 @@ def _build(version: str) -> Snapshot:
         by_key[experiment.key] = compiled
     frozen = {prompt_type: tuple(items) for prompt_type, items in by_prompt_type.items()}
     prompts = compile_registry()
+    payload = features_payload(frozen, prompts)
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     return Snapshot(
         version=version,
         by_prompt_type=frozen,
         by_key=by_key,
-        features_payload=features_payload(frozen, prompts),
+        features_payload=payload,
+        features_body=body,
+        features_etag=body_etag(body),
         prompts=prompts,
     )
 

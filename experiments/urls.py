@@ -8,6 +8,7 @@ app_name = "experiments"
 urlpatterns = [
     path("prompts/resolve", api.PromptResolveView.as_view(), name="prompt-resolve"),
     path("experiments/growthbook-features", api.GrowthBookFeaturesView.as_view(), name="growthbook-features"),
+    path("experiments/exposures", api.ExposuresView.as_view(), name="experiment-exposures"),
     path("experiments/", api.ExperimentListView.as_view(), name="experiment-list"),
     path("experiments/<slug:key>/", api.ExperimentDetailView.as_view(), name="experiment-detail"),
     path(

@@ -23,7 +23,7 @@ from experiments.metric_catalogue import METRICS
 from experiments.models import Experiment
 from prompts.models import LABEL_HELP, LABEL_PATTERN
 
-RESERVED_KEYS = frozenset({"growthbook-features"})
+RESERVED_KEYS = frozenset({"growthbook-features", "exposures"})
 KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 VARIANT_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 PROMPT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import HttpResponse, HttpResponseNotModified
-from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import MethodNotAllowed
@@ -12,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.errors import NotFound
+from agentplatform.etags import etag_matches
 from agentplatform.permissions import Requires
 from agentplatform.throttling import ScopeByMethod
 from experiments.snapshot import get_snapshot
@@ -234,12 +234,6 @@ class PromptLabelReadOutputSerializer(serializers.Serializer):
     variables = serializers.ListField(child=serializers.CharField(), help_text="The placeholder names, in order.")
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """``If-None-Match`` uses the weak comparison (RFC 9110 13.1.2): ``W/"x"`` matches ``"x"``."""
-    tags = parse_etags(header)
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
-
-
 class PromptLabelView(PromptLabelMoveView):
     """``GET prompts/{key}/labels/{label}``: the version under the label, with a strong ETag (304 on a
     match); ``PUT`` on the same URL moves the label (``PromptLabelMoveView``)."""
@@ -270,7 +264,7 @@ class PromptLabelView(PromptLabelMoveView):
                 raise NotFound(f"No prompt '{key}' with a version (the registry serves prompts that have one).")
             raise NotFound(f"Prompt '{key}' has no version under the label '{label}'.")
         if_none_match = request.headers.get("If-None-Match")
-        if if_none_match and _etag_matches(if_none_match, served.etag):
+        if if_none_match and etag_matches(if_none_match, served.etag):
             response = HttpResponseNotModified()
         else:
             response = HttpResponse(served.body, content_type="application/json")

@@ -34,6 +34,9 @@ SLOW_GROUPS = (
     "tests/reliability/test_upstream_faults.py",
     "tests/reliability/test_worker_killed.py",
     "tests/reliability/test_schema_fuzz.py",
+    "tests/sdk/test_local_evaluation.py",
+    "tests/sdk/test_failures.py",
+    "tests/sdk/test_labels_async_otel.py",
 )
 
 

@@ -49,6 +49,7 @@ MATRIX: list[Endpoint] = [
     Endpoint(
         "GET", "/api/v1/experiments/growthbook-features", None, expect(agent=200, analyst=403, operator=403, admin=200)
     ),
+    Endpoint("POST", "/api/v1/experiments/exposures", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/experiments/", None, expect(agent=403, analyst=200, operator=200, admin=200)),
     Endpoint("POST", "/api/v1/experiments/", {}, expect(agent=403, analyst=403, operator=400, admin=400)),
     Endpoint("GET", f"/api/v1/experiments/{MISSING}/", None, expect(agent=403, analyst=404, operator=404, admin=404)),

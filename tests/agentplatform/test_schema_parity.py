@@ -175,6 +175,26 @@ def test_results_validator_and_schema_agree():
     assert_same_answers(valid, accepts, ResultRowSerializer)
 
 
+def test_reported_exposures_validator_and_schema_agree():
+    from experiments.serializers import ExposureRowSerializer
+    from experiments.services import reported_exposures
+
+    def accepts(row) -> bool:
+        try:
+            reported_exposures.parse_exposure_row(row, now=datetime.now(UTC))
+        except reported_exposures._Rejected:
+            return False
+        return True
+
+    valid = {
+        "experiment": "greeting-tone",
+        "variant": "control",
+        "user_id": "creator-1",
+        "occurred_at": _iso(-timedelta(minutes=2)),
+    }
+    assert_same_answers(valid, accepts, ExposureRowSerializer)
+
+
 def test_audit_validator_and_schema_agree(settings):
     from audit.serializers import AuditEventInSerializer, _parse_row
 

@@ -1,10 +1,12 @@
 """An agent's day, end to end: a live server, a real Celery worker, PostgreSQL/Redis, HTTP only.
 
-Two scripted agents act for one creator with their own API keys, exactly as deployed agents do:
-the onboarding agent resolves its prompt, fetches outside context (from fake sources on loopback),
-records results and audit events and pushes its timings and a workflow run; the mission agent takes
-the onboarding output as its input and does the same, then re-sends one batch as a client whose
-connection dropped after the server had stored it. An analyst then checks, over the API with a
+Two scripted agents act for one creator with their own API keys, exactly as deployed agents do,
+through the agent SDK (``agentops_client``, installed from ``sdk/python``): the onboarding agent
+gets its prompt (evaluated locally from the features payload, its exposure reported by the SDK),
+fetches outside context (from fake sources on loopback), records results and audit events and
+pushes its timings and a workflow run; the mission agent takes the onboarding output as its input
+and does the same, then re-sends its events with the same ids, as a client whose connection
+dropped after the server had stored them. An analyst then checks, over the API with a
 JWT, that statistics, the audit log, monitoring and the daily report written by the worker all
 count exactly what the agents did, once.
 """
@@ -58,12 +60,19 @@ def experiment_seed(*, actor, key: str, prompt_type: str) -> None:
 
 
 class Agent:
-    """A scripted agent: an httpx client with its API key; every call carries a fresh request id."""
+    """A scripted agent: the agent SDK (``agentops_client``) for prompts, results, audit events and
+    timings, and an httpx client with its API key for what the SDK does not cover (outside context,
+    workflow runs); each of those calls carries a fresh request id."""
 
     def __init__(self, *, base_url: str, raw_key: str, name: str):
+        from agentops_client import AgentOps
+
         self.name = name
+        # Only flush() sends (no timer): the test counts the server's requests per endpoint.
+        self.ops = AgentOps(base_url, raw_key, timeout=30, refresh_interval=3600, flush_interval=3600)
         self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Api-Key {raw_key}"}, timeout=30)
         self.request_ids: dict[str, str] = {}  # step -> the X-Request-ID sent
+        self.audit_ids: dict[str, str] = {}  # step -> the audit event id the SDK made
 
     def call(self, step: str, method: str, path: str, **kwargs) -> httpx.Response:
         request_id = f"{self.name}-{step}-{uuid.uuid4().hex[:8]}"
@@ -73,12 +82,8 @@ class Agent:
         return response
 
     def work(self, *, prompt_type: str, experiment: str, query: str, results: list[dict], started: datetime) -> dict:
-        resolved = self.call(
-            "resolve", "POST", "/api/v1/prompts/resolve", json={"user_id": CREATOR, "prompt_type": prompt_type}
-        )
-        assert resolved.status_code == 200, resolved.text
-        prompt = resolved.json()
-        assert prompt["in_experiment"] is True and prompt["experiment"] == experiment, prompt
+        prompt = self.ops.prompt(prompt_type, user_id=CREATOR, default="You are an agent.")
+        assert prompt.source == "experiment" and prompt.experiment == experiment, prompt
 
         context = self.call(
             "context",
@@ -91,45 +96,22 @@ class Agent:
         assert snippets["partial"] is False, snippets["errors"]
         assert {s["source"] for s in snippets["external_snippets"]} == {"web", "search"}
 
-        rows = [{**row, "user_id": CREATOR, "variant": prompt["variant"]} for row in results]
-        stored = self.call("results", "POST", f"/api/v1/experiments/{experiment}/results", json={"results": rows})
-        assert stored.status_code == 200, stored.text
-        assert stored.json() == {"accepted": len(rows), "duplicates": 0, "rejected": []}
+        for row in results:
+            assert self.ops.result(prompt, **row) == row["event_id"]
+        self.audit_ids["audit"] = self.ops.audit(
+            f"{prompt_type}.completed",
+            resource=("creator", CREATOR),
+            details={"variant": prompt.variant, "snippets": len(snippets["external_snippets"])},
+        )
+        for step, duration in (("llm", 812.5), ("context", snippets["elapsed_ms"])):
+            self.ops.metric(f"agent.{prompt_type}.{step}", duration_ms=duration, event_id=f"{self.name}-{step}-timing")
+        assert self.ops.flush(timeout=30)
+        health = self.ops.health()
+        assert health["delivered"]["results"] == len(results) and health["rejected"]["results"] == 0, health
+        assert health["delivered"]["exposures"] == 1 and health["delivered"]["audit events"] == 1, health
+        assert health["delivered"]["metrics"] == 2, health
 
         now = datetime.now(UTC)
-        audit = self.call(
-            "audit",
-            "POST",
-            "/api/v1/audit/events",
-            json={
-                "events": [
-                    {
-                        "event_id": str(uuid.uuid4()),
-                        "action": f"{prompt_type}.completed",
-                        "resource_type": "creator",
-                        "resource_id": CREATOR,
-                        "details": {"variant": prompt["variant"], "snippets": len(snippets["external_snippets"])},
-                    }
-                ]
-            },
-        )
-        assert audit.status_code == 200, audit.text
-        assert audit.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
-
-        operations = [
-            {
-                "operation": f"agent.{prompt_type}.{step}",
-                "duration_ms": duration,
-                "success": True,
-                "occurred_at": now.isoformat(),
-                "event_id": f"{self.name}-{step}-timing",
-            }
-            for step, duration in (("llm", 812.5), ("context", snippets["elapsed_ms"]))
-        ]
-        timed = self.call("operations", "POST", "/api/v1/monitoring/operations", json={"operations": operations})
-        assert timed.status_code == 200, timed.text
-        assert timed.json()["accepted"] == 2
-
         run = {
             "run_id": f"{self.name}-run-1",
             "agent": self.name,
@@ -172,7 +154,7 @@ def wait_for_daily_report(day: str, timeout: float = 60.0):
 def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fake_sources, user_factory):
     from accounts.services import api_key_create
     from agentplatform.scheduling.tasks import JOB_TASKS
-    from experiments.services.exposures import exposures_flush, exposures_forget_seen
+    from experiments.services.exposures import exposures_forget_seen
     from monitoring.recorder import recorder
     from reports.models import JobOutcome
 
@@ -209,43 +191,25 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
         results=result_rows("mis", 3),
         started=started,
     )
-    # The network drops after the server stored a batch: the agent sends the same batch again.
-    mission_variant = mission_agent.http.post(
-        "/api/v1/prompts/resolve", json={"user_id": CREATOR, "prompt_type": "mission"}
-    ).json()["variant"]
-    batch = [{**row, "user_id": CREATOR, "variant": mission_variant} for row in result_rows("mis-retry", 2)]
-    first = mission_agent.call("batch", "POST", "/api/v1/experiments/mission-tone/results", json={"results": batch})
-    again = mission_agent.call(
-        "batch-retry", "POST", "/api/v1/experiments/mission-tone/results", json={"results": batch}
-    )
-    assert first.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
-    assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
-    retried_event = {
-        "event_id": str(uuid.uuid4()),
-        "action": "mission.retried",
-        "resource_type": "creator",
-        "resource_id": CREATOR,
-    }
-    assert (
-        mission_agent.call("retry-audit", "POST", "/api/v1/audit/events", json={"events": [retried_event]}).json()[
-            "accepted"
-        ]
-        == 1
-    )
-    assert mission_agent.call(
-        "retry-audit-again", "POST", "/api/v1/audit/events", json={"events": [retried_event]}
-    ).json() == {"accepted": 0, "duplicates": 1, "rejected": []}
-    timing = {
-        "operation": "agent.mission.llm",
-        "duration_ms": 640.0,
-        "success": True,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "event_id": "mission-agent-retry-timing",
-    }
+    # The network drops after the server stored a batch: the agent sends the same events again,
+    # with the same ids (what the SDK's own retries do after a lost answer).
+    mission_prompt = mission_agent.ops.prompt("mission", user_id=CREATOR)
+    retried_event = str(uuid.uuid4())
     for _ in range(2):
-        mission_agent.call("retry-timing", "POST", "/api/v1/monitoring/operations", json={"operations": [timing]})
+        for row in result_rows("mis-retry", 2):
+            mission_agent.ops.result(mission_prompt, **row)
+        mission_agent.ops.audit(
+            "mission.retried", resource=("creator", CREATOR), event_id=retried_event, details={"attempt": _}
+        )
+        mission_agent.ops.metric("agent.mission.llm", duration_ms=640.0, event_id="mission-agent-retry-timing")
+        assert mission_agent.ops.flush(timeout=30)
+    health = mission_agent.ops.health()
+    assert health["delivered"]["results"] == 3 + 2 and health["duplicates"]["results"] == 2, health
+    assert health["delivered"]["audit events"] == 2 and health["duplicates"]["audit events"] == 1, health
+    assert health["duplicates"]["metrics"] == 1, health
+    for agent in agents.values():
+        agent.ops.close()
 
-    exposures_flush()  # the beat task that moves buffered first exposures into the database
     recorder.flush()  # the web process's background flush of request timings (off under tests)
 
     # 3. The analyst's view.
@@ -266,17 +230,17 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
     by_request = {}
     for event in events:
         by_request.setdefault(event["request_id"], []).append(event)
+    by_event_id = {}
+    for event in events:
+        by_event_id.setdefault(event["event_id"], []).append(event)
     for agent in agents.values():
-        expected_actions = {
-            "context": "enrichment.context_fetched",
-            "audit": f"{agent.name.split('-')[0]}.completed",
-        }
-        for step, action in expected_actions.items():
-            found = by_request.get(agent.request_ids[step], [])
-            assert [e["action"] for e in found] == [action], (step, found)
-            assert found[0]["actor"] == agent.name
-    assert [e["action"] for e in by_request[mission_agent.request_ids["retry-audit"]]] == ["mission.retried"]
-    assert mission_agent.request_ids["retry-audit-again"] not in by_request  # the duplicate stored nothing
+        found = by_request.get(agent.request_ids["context"], [])
+        assert [e["action"] for e in found] == ["enrichment.context_fetched"], found
+        assert found[0]["actor"] == agent.name
+        sent = by_event_id.get(agent.audit_ids["audit"], [])
+        assert [(e["action"], e["actor"]) for e in sent] == [(f"{agent.name.split('-')[0]}.completed", agent.name)]
+    retried = by_event_id[retried_event]  # sent twice, stored once (the first one's details)
+    assert [(e["action"], e["details"]) for e in retried] == [("mission.retried", {"attempt": 0})]
 
     summary = http.get("/api/v1/monitoring/summary").json()
     counts = {op["operation"]: op["count"] for op in summary["operations"]}
@@ -284,9 +248,12 @@ def test_an_agent_day_is_counted_once_everywhere(live_server, celery_worker, fak
     assert counts["agent.onboarding.context"] == 1
     assert counts["agent.mission.llm"] == 2  # its own timing and the retried one, counted once
     assert counts["agent.mission.context"] == 1
-    # The server timed the agents' requests themselves (route names, one per call).
+    # The server timed the agents' requests themselves (route names, one per call): the SDK sent
+    # one batch per flush, read the features payload once per agent and resolved nothing remotely.
     assert counts["http POST experiments:experiment-results"] == 4
-    assert counts["http POST experiments:prompt-resolve"] == 3
+    assert counts["http POST experiments:experiment-exposures"] == 2
+    assert counts["http GET experiments:growthbook-features"] == 2
+    assert "http POST experiments:prompt-resolve" not in counts
     assert counts["http POST enrichment:context"] == 2
 
     today = datetime.now(UTC).date().isoformat()

@@ -218,7 +218,7 @@ def test_features_payload_omits_paused_experiments(make_experiment, operator, dj
     experiment = make_experiment(start=True)
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.experiment_pause(actor=operator, experiment=experiment)
-    assert get_snapshot().features_payload == {"features": {}}
+    assert get_snapshot().features_payload == {"features": {}, "prompts": {}}
 
 
 def test_features_rule_carries_the_experiment_settings(make_experiment):
