@@ -127,4 +127,5 @@ def test_prompt_sets_the_experiment_attributes_on_the_current_span(platform, use
     assert span.attributes["agentops.variant"] == answer.variant
     assert span.attributes["agentops.prompt"] == "support"
     assert span.attributes["agentops.prompt_version"] == answer.version
+    assert span.attributes["user.id"] == answer.user_id
     assert isinstance(answer.version, int)

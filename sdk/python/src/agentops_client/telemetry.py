@@ -1,8 +1,9 @@
 """OpenTelemetry, when installed: the prompt's experiment, variant and version on the current span.
 
 Attribute names: ``agentops.prompt`` (the prompt key), ``agentops.prompt_version`` (its version
-number), ``agentops.experiment`` and ``agentops.variant`` (only when the user is in an experiment).
-The platform's trace ingest reads them to link a trace to the variant it ran.
+number), ``agentops.experiment`` and ``agentops.variant`` (only when the user is in an experiment),
+and ``user.id`` (OpenTelemetry's general attribute for the user) unless the span already names one.
+The platform's trace ingest reads them to link a trace to the variant it ran and to its user.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ATTRIBUTE_PROMPT = "agentops.prompt"
 ATTRIBUTE_VERSION = "agentops.prompt_version"
 ATTRIBUTE_EXPERIMENT = "agentops.experiment"
 ATTRIBUTE_VARIANT = "agentops.variant"
+ATTRIBUTE_USER = "user.id"
 
 AVAILABLE = _trace is not None
 
@@ -36,4 +38,7 @@ def annotate_current_span(prompt: Prompt) -> None:
     if prompt.experiment is not None:
         attributes[ATTRIBUTE_EXPERIMENT] = prompt.experiment
         attributes[ATTRIBUTE_VARIANT] = prompt.variant or ""
+    existing = getattr(span, "attributes", None) or {}
+    if prompt.user_id and ATTRIBUTE_USER not in existing:
+        attributes[ATTRIBUTE_USER] = prompt.user_id
     span.set_attributes(attributes)
