@@ -721,10 +721,22 @@ TRACE_CONTENT_MAX_BYTES = env.int("TRACE_CONTENT_MAX_BYTES", "32768", minimum=10
 TRACE_ATTRIBUTES_MAX_BYTES = env.int("TRACE_ATTRIBUTES_MAX_BYTES", "8192", minimum=512)
 # Which span attributes name the user, first found wins (comma-separated).
 TRACE_USER_ATTRIBUTES = tuple(
-    name.strip() for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",") if name.strip()
+    name.strip()
+    for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",")
+    if name.strip()
 )
 # Largest OTLP request body accepted (bytes, after gzip is undone).
 TRACE_MAX_REQUEST_BYTES = env.int("TRACE_MAX_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=64 * 1024)
+# Traces per page of GET /api/v1/traces: the default, and the most a caller may ask for.
+TRACE_PAGE_SIZE = env.int("TRACE_PAGE_SIZE", "50", minimum=1)
+TRACE_MAX_PAGE_SIZE = env.int("TRACE_MAX_PAGE_SIZE", "500", minimum=1)
+# Spans a trace page (admin waterfall, API detail) shows at most: bounds one request's work.
+TRACE_MAX_SPANS_SHOWN = env.int("TRACE_MAX_SPANS_SHOWN", "5000", minimum=100)
+# Spans a reprice job reads, prices and writes back per transaction (progress advances per chunk).
+TRACE_REPRICE_CHUNK = env.int("TRACE_REPRICE_CHUNK", "5000", minimum=100)
+# Seconds a reprice task may run (soft limit; the hard one is a minute later): it walks every span
+# since its date, millions on a busy installation, far past the default task limit.
+TRACE_REPRICE_TIME_LIMIT = env.int("TRACE_REPRICE_TIME_LIMIT", "7200", minimum=60)
 
 # --- Enrichment (docs/enrichment.md) ------------------------------------------------------------
 # Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask
