@@ -8,8 +8,9 @@ its transaction commits; ``reprice_job_run`` does the work:
    ``TRACE_REPRICE_CHUNK`` by (start_time, id): each span's cost recomputed, the changed ones
    written back with one UPDATE per chunk bounded to that day (so it touches one partition), and
    ``spans_done`` advanced after each chunk in its own short transaction;
-3. the traces holding a span whose cost changed get their ``cost`` and ``unpriced_spans`` summed
-   again from all their spans (a trace may start before ``since``), once per day's batch;
+3. the traces holding a visited span get their ``cost`` and ``unpriced_spans`` summed again from
+   all their spans (a trace may start before ``since``), once per day, written only where they
+   differ;
 4. ``state`` done, or failed with the error (the spans repriced so far keep their new cost: running
    the job again finishes it, each span's cost being a function of the prices alone).
 """
@@ -180,11 +181,14 @@ def reprice_job_run(*, job_id: int) -> RepriceJob:
                 after = (spans[-1].start_time, spans[-1].pk)
                 changed = []
                 for span in spans:
+                    # Every visited span's trace, not only the changed ones': after a run that failed
+                    # between the spans' update and their traces', the rerun finds the spans priced
+                    # already and must still bring the traces' totals level with them.
+                    touched.add((span.agent_id, span.trace_id))
                     cost = _span_cost(book, span)
                     if cost != span.cost:
                         span.cost = cost
                         changed.append(span)
-                        touched.add((span.agent_id, span.trace_id))
                 with transaction.atomic():
                     if changed:
                         day_spans.bulk_update(changed, ["cost"])
