@@ -149,6 +149,37 @@ def dashboard_context(*, window: str, now=None) -> dict:
     }
 
 
+# Days of the cost and token charts (per UTC day, so a shorter window would draw a single point).
+TRACE_DAYS = 7
+TOP_TRACES = 10
+
+
+def traces_context(*, window: str, now=None) -> dict:
+    """The "Traces and cost" panels: cost and tokens per day by model and by agent over the last
+    ``TRACE_DAYS`` days; error rate and p95 span duration by model, and the costliest traces, over
+    the dashboard's window."""
+    from traces.selectors import cost_by_day, model_health, top_traces_by_cost
+
+    now = now or timezone.now()
+    first_day = (now - timedelta(days=TRACE_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = now - WINDOWS[window]
+    charts = []
+    for by, label in (("model", "model"), ("agent", "agent")):
+        data = cost_by_day(since=first_day, until=now, by=by)
+        for field, title, unit in (("cost", f"Cost per day by {label}", ""), ("tokens", f"Tokens per day by {label}", "")):
+            series = [
+                (name, [(day, values[day][field] if day in values else 0) for day in data["days"]])
+                for name, values in data["series"].items()
+            ]
+            charts.append(line_chart(series, title=title, unit=unit))
+    return {
+        "trace_days": TRACE_DAYS,
+        "trace_charts": charts,
+        "model_health": model_health(since=since, until=now),
+        "top_traces": top_traces_by_cost(since=since, until=now, limit=TOP_TRACES),
+    }
+
+
 def dashboard_view(request, *, admin_site):
     """Staff only (admin_view wraps it); reading it needs monitoring.view_metrics."""
     if not request.user.has_perm("monitoring.view_metrics"):
@@ -160,5 +191,8 @@ def dashboard_view(request, *, admin_site):
         **admin_site.each_context(request),
         "title": "Monitoring dashboard",
         **dashboard_context(window=window),
+        "show_traces": request.user.has_perm("traces.view_trace"),
     }
+    if context["show_traces"]:
+        context.update(traces_context(window=window, now=context["now"]))
     return TemplateResponse(request, "monitoring/dashboard.html", context)
