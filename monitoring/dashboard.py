@@ -166,7 +166,10 @@ def traces_context(*, window: str, now=None) -> dict:
     charts = []
     for by, label in (("model", "model"), ("agent", "agent")):
         data = cost_by_day(since=first_day, until=now, by=by)
-        for field, title, unit in (("cost", f"Cost per day by {label}", ""), ("tokens", f"Tokens per day by {label}", "")):
+        for field, title, unit in (
+            ("cost", f"Cost per day by {label}", ""),
+            ("tokens", f"Tokens per day by {label}", ""),
+        ):
             series = [
                 (name, [(day, values[day][field] if day in values else 0) for day in data["days"]])
                 for name, values in data["series"].items()

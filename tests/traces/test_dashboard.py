@@ -23,8 +23,12 @@ MODELS = ("dash-a", "dash-b", "dash-c")
 def spans_over_three_days(user_factory):
     """40 traces of 1-6 spans over three days, random models, tokens, durations and errors."""
     for model, price in zip(MODELS, ("1", "3", "10"), strict=True):
-        ModelPrice.objects.create(model=model, input_per_million=Decimal(price), output_per_million=Decimal(price) * 4,
-                                  valid_from=datetime(2026, 1, 1, tzinfo=UTC))
+        ModelPrice.objects.create(
+            model=model,
+            input_per_million=Decimal(price),
+            output_per_million=Decimal(price) * 4,
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        )
     agents = [user_factory(role="agent", username=f"dash-agent-{i}") for i in range(2)]
     rng = numpy.random.default_rng(7)
     start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
@@ -32,12 +36,19 @@ def spans_over_three_days(user_factory):
     for index in range(40):
         spans = [S(name="root", duration_ms=5000)]
         for child in range(int(rng.integers(0, 6))):
-            spans.append(S(
-                name=f"call {child}", start_ms=float(rng.uniform(0, 4000)), duration_ms=float(rng.gamma(2, 300)),
-                parent=0, operation="chat", model=str(rng.choice(MODELS)),
-                input_tokens=int(rng.integers(10, 5000)), output_tokens=int(rng.integers(1, 800)),
-                status="error" if rng.random() < 0.2 else "ok",
-            ))
+            spans.append(
+                S(
+                    name=f"call {child}",
+                    start_ms=float(rng.uniform(0, 4000)),
+                    duration_ms=float(rng.gamma(2, 300)),
+                    parent=0,
+                    operation="chat",
+                    model=str(rng.choice(MODELS)),
+                    input_tokens=int(rng.integers(10, 5000)),
+                    output_tokens=int(rng.integers(1, 800)),
+                    status="error" if rng.random() < 0.2 else "ok",
+                )
+            )
         moment = start + timedelta(minutes=float(rng.uniform(0, 3 * 24 * 60)))
         traces.append(store_trace(agent=agents[index % 2], spans=spans, start=moment))
     return start, start + timedelta(days=3), agents, traces
@@ -101,16 +112,27 @@ def test_top_traces_are_the_costliest_in_the_window(spans_over_three_days):
 
 def test_the_dashboard_shows_the_panels_with_links_to_the_trace_pages(client, user_factory):
     agent = user_factory(role="agent", username="dash-agent")
-    ModelPrice.objects.create(model="dash-a", input_per_million=1, output_per_million=4,
-                              valid_from=datetime(2026, 1, 1, tzinfo=UTC))
-    trace = store_trace(agent=agent, start=timezone.now() - timedelta(minutes=10), spans=[
-        S(name="root", duration_ms=100), S(parent=0, operation="chat", model="dash-a", input_tokens=1000, output_tokens=10),
-    ])
+    ModelPrice.objects.create(
+        model="dash-a", input_per_million=1, output_per_million=4, valid_from=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    trace = store_trace(
+        agent=agent,
+        start=timezone.now() - timedelta(minutes=10),
+        spans=[
+            S(name="root", duration_ms=100),
+            S(parent=0, operation="chat", model="dash-a", input_tokens=1000, output_tokens=10),
+        ],
+    )
     client.force_login(user_factory(role="analyst"))
     response = client.get(reverse("admin:monitoring_dashboard"), {"window": "1h"})
     assert response.status_code == 200
     html = response.content.decode()
-    for title in ("Cost per day by model", "Tokens per day by model", "Cost per day by agent", "Tokens per day by agent"):
+    for title in (
+        "Cost per day by model",
+        "Tokens per day by model",
+        "Cost per day by agent",
+        "Tokens per day by agent",
+    ):
         assert title in html
     assert f'href="/admin/traces/trace/{trace.pk}/change/"' in html
-    assert '<td>dash-a</td><td>1</td><td>0</td>' in html
+    assert "<td>dash-a</td><td>1</td><td>0</td>" in html
