@@ -333,7 +333,7 @@ def _filtered_lists(bench, total: int, agents: list) -> None:
             "ms",
             baseline=baseline,
             baseline_name="unfiltered first page, plain SQL",
-            note=f"whole admin page in-process (filter choices, capped count), median of 15, p99 {_p99(samples):.1f} ms",
+            note=f"whole admin page in-process (filter choices, capped count), median of 15, p99 {_p99(samples):.1f}ms",
         )
 
 
