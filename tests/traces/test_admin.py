@@ -224,3 +224,17 @@ def test_unpriced_models_are_counted_with_a_link_to_add_a_price(staff, agent, pr
     rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>(\d+)</td>", html)
     assert rows == [("testai", "mystery-1", "4")]
     assert "/admin/traces/modelprice/add/?model=mystery-1&amp;provider=testai" in html
+
+
+def test_the_list_counts_only_a_few_pages_ahead_and_says_so(staff, agent, price, monkeypatch):
+    from traces import admin as traces_admin
+
+    monkeypatch.setattr(traces_admin.TraceAdmin, "list_per_page", 1)
+    monkeypatch.setattr(traces_admin, "LOOKAHEAD_PAGES", 1)
+    for i in range(5):
+        store_trace(agent=agent, spans=[S()], start=T0 + timedelta(seconds=i))
+    client = staff()
+    first = client.get(TRACES).content.decode()
+    assert "Counted no further than 3 traces" in first
+    last = client.get(TRACES, {"p": "5"}).content.decode()  # counted up to page 5 + 1: all 5
+    assert "Counted no further" not in last and "/change/" in last
