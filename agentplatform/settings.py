@@ -409,7 +409,10 @@ SPECTACULAR_SETTINGS = {
     # No call to swagger.io's online validator: the page stays within its same-origin policy.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
-    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metric_catalogue.METRIC_NAMES"},
+    "ENUM_NAME_OVERRIDES": {
+        "MetricEnum": "experiments.metric_catalogue.METRIC_NAMES",
+        "SpanStatusEnum": "traces.models.SpanStatus",
+    },
 }
 
 # --- Rate limits (DRF throttle scopes; agentplatform.ratelimit, docs/cross-cutting.md) ----------

@@ -54,7 +54,12 @@ class TraceListView(APIView):
     permission_classes = [ReadsTraces]
     throttle_scope = "traces.read"
 
-    @extend_schema(parameters=[TraceQuerySerializer], responses=TracePageSerializer, summary="List traces")
+    @extend_schema(
+        operation_id="v1_traces_list",
+        parameters=[TraceQuerySerializer],
+        responses=TracePageSerializer,
+        summary="List traces",
+    )
     def get(self, request):
         query = TraceQuerySerializer.from_request(request)
         traces, next_cursor = selectors.trace_page(

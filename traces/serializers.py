@@ -29,7 +29,7 @@ class TraceQuerySerializer(QueryParameters):
     agent = serializers.CharField(required=False, max_length=150, help_text="The exporting agent's username.")
     user = serializers.CharField(required=False, max_length=200, help_text="The end user's id (user.id, …).")
     model = serializers.CharField(required=False, max_length=200, help_text="A model the trace called.")
-    status = serializers.ChoiceField(SpanStatus.values, required=False)
+    status = serializers.ChoiceField(SpanStatus.choices, required=False)
     experiment = serializers.RegexField(SLUG_RE, required=False, max_length=100, help_text="Experiment key.")
     variant = serializers.RegexField(
         SLUG_RE, required=False, max_length=100, help_text="Variant key (with experiment)."
@@ -144,7 +144,7 @@ class TraceOutSerializer(serializers.Serializer):
     start_time = serializers.DateTimeField()
     end_time = serializers.DateTimeField()
     duration_ms = serializers.FloatField()
-    status = serializers.ChoiceField(SpanStatus.values)
+    status = serializers.ChoiceField(SpanStatus.choices)
     span_count = serializers.IntegerField()
     error_count = serializers.IntegerField()
     llm_calls = serializers.IntegerField()
