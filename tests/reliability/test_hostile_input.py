@@ -555,7 +555,20 @@ def query_world(clients):
 
     # The label read serves this process's snapshot: rebuild it with the prompt ``clients`` wrote.
     snapshot_reset()
-    return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
+    # A model price (the seed table's first) and a trace of one span, for the traces endpoints.
+    from accounts.models import User
+    from tests.traces.trace_data import S, store_trace
+    from traces.models import ModelPrice
+
+    agent = User.objects.create_user(username="hostile-tracer", role="agent", password=None)
+    trace = store_trace(agent=agent, spans=[S()])
+    price = ModelPrice.objects.order_by("pk").first()
+    return clients("admin"), {
+        **PATH_VALUES,
+        "report_id": str(report.pk),
+        "price_id": str(price.pk),
+        "trace_id": trace.trace_id,
+    }
 
 
 def _url(path: str, path_values: dict[str, str], parameters: list[dict]) -> str:
