@@ -109,10 +109,31 @@ WRITE_ENDPOINTS = {
     "prompt_update": ("/api/v1/prompts/hostile", "operator", lambda f, v: {f: v}),
     "prompt_version": ("/api/v1/prompts/hostile/versions", "operator", lambda f, v: {"content": "c", f: v}),
     "prompt_label": ("/api/v1/prompts/hostile/labels/staging", "operator", lambda f, v: {"version": 1, f: v}),
+    "model_price": (
+        "/api/v1/model-prices",
+        "admin",
+        lambda f, v: {
+            "model": "hostile-*",
+            "input_per_million": "1",
+            "output_per_million": "2",
+            "valid_from": "2026-01-01T00:00:00Z",
+            f: v,
+        },
+    ),
 }
 # The method each write endpoint takes (POST unless named here).
 METHODS = {"experiment_update": "PATCH", "prompt_update": "PATCH", "prompt_label": "PUT"}
 FIELDS = {
+    "model_price": [
+        "provider",
+        "model",
+        "input_per_million",
+        "cached_input_per_million",
+        "output_per_million",
+        "currency",
+        "valid_from",
+        "note",
+    ],
     "resolve": ["user_id", "prompt_type", "default_prompt"],
     "experiment_create": ["key", "name", "variants", "user_percentage", "primary_metric", "guardrail_metrics"],
     "experiment_variant": ["key", "name", "content", "weight", "is_control"],
