@@ -444,6 +444,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
     search_fields = ("model", "note")
     ordering = ("provider", "model", "-valid_from")
     change_list_template = "admin/traces/modelprice/change_list.html"
+    actions = ["reprice_since_selected"]
     change_form_template = "admin/traces/modelprice/change_form.html"
     readonly_fields = ("created_at", "updated_at")
 
@@ -480,6 +481,19 @@ class ModelPriceAdmin(admin.ModelAdmin):
     @admin.display(description="note")
     def note_short(self, obj):
         return obj.note if len(obj.note) <= 40 else obj.note[:39] + "…"
+
+    @admin.action(description="Reprice spans since the selected prices' earliest start…")
+    def reprice_since_selected(self, request, queryset):
+        if not request.user.has_perm("traces.reprice_spans"):
+            raise PermissionDenied
+        earliest = min(price.valid_from for price in queryset)
+        return HttpResponseRedirect(reverse("admin:traces_modelprice_reprice") + f"?since={earliest:%Y-%m-%d}")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.has_perm("traces.reprice_spans"):
+            actions.pop("reprice_since_selected", None)
+        return actions
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -238,3 +238,15 @@ def test_the_list_counts_only_a_few_pages_ahead_and_says_so(staff, agent, price,
     assert "Counted no further than 3 traces" in first
     last = client.get(TRACES, {"p": "5"}).content.decode()  # counted up to page 5 + 1: all 5
     assert "Counted no further" not in last and "/change/" in last
+
+
+def test_the_reprice_action_leads_to_the_confirmation_from_the_earliest_selected_price(staff, price):
+    later = ModelPrice.objects.create(
+        model="test-model-x", input_per_million=1, output_per_million=1, valid_from=datetime(2026, 5, 2, tzinfo=UTC)
+    )
+    response = staff("operator").post(
+        PRICES, {"action": "reprice_since_selected", "_selected_action": [price.pk, later.pk]}
+    )
+    assert response.status_code == 302
+    assert response.url == "/admin/traces/modelprice/reprice/?since=2026-01-01"
+    assert not RepriceJob.objects.exists()  # the action only asks; the form files the job
