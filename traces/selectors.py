@@ -258,17 +258,21 @@ def _days_between(since: datetime, until: datetime) -> list[date]:
 def cost_by_day(*, since: datetime, until: datetime, by: str, top: int = 8) -> dict:
     """Cost and tokens per UTC day, per model (``by="model"``) or per agent (``by="agent"``).
 
-    The ``top`` groups by cost are series of their own, the rest summed as "other".
+    The ``top`` groups by cost are series of their own, the rest summed as "other". Per agent the
+    traces' totals are summed (a tenth of the rows: a trace's cost and tokens are its spans' sums),
+    each on the day its trace started; per model the spans, on the day each started.
     """
-    spans = Span.objects.filter(start_time__gte=since, start_time__lt=until)
     if by == "model":
-        spans = spans.exclude(response_model="", request_model="")
+        rows_of = Span.objects.filter(start_time__gte=since, start_time__lt=until).exclude(
+            response_model="", request_model=""
+        )
         key_fields = ("response_model", "request_model")
     else:
+        rows_of = Trace.objects.filter(start_time__gte=since, start_time__lt=until, day__gte=since.date())
         key_fields = ("agent_id",)
     rows = list(
-        spans.annotate(day=TruncDate("start_time"))
-        .values("day", *key_fields)
+        rows_of.annotate(utc_day=TruncDate("start_time"))
+        .values("utc_day", *key_fields)
         .annotate(
             cost=Sum("cost"),
             input_tokens=Sum("input_tokens"),
@@ -290,7 +294,7 @@ def cost_by_day(*, since: datetime, until: datetime, by: str, top: int = 8) -> d
     per_day: dict[tuple[str, date], dict] = defaultdict(lambda: {"cost": 0.0, "tokens": 0})
     for row in rows:
         name = label(row)
-        day = row["day"]
+        day = row["utc_day"]
         cost = float(row["cost"] or 0)
         tokens = int(row["input_tokens"] or 0) + int(row["output_tokens"] or 0)
         for bucket in (totals[name], per_day[(name, day)]):
