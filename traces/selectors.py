@@ -113,6 +113,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = parse_datetime(started) if isinstance(started, str) else None
         if moment is None or moment.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
             raise ValueError
+        if not 0 <= pk < 2**63:  # a bigint: past it PostgreSQL would refuse the comparison (a 500)
+            raise ValueError
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
         raise ValidationFailed("The cursor is not one this API returned.", details={"cursor": cursor[:100]}) from None
     return moment, pk

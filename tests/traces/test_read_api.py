@@ -135,6 +135,8 @@ def test_page_size_is_capped(auth_client, agents, prices, settings):
         ({"model": ""}, "model"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "WzEsMl0"}, "cursor"),  # base64 of [1,2]: decodes, but is not ours
+        # ["2026-12-01T00:00:00+00:00", 10**30]: our shape, an id past bigint
+        ({"cursor": "WyIyMDI2LTEyLTAxVDAwOjAwOjAwKzAwOjAwIiwxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwXQ"}, "cursor"),
     ],
 )
 def test_invalid_query_parameters_get_the_400_envelope(auth_client, params, field):
