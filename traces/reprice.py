@@ -101,10 +101,17 @@ def traces_recompute_cost(keys: Iterable[tuple[int, str]]) -> int:
     updated = 0
     for start in range(0, len(keys), 500):
         batch = keys[start : start + 500]
-        match = Q()
-        for agent_id, trace_id in batch:
-            match |= Q(agent_id=agent_id, trace_id=trace_id)
-        traces = list(Trace.objects.filter(match))
+        wanted = set(batch)
+        agent_ids = sorted({agent_id for agent_id, _ in batch})
+        trace_ids = sorted({trace_id for _, trace_id in batch})
+        # Two IN lists (each served by an index of every partition) and the pairs picked in Python:
+        # 500 OR-ed (agent, trace) conditions made PostgreSQL bitmap-scan every partition, ~15 s a
+        # batch at 10 M spans.
+        traces = [
+            trace
+            for trace in Trace.objects.filter(trace_id__in=trace_ids, agent_id__in=agent_ids)
+            if (trace.agent_id, trace.trace_id) in wanted
+        ]
         if not traces:
             continue
         # The traces' own bounds keep the span read to the partitions of their days.
@@ -112,7 +119,9 @@ def traces_recompute_cost(keys: Iterable[tuple[int, str]]) -> int:
         high = max(trace.end_time for trace in traces)
         sums = {
             (row["agent_id"], row["trace_id"]): row
-            for row in Span.objects.filter(match, start_time__gte=low, start_time__lte=high)
+            for row in Span.objects.filter(
+                agent_id__in=agent_ids, trace_id__in=trace_ids, start_time__gte=low, start_time__lte=high
+            )
             .values("agent_id", "trace_id")
             .annotate(total=Sum("cost"), unpriced=Count("id", filter=unpriced_condition()))
             .order_by()
