@@ -409,7 +409,10 @@ SPECTACULAR_SETTINGS = {
     # No call to swagger.io's online validator: the page stays within its same-origin policy.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # One schema enum for the metric catalogue, used by primary and guardrail metric fields alike.
-    "ENUM_NAME_OVERRIDES": {"MetricEnum": "experiments.metric_catalogue.METRIC_NAMES"},
+    "ENUM_NAME_OVERRIDES": {
+        "MetricEnum": "experiments.metric_catalogue.METRIC_NAMES",
+        "SpanStatusEnum": "traces.models.SpanStatus",
+    },
 }
 
 # --- Rate limits (DRF throttle scopes; agentplatform.ratelimit, docs/cross-cutting.md) ----------
@@ -731,6 +734,16 @@ TRACE_USER_ATTRIBUTES = tuple(
 )
 # Largest OTLP request body accepted (bytes, after gzip is undone).
 TRACE_MAX_REQUEST_BYTES = env.int("TRACE_MAX_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=64 * 1024)
+# Traces per page of GET /api/v1/traces: the default, and the most a caller may ask for.
+TRACE_PAGE_SIZE = env.int("TRACE_PAGE_SIZE", "50", minimum=1)
+TRACE_MAX_PAGE_SIZE = env.int("TRACE_MAX_PAGE_SIZE", "500", minimum=1)
+# Spans a trace page (admin waterfall, API detail) shows at most: bounds one request's work.
+TRACE_MAX_SPANS_SHOWN = env.int("TRACE_MAX_SPANS_SHOWN", "5000", minimum=100)
+# Spans a reprice job reads, prices and writes back per transaction (progress advances per chunk).
+TRACE_REPRICE_CHUNK = env.int("TRACE_REPRICE_CHUNK", "5000", minimum=100)
+# Seconds a reprice task may run (soft limit; the hard one is a minute later): it walks every span
+# since its date, millions on a busy installation, far past the default task limit.
+TRACE_REPRICE_TIME_LIMIT = env.int("TRACE_REPRICE_TIME_LIMIT", "7200", minimum=60)
 
 # --- Enrichment (docs/enrichment.md) ------------------------------------------------------------
 # Milliseconds: the whole POST /enrichment/context call returns by its deadline; agents may ask

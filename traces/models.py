@@ -146,6 +146,9 @@ class Trace(TokenCounts):
             models.Index(fields=["trace_id"], name="traces_trace_trace_id"),
             models.Index(fields=["agent", "start_time"], name="traces_trace_agent_start"),
             models.Index(fields=["experiment_id", "variant_id", "user_id"], name="traces_trace_experiment"),
+            # The list's "user" filter, newest first: without it a rare user meant walking the whole
+            # start-time index of every partition for one page.
+            models.Index(fields=["user_id", "start_time"], name="traces_trace_user_start"),
         ]
         permissions = [
             ("view_own_trace", "Can read its own traces (agents)"),

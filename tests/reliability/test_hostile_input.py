@@ -109,10 +109,31 @@ WRITE_ENDPOINTS = {
     "prompt_update": ("/api/v1/prompts/hostile", "operator", lambda f, v: {f: v}),
     "prompt_version": ("/api/v1/prompts/hostile/versions", "operator", lambda f, v: {"content": "c", f: v}),
     "prompt_label": ("/api/v1/prompts/hostile/labels/staging", "operator", lambda f, v: {"version": 1, f: v}),
+    "model_price": (
+        "/api/v1/model-prices",
+        "admin",
+        lambda f, v: {
+            "model": "hostile-*",
+            "input_per_million": "1",
+            "output_per_million": "2",
+            "valid_from": "2026-01-01T00:00:00Z",
+            f: v,
+        },
+    ),
 }
 # The method each write endpoint takes (POST unless named here).
 METHODS = {"experiment_update": "PATCH", "prompt_update": "PATCH", "prompt_label": "PUT"}
 FIELDS = {
+    "model_price": [
+        "provider",
+        "model",
+        "input_per_million",
+        "cached_input_per_million",
+        "output_per_million",
+        "currency",
+        "valid_from",
+        "note",
+    ],
     "resolve": ["user_id", "prompt_type", "default_prompt"],
     "experiment_create": ["key", "name", "variants", "user_percentage", "primary_metric", "guardrail_metrics"],
     "experiment_variant": ["key", "name", "content", "weight", "is_control"],
@@ -555,7 +576,20 @@ def query_world(clients):
 
     # The label read serves this process's snapshot: rebuild it with the prompt ``clients`` wrote.
     snapshot_reset()
-    return clients("admin"), {**PATH_VALUES, "report_id": str(report.pk)}
+    # A model price (the seed table's first) and a trace of one span, for the traces endpoints.
+    from accounts.models import User
+    from tests.traces.trace_data import S, store_trace
+    from traces.models import ModelPrice
+
+    agent = User.objects.create_user(username="hostile-tracer", role="agent", password=None)
+    trace = store_trace(agent=agent, spans=[S()])
+    price = ModelPrice.objects.order_by("pk").first()
+    return clients("admin"), {
+        **PATH_VALUES,
+        "report_id": str(report.pk),
+        "price_id": str(price.pk),
+        "trace_id": trace.trace_id,
+    }
 
 
 def _url(path: str, path_values: dict[str, str], parameters: list[dict]) -> str:
