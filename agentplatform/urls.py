@@ -12,6 +12,7 @@ api_v1 = [
     path("monitoring/", include("monitoring.urls")),
     path("", include("enrichment.urls")),
     path("reports/", include("reports.urls")),
+    path("", include("traces.urls")),
 ]
 if settings.BENCH_ENDPOINTS:
     api_v1.append(path("bench/", include("bench.urls")))
