@@ -284,5 +284,5 @@ def test_attributes_past_the_cap_are_dropped_and_counted(client, agent_key, sett
 
     assert len(json.dumps(stored, separators=(",", ":")).encode()) <= 512
     kept = [key for key in stored if key != "agentops.dropped_attributes"]
-    assert kept[0] == "service.name" and 1 < len(kept) < 31
+    assert "service.name" in kept and 1 < len(kept) < 31
     assert stored["agentops.dropped_attributes"] == 31 - len(kept)  # 30 + service.name
