@@ -291,7 +291,7 @@ def spans_ingest(*, request, agent, now: datetime | None = None) -> SpansIngestR
             record.experiment_id, record.variant_id = link.experiment_id, link.variant_id
 
     partitions.ensure_days({record.start_time.date() for record in records})
-    trace_keys = sorted({_lock_key(agent_id, record.trace_id) for record in records})
+    trace_keys = sorted({_lock_key(agent_id, trace_id) for trace_id in {record.trace_id for record in records}})
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -438,6 +438,10 @@ _TRACE_FIELDS = (
     "cost",
 )
 
+TRACE_TABLE = "traces_trace"
+TRACE_COLUMNS = ("agent_id", "trace_id", "day", *_TRACE_FIELDS)
+TRACE_KEY = ("agent_id", "trace_id", "day")
+
 
 def _plus(total, amount):
     if amount is None:
@@ -507,21 +511,23 @@ def _add_to_traces(agent_id: int, spans: list[StoredSpan], *, now: datetime, res
         .values("id", "day", "trace_id", *_TRACE_FIELDS)
     ):
         existing.setdefault(row["trace_id"], row)
-    created: list[Trace] = []
+    created: list[list[Any]] = []
     updated: list[dict[str, Any]] = []
     for trace_id, trace_spans in by_trace.items():
         totals = existing.get(trace_id)
         if totals is None:
-            totals = {}
+            totals = {"root_span_name": "", "user_id": ""}
             _merge(totals, trace_spans)
             totals["updated_at"] = now
-            created.append(Trace(agent_id=agent_id, trace_id=trace_id, day=totals["start_time"].date(), **totals))
+            created.append([agent_id, trace_id, totals["start_time"].date(), *map(totals.get, _TRACE_FIELDS)])
         else:
             _merge(totals, trace_spans)
             totals["updated_at"] = now
             updated.append(totals)
     if created:
-        Trace.objects.bulk_create(created)
+        # The same optimistic COPY as the spans (no ORM object per trace); under the traces' locks no
+        # other batch can have filed one of them meanwhile, so the key never conflicts.
+        ingest_rows(table=TRACE_TABLE, columns=TRACE_COLUMNS, rows=created, conflict_key=TRACE_KEY)
     if updated:
         _update_traces(updated)
     result.traces_created = len(created)
