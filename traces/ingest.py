@@ -165,11 +165,42 @@ def any_value(value) -> Any:
 
 
 def key_values(items: Iterable) -> dict[str, Any]:
-    return {_clean(item.key): any_value(item.value) for item in items}
+    """OTLP ``KeyValue``s as a dict (strings and integers, most attributes, without a call each)."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key = item.key
+        if "\x00" in key:
+            key = key.replace("\x00", "")
+        value = item.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            values[key] = text.replace("\x00", "") if "\x00" in text else text
+        elif kind == "int_value":
+            values[key] = value.int_value
+        else:
+            values[key] = any_value(value)
+    return values
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def attributes_text(resource_text: str, resource: dict[str, Any], attributes: dict[str, Any], limit: int) -> str:
+    """The JSON text of a span's kept attributes over its resource's (``resource_text``: the
+    resource's, serialised once per request without its braces), capped at ``limit`` bytes."""
+    if not attributes:
+        text = "{" + resource_text + "}"
+    elif not resource_text:
+        text = _json(attributes)
+    elif resource.keys() & attributes.keys():  # the span overrides a resource attribute
+        return capped_attributes({**resource, **attributes}, limit)
+    else:
+        text = "{" + resource_text + "," + _json(attributes)[1:]
+    if len(text) <= limit // 4 or len(text.encode()) <= limit:
+        return text
+    return capped_attributes({**resource, **attributes}, limit)
 
 
 def capped_attributes(attributes: dict[str, Any], limit: int) -> str:
@@ -247,6 +278,7 @@ def spans_ingest(*, request, agent, now: datetime | None = None) -> SpansIngestR
         resource_attributes = key_values(resource_spans.resource.attributes)
         resource_user = mapping.resource_user(resource_attributes, user_attributes)
         resource_kept = mapping.split_resource(resource_attributes, user_attributes)
+        resource_text = _json(resource_kept)[1:-1]
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 index += 1
@@ -272,6 +304,7 @@ def spans_ingest(*, request, agent, now: datetime | None = None) -> SpansIngestR
                     book=book,
                     resource_user=resource_user,
                     resource_kept=resource_kept,
+                    resource_text=resource_text,
                     user_attributes=user_attributes,
                     store_content=store_content,
                     attributes_limit=attributes_limit,
@@ -324,6 +357,7 @@ def _span_row(
     book: PriceBook,
     resource_user: str,
     resource_kept: dict[str, Any],
+    resource_text: str,
     user_attributes: tuple[str, ...],
     store_content: bool,
     attributes_limit: int,
@@ -357,11 +391,12 @@ def _span_row(
     request_model = fields.get("request_model", "")
     response_model = fields.get("response_model", "")
     model = response_model or request_model
-    tokens = tuple(fields.get(name) for name in TOKEN_FIELDS)
-    usage = Usage(*tokens)
-    model_call = mapping.is_model_call(operation, model, not usage.empty)
-    cost = book.cost(provider=provider, model=model, when=start, usage=usage) if model_call else None
-    kept = {**resource_kept, **mapped.attributes} if resource_kept else mapped.attributes
+    tokens = tuple(map(fields.get, TOKEN_FIELDS))
+    has_usage = tokens[0] is not None or tokens[1] is not None
+    model_call = mapping.is_model_call(operation, model, has_usage)
+    cost = None
+    if model_call and has_usage:
+        cost = book.cost(provider=provider, model=model, when=start, usage=Usage(*tokens))
     parent = span.parent_span_id.hex() if span.parent_span_id and span.parent_span_id != _ZERO_SPAN else ""
     name = _clean(span.name)[:300]
     kind = span.kind
@@ -391,7 +426,7 @@ def _span_row(
         None,
         None,
         None,
-        capped_attributes(kept, attributes_limit),
+        attributes_text(resource_text, resource_kept, mapped.attributes, attributes_limit),
         capped_content(content, content_limit) if store_content and content else None,
         now,
         *tokens,
@@ -410,7 +445,7 @@ def _span_row(
         model=model,
         tokens=tokens,
         cost=cost,
-        priced=model_call and not usage.empty,
+        priced=model_call and has_usage,
         user_id=mapped.user_id,
         experiment_id=None,
         variant_id=None,

@@ -20,6 +20,7 @@ Besides the table:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -259,7 +260,15 @@ def map_attributes(
     return Mapped(fields, user_id, _link_query(link, user_id), kept, content or None)
 
 
+@functools.lru_cache(maxsize=8192)
+def _user_query(user_id: str) -> LinkQuery:
+    # Most spans name no experiment: one shared (immutable) query per user.
+    return LinkQuery(user_id=user_id)
+
+
 def _link_query(link: dict[str, Any], user_id: str) -> LinkQuery:
+    if not link:
+        return _user_query(user_id)
     version = link.get("prompt_version")
     if version is not None:
         version = read_count(version)

@@ -245,6 +245,7 @@ def _baseline_rows(bodies: int, start: datetime, agent_id: int) -> list[tuple]:
                         book=book,
                         resource_user="",
                         resource_kept=resource,
+                        resource_text=ingest._json(resource)[1:-1],
                         user_attributes=("user.id",),
                         store_content=False,
                         attributes_limit=8192,
