@@ -83,7 +83,7 @@ def _decode_json(body: bytes) -> ExportTraceServiceRequest:
     try:
         _ids_to_base64(payload)
         return json_format.ParseDict(payload, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         raise MalformedRequest(f"The body is not an OTLP/JSON ExportTraceServiceRequest: {exc}.") from None
 
 

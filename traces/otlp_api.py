@@ -8,7 +8,8 @@ answers follow the OTLP/HTTP specification:
   stored are a success, not a refusal (the exporter must not retry them);
 - 400 for a body that does not decode (protobuf, JSON or gzip), 413 when it is too large (after
   gzip is undone, too), 415 for another content type or content encoding;
-- 401/403 without a valid agent API key holding ``traces.push_traces``;
+- 401/403 without valid credentials holding ``traces.push_traces`` (agents: their API key; an
+  admin's JWT is accepted too, like on every endpoint, and files the spans under that admin);
 - 429 (rate limit ``traces.ingest``) and 503 (database unavailable) with ``Retry-After``: the
   statuses exporters retry.
 
@@ -26,7 +27,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiKeyAuthentication
 from agentplatform.errors import PayloadTooLarge, UnsupportedMediaType
 from agentplatform.permissions import Requires
 from traces import otlp
@@ -34,7 +34,6 @@ from traces.ingest import spans_ingest
 
 
 class OtlpTracesView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
     permission_classes = [Requires("traces.push_traces")]
     throttle_scope = "traces.ingest"
     parser_classes: list = []  # the body is decoded here: protobuf or OTLP/JSON, maybe gzipped
@@ -44,9 +43,10 @@ class OtlpTracesView(APIView):
     @extend_schema(
         request={otlp.PROTOBUF: OpenApiTypes.BINARY, otlp.JSON: OpenApiTypes.OBJECT},
         responses={
-            200: OpenApiResponse(description="ExportTraceServiceResponse in the request's encoding."),
-            400: OpenApiResponse(description="Undecodable body."),
-            415: OpenApiResponse(description="Neither application/x-protobuf nor application/json."),
+            (200, otlp.PROTOBUF): OpenApiResponse(OpenApiTypes.BINARY, description="ExportTraceServiceResponse"),
+            (200, otlp.JSON): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="ExportTraceServiceResponse (OTLP/JSON); {} when all were accepted"
+            ),
         },
         summary="Export spans over OTLP/HTTP (protobuf or JSON, optionally gzip)",
     )
