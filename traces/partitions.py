@@ -20,6 +20,10 @@ from django.db import connection, transaction
 # (table, partition key column) of every partitioned table, parents first.
 PARTITIONED = (("traces_span", "start_time"), ("traces_trace", "day"))
 
+# The advisory lock key under which partitions are created and dropped (any constant of the
+# platform's own: "traces_p" in ASCII).
+PARTITION_LOCK = int.from_bytes(b"traces_p", "big", signed=True)
+
 _known: set[date] = set()
 _lock = threading.Lock()
 
@@ -51,7 +55,12 @@ def ensure_days(days: Iterable[date]) -> None:
     missing = sorted(set(days) - _known)
     if not missing:
         return
-    with _lock, connection.cursor() as cursor:
+    # CREATE TABLE IF NOT EXISTS is not safe against another session creating the same table at
+    # the same moment ("relation already exists"): two web processes receiving the first spans of a
+    # day did exactly that. The creations are serialised across processes by an advisory lock; the
+    # second one then finds the partition committed and creates nothing.
+    with _lock, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
         for day in missing:
             for table, column in PARTITIONED:
                 low, high = _bounds(column, day)
@@ -90,7 +99,8 @@ def drop_days_before(cutoff: date) -> list[date]:
     if not partitioned():
         return []
     dropped = [day for day in existing_days() if day < cutoff]
-    with _lock, connection.cursor() as cursor:
+    with _lock, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
         for day in dropped:
             for table, _column in reversed(PARTITIONED):
                 cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, day)}")
