@@ -22,6 +22,7 @@ whatever its day.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -158,8 +159,6 @@ def any_value(value) -> Any:
     if kind == "kvlist_value":
         return {_clean(item.key): any_value(item.value) for item in value.kvlist_value.values}
     if kind == "bytes_value":
-        import base64
-
         return base64.b64encode(value.bytes_value).decode("ascii")
     return None
 
@@ -227,8 +226,15 @@ def capped_content(content: dict[str, Any], limit: int) -> str:
     size = len(text.encode())
     if size <= limit:
         return text
-    preview = text.encode()[: max(limit - 200, 0)].decode("utf-8", "ignore")
-    return _json({"truncated": True, "bytes": size, "preview": preview})
+    # The preview is JSON text inside JSON: its quotes and backslashes are escaped again, so it is
+    # shortened until the marker fits.
+    keep = limit - 200
+    while True:
+        preview = text.encode()[: max(keep, 0)].decode("utf-8", "ignore")
+        marker = _json({"truncated": True, "bytes": size, "preview": preview})
+        if len(marker.encode()) <= limit or keep <= 0:
+            return marker
+        keep -= len(marker.encode()) - limit + 16
 
 
 # --- the service ----------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ def test_content_past_the_cap_becomes_a_marker_with_a_preview(client, agent_key,
         trace=TRACE,
         span_id="eee19b7ec3c1b174",
         start=now,
-        attrs={"gen_ai.input.messages": json.dumps([{"role": "user", "content": "y" * 5000}])},
+        attrs={"gen_ai.input.messages": json.dumps([{"role": "user", "content": '"quoted" \\ ' * 500}])},
     )
     assert post_protobuf(client, export_request([big]), agent_key).status_code == 200
     content = Span.objects.get().content
