@@ -274,3 +274,12 @@ def test_a_span_in_the_far_past_after_a_recent_one_keeps_the_trace_day(client, a
     post_protobuf(client, export_request([earlier]), agent_key)
     trace = Trace.objects.get()
     assert trace.day == now.date() and trace.start_time == now - timedelta(days=2)
+
+
+def test_a_body_declared_larger_than_the_limit_is_a_413_before_it_is_read(client, agent_key, settings):
+    from traces.otlp_api import OtlpTracesView
+
+    declared = OtlpTracesView.max_body_bytes + 1
+    response = client.post(URL, data=b"\x00", content_type=PROTOBUF, CONTENT_LENGTH=str(declared), **agent_key)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"  # the middleware's envelope
