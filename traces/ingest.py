@@ -1,6 +1,7 @@
 """Storing exported spans and keeping their traces' totals (docs/traces.md, "Ingest").
 
-``spans_ingest`` takes one decoded OTLP request of one agent and:
+``spans_ingest`` takes one decoded OTLP request (``export``, an ``ExportTraceServiceRequest``) of
+one agent and:
 
 1. turns each span into a row (``traces.mapping``), refusing the ones that cannot be stored (an
    invalid id, an end before the start, a start older than the retention or in the future);
@@ -261,7 +262,7 @@ def _span_problem(span, *, oldest_ns: int, newest_ns: int) -> tuple[str, str] | 
     return None
 
 
-def spans_ingest(*, request, agent, now: datetime | None = None) -> SpansIngestResult:
+def spans_ingest(*, export, agent, now: datetime | None = None) -> SpansIngestResult:
     """Stores the spans of an ``ExportTraceServiceRequest`` exported by ``agent``; see the module."""
     now = now or timezone.now()
     result = SpansIngestResult()
@@ -280,7 +281,7 @@ def spans_ingest(*, request, agent, now: datetime | None = None) -> SpansIngestR
     seen: set[tuple[str, str, int]] = set()
     book = PriceBook.load()
     index = -1
-    for resource_spans in request.resource_spans:
+    for resource_spans in export.resource_spans:
         resource_attributes = key_values(resource_spans.resource.attributes)
         resource_user = mapping.resource_user(resource_attributes, user_attributes)
         resource_kept = mapping.split_resource(resource_attributes, user_attributes)

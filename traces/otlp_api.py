@@ -65,7 +65,7 @@ class OtlpTracesView(APIView):
                 f"The body is larger than this endpoint accepts ({settings.TRACE_MAX_REQUEST_BYTES} bytes)."
             )
         message = otlp.decode_body(body, encoding=encoding)
-        result = spans_ingest(request=message, agent=request.user)
+        result = spans_ingest(export=message, agent=request.user)
         content = otlp.response_body(rejected=len(result.rejected), message=result.message(), encoding=encoding)
         return HttpResponse(content, status=200, content_type=encoding)
 
