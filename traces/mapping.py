@@ -291,11 +291,10 @@ def resource_user(attributes: Mapping[str, Any], user_attributes: tuple[str, ...
 
 
 def split_resource(attributes: Mapping[str, Any], user_attributes: tuple[str, ...]) -> dict[str, Any]:
-    """A resource's attributes kept on each of its spans: all but its user and its content."""
+    """A resource's attributes kept on each of its spans: all but its user and its content (the
+    experiment link is read from span attributes only; ``agentops.*`` on a resource stays here)."""
     return {
-        key: value
-        for key, value in attributes.items()
-        if key not in user_attributes and not is_content_attribute(key) and key not in LINK_ATTRIBUTES
+        key: value for key, value in attributes.items() if key not in user_attributes and not is_content_attribute(key)
     }
 
 
