@@ -286,3 +286,41 @@ def test_attributes_past_the_cap_are_dropped_and_counted(client, agent_key, sett
     kept = [key for key in stored if key != "agentops.dropped_attributes"]
     assert "service.name" in kept and 1 < len(kept) < 31
     assert stored["agentops.dropped_attributes"] == 31 - len(kept)  # 30 + service.name
+
+
+def test_the_experiment_link_is_asked_once_per_batch_with_one_query_per_span(client, agent_key, now, monkeypatch):
+    # traces.linking answers (another part's implementation); here a stand-in records what ingest asks.
+    from traces import ingest
+    from traces.linking import Link, LinkQuery
+
+    calls: list[list[LinkQuery]] = []
+
+    def links(queries):
+        calls.append(list(queries))
+        return [
+            Link(experiment_id=7, variant_id=70, prompt_version_id=700) if q.experiment_key else None for q in queries
+        ]
+
+    monkeypatch.setattr(ingest, "experiment_links", links)
+    linked = chat_span(
+        now,
+        **{
+            "user.id": "u-9",
+            "agentops.experiment": "tone",
+            "agentops.variant": "warm",
+            "agentops.prompt_version": 3,
+            "agentops.prompt": "support",
+        },
+    )
+    answer(post_protobuf(client, export_request([root_span(now), linked]), agent_key))
+    assert len(calls) == 1 and len(calls[0]) == 2
+    assert calls[0][0] == LinkQuery(user_id="u-42")
+    assert calls[0][1] == LinkQuery(
+        user_id="u-9", prompt_type="support", experiment_key="tone", variant_key="warm", prompt_version=3
+    )
+    stored = Span.objects.get(span_id=CHAT)
+    assert (stored.experiment_id, stored.variant_id, stored.prompt_version_id) == (7, 70, 700)
+    assert stored.prompt_type == "support" and "agentops.experiment" not in stored.attributes
+    assert Span.objects.get(span_id=ROOT).experiment_id is None
+    trace = Trace.objects.get()
+    assert (trace.experiment_id, trace.variant_id) == (7, 70)
