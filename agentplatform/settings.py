@@ -721,7 +721,9 @@ TRACE_CONTENT_MAX_BYTES = env.int("TRACE_CONTENT_MAX_BYTES", "32768", minimum=10
 TRACE_ATTRIBUTES_MAX_BYTES = env.int("TRACE_ATTRIBUTES_MAX_BYTES", "8192", minimum=512)
 # Which span attributes name the user, first found wins (comma-separated).
 TRACE_USER_ATTRIBUTES = tuple(
-    name.strip() for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",") if name.strip()
+    name.strip()
+    for name in env.str("TRACE_USER_ATTRIBUTES", "user.id,enduser.id,session.id").split(",")
+    if name.strip()
 )
 # Largest OTLP request body accepted (bytes, after gzip is undone).
 TRACE_MAX_REQUEST_BYTES = env.int("TRACE_MAX_REQUEST_BYTES", str(8 * 1024 * 1024), minimum=64 * 1024)
