@@ -324,3 +324,16 @@ def test_the_experiment_link_is_asked_once_per_batch_with_one_query_per_span(cli
     assert Span.objects.get(span_id=ROOT).experiment_id is None
     trace = Trace.objects.get()
     assert (trace.experiment_id, trace.variant_id) == (7, 70)
+
+
+def test_a_batch_mixing_stored_and_new_spans_adds_only_the_new_ones(client, agent_key, prices, now):
+    answer(post_protobuf(client, export_request([root_span(now), chat_span(now)]), agent_key))
+    second_chat = chat_span(now, span_id=TOOL, offset_ms=700)
+    # The stored spans make the direct COPY fail; the staged path stores the new one and names it.
+    reply = answer(post_protobuf(client, export_request([root_span(now), chat_span(now), second_chat]), agent_key))
+    assert not reply.HasField("partial_success")
+    assert Span.objects.count() == 3
+    trace = Trace.objects.get()
+    assert (trace.span_count, trace.llm_calls, trace.input_tokens) == (3, 2, 2000)
+    assert trace.cost == 2 * Span.objects.get(span_id=CHAT).cost
+    assert trace.end_time == now + timedelta(milliseconds=2000)
