@@ -14,14 +14,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from experiments.metric_catalogue import METRIC_CHOICES, METRICS
+from experiments.metric_catalogue import METRIC_CHOICES, RESULT_METRICS
 
 # The statistics rollup models live with the statistics; Django registers a model when its module
 # is imported, and it imports only this one for the app.
 from experiments.stats.models import ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric  # noqa: F401
 
 # The Result columns the metrics read, in the covering index below.
-RESULT_METRIC_FIELDS = [metric.field for metric in METRICS.values()]
+RESULT_METRIC_FIELDS = [metric.field for metric in RESULT_METRICS.values()]
 
 
 class ExperimentStatus(models.TextChoices):
@@ -164,17 +164,18 @@ class Result(models.Model):
     """One outcome an agent reported for a user in an experiment; ``event_id`` makes it idempotent."""
 
     event_id = models.CharField(max_length=128, unique=True)
-    # On PostgreSQL one foreign key, (experiment_id, variant_id) to the variant's (experiment_id, id)
-    # (migration 0007), holds both columns: the variant exists and is one of that experiment's. It
-    # replaces one key per column, halving the database's checks per ingested row (bench/README.md,
-    # "Batch endpoints"). Django cannot declare a composite foreign key, hence db_constraint=False
-    # here (other databases have no key on these columns); the cascades are Django's either way.
-    # No experiment_id index of its own: result_exp_occurred_idx and the covering index lead with
-    # it and serve the deletes by experiment alike.
+    # No database foreign keys (Django cannot declare the composite one a result needs): on
+    # PostgreSQL a statement trigger checks each write's (experiment_id, variant_id) pairs against
+    # the experiment's variants, once per statement, and a variant with results cannot be deleted
+    # (migration 0008). Deleting an experiment deletes its results first (Django's cascade through
+    # the covering index, which leads with experiment_id); variants are deleted only from drafts,
+    # which have no results, hence DO_NOTHING there.
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
     )
-    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="results", db_constraint=False)
+    variant = models.ForeignKey(
+        Variant, on_delete=models.DO_NOTHING, related_name="results", db_index=False, db_constraint=False
+    )
     user_id = models.CharField(max_length=255)
     occurred_at = models.DateTimeField()
     success = models.BooleanField(null=True, blank=True)
@@ -197,7 +198,8 @@ class Result(models.Model):
                 include=RESULT_METRIC_FIELDS,
                 name="result_exp_variant_user_cov",
             ),
-            models.Index(fields=["experiment", "occurred_at"], name="result_exp_occurred_idx"),
+            # Time: on PostgreSQL BRIN indexes on occurred_at and recorded_at (migration 0008; the
+            # rollup reads the newest slice, the reports one day); SQLite keeps B-trees.
         ]
         # The API validates these per row; the constraints guard every other writer.
         constraints = [

@@ -7,7 +7,8 @@ one agent and:
    invalid id, an end before the start, a start older than the retention or in the future);
 2. prices the model calls with one ``PriceBook`` and links every span to its experiment with one
    ``experiment_links`` call;
-3. makes sure the days' partitions exist (before the transaction: creating one locks the parent);
+3. makes sure the days' partitions exist (before the transaction: creating one locks the parent;
+   ``partitions.write_with_partitions``, which re-creates a day another process dropped meanwhile);
 4. in one transaction, locks the batch's traces (PostgreSQL: one advisory lock per agent and trace
    id, taken in sorted order so two batches sharing traces cannot deadlock; SQLite: the database's
    write lock, taken when the transaction begins), stores the spans once each
@@ -344,22 +345,30 @@ def spans_ingest(*, export, agent, now: datetime | None = None) -> SpansIngestRe
             row[experiment_at : experiment_at + 3] = [link.experiment_id, link.variant_id, link.prompt_version_id]
             record.experiment_id, record.variant_id = link.experiment_id, link.variant_id
 
-    partitions.ensure_days({record.start_time.date() for record in records})
     trace_keys = sorted({_lock_key(agent_id, trace_id) for trace_id in {record.trace_id for record in records}})
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key", [trace_keys])
-        stored = ingest_rows(table=SPAN_TABLE, columns=SPAN_COLUMNS, rows=rows, conflict_key=SPAN_KEY)
-        stored_records = [
-            record
-            for row, record in zip(rows, records, strict=True)
-            if (agent_id, record.trace_id, row[2], record.start_time) in stored
-        ]
-        result.accepted = len(stored_records)
-        result.duplicates += len(rows) - len(stored_records)
-        if stored_records:
-            _add_to_traces(agent_id, stored_records, now=now, result=result)
+
+    def write() -> tuple[int, int, int]:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key", [trace_keys])
+            stored = ingest_rows(table=SPAN_TABLE, columns=SPAN_COLUMNS, rows=rows, conflict_key=SPAN_KEY)
+            stored_records = [
+                record
+                for row, record in zip(rows, records, strict=True)
+                if (agent_id, record.trace_id, row[2], record.start_time) in stored
+            ]
+            created = updated = 0
+            if stored_records:
+                created, updated = _add_to_traces(agent_id, stored_records, now=now)
+            return len(stored_records), created, updated
+
+    # The days' partitions are made before the transaction (creating one locks the parent table),
+    # and made again should another process have dropped one this process remembered.
+    days = {record.start_time.date() for record in records}
+    accepted, result.traces_created, result.traces_updated = partitions.write_with_partitions(days, write)
+    result.accepted = accepted
+    result.duplicates += len(rows) - accepted
     return result
 
 
@@ -555,8 +564,9 @@ def _merge(totals: dict[str, Any], spans: Sequence[StoredSpan]) -> None:
         totals.setdefault("status", SpanStatus.UNSET.value)
 
 
-def _add_to_traces(agent_id: int, spans: list[StoredSpan], *, now: datetime, result: SpansIngestResult) -> None:
-    """Adds newly stored spans to their traces (creating the missing ones). Call under the locks."""
+def _add_to_traces(agent_id: int, spans: list[StoredSpan], *, now: datetime) -> tuple[int, int]:
+    """Adds newly stored spans to their traces (creating the missing ones); (created, updated).
+    Call under the traces' locks."""
     by_trace: dict[str, list[StoredSpan]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
@@ -590,8 +600,7 @@ def _add_to_traces(agent_id: int, spans: list[StoredSpan], *, now: datetime, res
         ingest_rows(table=TRACE_TABLE, columns=TRACE_COLUMNS, rows=created, conflict_key=TRACE_KEY)
     if updated:
         _update_traces(updated)
-    result.traces_created = len(created)
-    result.traces_updated = len(updated)
+    return len(created), len(updated)
 
 
 def _update_traces(rows: list[dict[str, Any]]) -> None:

@@ -7,22 +7,43 @@ one dictionary look-up), the ``traces_partitions`` job creates the next days ahe
 retention drops the days older than ``TRACE_RETENTION_DAYS`` (``drop_days_before``): a metadata
 change, whatever the row count, instead of a DELETE. There is no default partition: a row for a day
 without a partition would have to be moved out of it before that day's partition could be created.
+
+**Dropped behind a process's back.** The days a process remembers can be dropped by another one
+(the retention job runs in a worker): an insert of a late span for such a day then fails with
+"no partition of relation … found for row". ``write_with_partitions`` is the way to write: it makes
+sure of the days, runs the write, and on that error forgets the days, creates them again and
+retries once. A day older than ``TRACE_RETENTION_DAYS`` so re-created is dropped by the next
+retention run (the ingest may rather refuse spans that old).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from typing import TypeVar
 
-from django.db import connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# PostgreSQL's SQLSTATEs: a row for a range no partition holds (check_violation, with the message
+# below), and a lock not granted within lock_timeout (lock_not_available).
+_CHECK_VIOLATION = "23514"
+_LOCK_NOT_AVAILABLE = "55P03"
+# Seconds a drop waits for its lock. Dropping a partition takes an exclusive lock on the parent
+# table; queued behind a long read it would hold up every insert queued behind it, so it gives up
+# and the next run drops the day instead.
+DROP_LOCK_TIMEOUT = "5s"
+# The transaction-level advisory lock that serialises creating and dropping partitions across
+# processes (an arbitrary constant, "traces partitions" in ASCII, unique in this database).
+ADVISORY_LOCK_KEY = 0x7472_6163_6573_7074
 
 # (table, partition key column) of every partitioned table, parents first.
 PARTITIONED = (("traces_span", "start_time"), ("traces_trace", "day"))
-
-# The advisory lock key under which partitions are created and dropped (any constant of the
-# platform's own: "traces_p" in ASCII).
-PARTITION_LOCK = int.from_bytes(b"traces_p", "big", signed=True)
 
 _known: set[date] = set()
 _lock = threading.Lock()
@@ -49,18 +70,18 @@ def ensure_days(days: Iterable[date]) -> None:
     Call it before opening the transaction that writes the rows: creating a partition locks the
     parent table, which inside a long transaction would hold every other writer up. Inside a
     transaction the days are remembered only once it commits (a rolled-back CREATE is forgotten).
+
+    Creators take one advisory lock first: two processes racing to create the same day would
+    otherwise both pass ``IF NOT EXISTS`` and the second fail on the catalogue's unique index.
     """
     if not partitioned():
         return
     missing = sorted(set(days) - _known)
     if not missing:
         return
-    # CREATE TABLE IF NOT EXISTS is not safe against another session creating the same table at
-    # the same moment ("relation already exists"): two web processes receiving the first spans of a
-    # day did exactly that. The creations are serialised across processes by an advisory lock; the
-    # second one then finds the partition committed and creates nothing.
+    outer_transaction = connection.in_atomic_block
     with _lock, transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
         for day in missing:
             for table, column in PARTITIONED:
                 low, high = _bounds(column, day)
@@ -68,7 +89,7 @@ def ensure_days(days: Iterable[date]) -> None:
                     f"CREATE TABLE IF NOT EXISTS {partition_name(table, day)} "
                     f"PARTITION OF {table} FOR VALUES FROM ({low}) TO ({high})"
                 )
-    if connection.in_atomic_block:
+    if outer_transaction:
         transaction.on_commit(lambda: _known.update(missing))
     else:
         _known.update(missing)
@@ -95,20 +116,67 @@ def existing_days() -> list[date]:
 
 
 def drop_days_before(cutoff: date) -> list[date]:
-    """Drops every partition of a day before ``cutoff``; returns the days dropped."""
+    """Drops every partition of a day before ``cutoff``; returns the days dropped.
+
+    One short transaction per day with a lock timeout: a day whose lock is not granted in time
+    is left for the next run (logged), the others go.
+    """
     if not partitioned():
         return []
-    dropped = [day for day in existing_days() if day < cutoff]
-    with _lock, transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
-        for day in dropped:
-            for table, _column in reversed(PARTITIONED):
-                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, day)}")
-            _known.discard(day)
+    dropped = []
+    for day in [day for day in existing_days() if day < cutoff]:
+        try:
+            with _lock, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [DROP_LOCK_TIMEOUT])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+                for table, _column in reversed(PARTITIONED):
+                    cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, day)}")
+        except OperationalError as exc:
+            if _sqlstate(exc) != _LOCK_NOT_AVAILABLE:
+                raise
+            logger.warning("traces: partitions of %s busy; left for the next retention run", day)
+            continue
+        finally:
+            forget([day])
+        dropped.append(day)
     return dropped
 
 
-def forget() -> None:
-    """Forgets which partitions this process has seen (tests that drop them behind its back)."""
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
+
+
+def is_missing_partition(exc: BaseException) -> bool:
+    """Whether a write failed because no partition holds one of its rows (PostgreSQL)."""
+    return _sqlstate(exc) == _CHECK_VIOLATION and "no partition of relation" in str(exc)
+
+
+def write_with_partitions(days: Iterable[date], write: Callable[[], T]) -> T:
+    """Makes sure of ``days``, then runs ``write`` (which opens its own transaction).
+
+    If the write fails because a partition this process remembered was dropped meanwhile (by
+    another process's retention run), forgets the days, creates them again and retries once.
+    Called inside a transaction there is nothing to retry: the failed statement aborted it.
+    """
+    days = set(days)
+    ensure_days(days)
+    try:
+        return write()
+    except DatabaseError as exc:
+        if connection.in_atomic_block or not is_missing_partition(exc):
+            raise
+        logger.info("traces: a remembered partition was dropped; creating it again")
+        forget(days)
+        ensure_days(days)
+        return write()
+
+
+def forget(days: Iterable[date] | None = None) -> None:
+    """Forgets that this process has seen ``days``' partitions (all of them by default): the next
+    ``ensure_days`` makes sure of them in the database again."""
     with _lock:
-        _known.clear()
+        if days is None:
+            _known.clear()
+        else:
+            _known.difference_update(days)

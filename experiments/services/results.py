@@ -19,9 +19,10 @@ from django.utils import timezone
 from agentplatform import counters
 from agentplatform.errors import Conflict
 from agentplatform.ingest import IngestResult, clean_text, finite, ingest_rows, timestamp_problem
+from experiments.assignment import CompiledExperiment
 from experiments.models import ExperimentStatus, Result
 from experiments.selectors import experiment_get
-from experiments.snapshot import compile_experiment
+from experiments.snapshot import compile_experiment, get_snapshot
 
 # Rejection codes, one per reason a row is refused.
 INVALID = "invalid"
@@ -271,12 +272,27 @@ def _moment_or_none(value: str, now: datetime) -> datetime | None:
         return None
 
 
-def results_ingest(*, experiment_key: str, rows: list) -> IngestResult:
-    """Validate and store a batch (``batch_items`` checked its size); refused rows are listed with a code."""
+def _running_experiment(experiment_key: str) -> CompiledExperiment:
+    """The running experiment's compiled form: from the process's snapshot, else from the database.
+
+    The snapshot (``experiments.snapshot``, what resolve reads) answers a running experiment with no
+    query; anything else — unknown to it, paused, or just started and not yet in it — is read
+    from the database, which says 404 or 409 precisely. A batch that arrives within the snapshot's
+    check interval (about a second) of a stop is still accepted, as resolve still assigns users
+    for that long: its results were produced under the experiment.
+    """
+    compiled = get_snapshot().by_key.get(experiment_key)
+    if compiled is not None and compiled.running:
+        return compiled
     experiment = experiment_get(key=experiment_key)
     if experiment.status != ExperimentStatus.RUNNING:
         raise Conflict(f"Experiment '{experiment.key}' is {experiment.status}, not running.", code="not_running")
-    compiled = compile_experiment(experiment)  # reads the variants: the batch's second and last query before the COPY
+    return compile_experiment(experiment)
+
+
+def results_ingest(*, experiment_key: str, rows: list) -> IngestResult:
+    """Validate and store a batch (``batch_items`` checked its size); refused rows are listed with a code."""
+    compiled = _running_experiment(experiment_key)
     variant_ids = {variant.key: variant.id for variant in compiled.variants}
 
     valid, result = _parse_rows(rows, compiled=compiled, variant_ids=variant_ids, now=timezone.now())

@@ -118,6 +118,19 @@ def _p_value(value: float | None) -> str:
     return f"{value:.4f}" if value >= 0.0001 else f"{value:.1e}"
 
 
+def _number(value: float | None, metric: str) -> str:
+    """A metric's number as the page shows it: costs to a millionth of their currency unit (a call
+    costs fractions of a cent), everything else to four decimals."""
+    if value is None:
+        return "—"
+    return f"{value:.6f}" if METRICS[metric].unit == "USD" else f"{value:.4f}"
+
+
+def _metric_heading(metric: str) -> str:
+    unit = METRICS[metric].unit
+    return f"{metric} ({unit})" if unit else metric
+
+
 def _tone(comparison: dict, directions: dict[str, bool]) -> str:
     if not comparison["significant"]:
         return ""
@@ -134,12 +147,26 @@ def stats_view(request, object_id: str, *, model_admin):
         *[m for m in experiment.guardrail_metrics or [] if m != experiment.primary_metric],
     ]
     variant_rows = [
-        {"variant": variant, "cells": [variant["metrics"].get(metric) for metric in metrics]}
+        {
+            "variant": variant,
+            "cells": [
+                {"n": summary["n"], "mean": _number(summary["mean"], metric), "std": _number(summary["std"], metric)}
+                if (summary := variant["metrics"].get(metric))
+                else None
+                for metric in metrics
+            ],
+        }
         for variant in stats["variants"]
     ]
     comparison_rows = [
         {
             **comparison,
+            "metric_heading": _metric_heading(comparison["metric"]),
+            "diff_text": _number(comparison["diff"], comparison["metric"]),
+            "ci_text": (
+                f"[{_number(comparison['ci_low'], comparison['metric'])}, "
+                f"{_number(comparison['ci_high'], comparison['metric'])}]"
+            ),
             "lift_text": _percent(comparison["lift"]),
             "lift_interval": (
                 f"[{_percent(comparison['lift_ci_low'])}, {_percent(comparison['lift_ci_high'])}]"
@@ -165,6 +192,7 @@ def stats_view(request, object_id: str, *, model_admin):
         "stats": stats,
         "source": source,
         "metrics": metrics,
+        "metric_headings": [_metric_heading(metric) for metric in metrics],
         "metric_directions": directions,
         "forest_svg": mark_safe(forest_plot_svg(stats["comparisons"], higher_is_better=directions)),  # noqa: S308 - every text in it is escaped
         "cumulative_svg": mark_safe(cumulative_chart_svg(series, metric=experiment.primary_metric)),  # noqa: S308 - every text in it is escaped

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from experiments.metric_catalogue import METRICS
+from experiments.metric_catalogue import RESULT_METRICS
 
 # The pseudo-metric whose per-user value is the user's number of results: its moments give the
 # variant's users (n) and results (total) without touching the raw table.
@@ -90,6 +90,6 @@ class ExperimentVariantMetric(models.Model):
 
 
 def metric_columns(metric: str) -> tuple[str, str]:
-    """The (count, sum) columns of ``ExperimentUserDay`` holding a metric; the field name prefixes them."""
-    field = METRICS[metric].field
+    """The (count, sum) columns of ``ExperimentUserDay`` holding a result metric; the field name prefixes them."""
+    field = RESULT_METRICS[metric].field
     return f"{field}_count", f"{field}_sum"

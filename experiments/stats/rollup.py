@@ -11,7 +11,15 @@ the state, so two workers (or a worker and an on-demand catch-up) never count a 
 3. upsert the batch into ``ExperimentUserDay`` (adding counts and sums);
 4. add, per variant and metric, the change of each touched user's value (new - old, new² - old²,
    and one more user where the user had no value before) to ``ExperimentVariantMetric``;
-5. recount exposures per variant (an index-only count) and advance the watermark.
+5. recount exposures per variant (an index-only count) and advance the watermark;
+6. for an experiment judged on trace metrics (cost per user, …), recompute their per-variant
+   moments from the traces that started by the watermark and replace the stored ones.
+
+Trace metrics are recomputed rather than added to: a trace's totals change as its spans arrive
+(in any order, for as long as the agent exports them), repricing changes its cost, and retention
+drops old traces; only a recount stays equal to what ``source=raw`` reads. It is one aggregate
+over the experiment's exposures and linked traces (``trace_metrics.py``), and runs only for the
+experiments that chose a trace metric.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from agentplatform.counters import increment
-from experiments.metric_catalogue import METRICS
+from experiments.metric_catalogue import RESULT_METRICS, TRACE_METRICS
 from experiments.models import Experiment, ExperimentStatus, Exposure, Result
 
 from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
+from .sql import use_work_mem
+from .trace_metrics import experiment_trace_metrics, trace_metric_moments
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +63,7 @@ def _batch_queryset(experiment_id: int, after: datetime | None, through: datetim
     if after is not None:
         results = results.filter(recorded_at__gt=after)
     aggregates = {"results": Count("id")}
-    for metric in METRICS.values():
+    for metric in RESULT_METRICS.values():
         aggregates[f"{metric.field}_count"] = Count(metric.field)
         aggregates[f"{metric.field}_sum"] = Coalesce(
             Sum(_metric_value_expression(metric.field), output_field=FloatField()), Value(0.0)
@@ -67,17 +77,7 @@ def _batch_queryset(experiment_id: int, after: datetime | None, through: datetim
 
 
 def _columns() -> list[str]:
-    return ["results", *[c for m in METRICS for c in metric_columns(m)]]
-
-
-def use_work_mem(cursor) -> None:
-    """Lets this transaction's per-user hash aggregates stay in memory (PostgreSQL only).
-
-    With the default 4 MB a GROUP BY over a million users spills to disk and takes twice as long;
-    ``SET LOCAL`` ends with the transaction, so other queries keep the server's default.
-    """
-    if connection.vendor == "postgresql" and settings.EXPERIMENT_STATS_WORK_MEM:
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.EXPERIMENT_STATS_WORK_MEM])
+    return ["results", *[c for m in RESULT_METRICS for c in metric_columns(m)]]
 
 
 def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: datetime) -> int:
@@ -134,7 +134,7 @@ def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: dat
         "o.results AS old_" + CALLS.strip("_"),
         f"COALESCE(o.results, 0) + n.results AS new_{CALLS.strip('_')}",
     ]
-    for metric in METRICS:
+    for metric in RESULT_METRICS:
         count, total = metric_columns(metric)
         value_columns.append(f"CASE WHEN o.{count} > 0 THEN o.{total} / o.{count} END AS old_{metric}")
         value_columns.append(
@@ -142,7 +142,7 @@ def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: dat
             f"/ (COALESCE(o.{count}, 0) + n.{count}) END AS new_{metric}"
         )
     deltas = []
-    for metric in [CALLS, *METRICS]:
+    for metric in [CALLS, *RESULT_METRICS]:
         name = metric.strip("_")
         deltas.append(
             f"SELECT variant_id, '{metric}' AS metric, "  # noqa: S608 - identifiers from model metadata and the metric catalogue
@@ -182,6 +182,27 @@ def _count_exposures(experiment_id: int) -> None:
     ExperimentVariantMetric.objects.bulk_create(rows)
 
 
+def _store_trace_metrics(experiment: Experiment, through: datetime) -> None:
+    """Step 6: replaces the experiment's stored trace-metric moments with a recount."""
+    chosen = experiment_trace_metrics(experiment)
+    ExperimentVariantMetric.objects.filter(experiment_id=experiment.pk, metric__in=list(TRACE_METRICS)).delete()
+    if not chosen:
+        return
+    moments = trace_metric_moments(experiment_id=experiment.pk, metrics=chosen, through=through)
+    ExperimentVariantMetric.objects.bulk_create(
+        ExperimentVariantMetric(
+            experiment_id=experiment.pk,
+            variant_id=variant_id,
+            metric=metric,
+            users=values.n,
+            total=values.total,
+            sum_sq=values.sum_sq,
+        )
+        for variant_id, by_metric in moments.items()
+        for metric, values in by_metric.items()
+    )
+
+
 def experiment_stats_catch_up(*, experiment: Experiment, now: datetime | None = None) -> int:
     """Rolls one experiment's results up to ``now`` minus the lag; returns the results rolled."""
     through = (now or timezone.now()) - timedelta(seconds=settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS)
@@ -193,6 +214,7 @@ def experiment_stats_catch_up(*, experiment: Experiment, now: datetime | None = 
         with connection.cursor() as cursor:
             rolled = _roll_batch(cursor, experiment.pk, state.rolled_through, through)
         _count_exposures(experiment.pk)
+        _store_trace_metrics(experiment, through)
         state.rolled_through = through
         state.save(update_fields=["rolled_through", "updated_at"])
     if rolled:

@@ -11,6 +11,9 @@ Two sources give the same numbers (a test holds them to each other):
   and sum of squares; ``data_through`` is the moment of the query. On PostgreSQL the query reads
   only the covering index ``result_exp_variant_user_cov``, in (variant, user) order, so each user
   is aggregated as a stream rather than hashed among a million others (docs/statistics.md).
+
+Trace metrics (cost per user, …; ``trace_metrics.py``) come from one aggregate over the exposures
+and their linked traces: at read time for ``raw``, stored by each rollup catch-up for ``rollup``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from django.db.models import Count
 from django.utils import timezone
 
 from agentplatform.errors import ValidationFailed
-from experiments.metric_catalogue import METRICS
+from experiments.metric_catalogue import METRICS, RESULT_METRICS, TRACE_METRICS
 from experiments.models import Experiment, Exposure, Result, Variant
 
 from .analysis import AnalysisSettings, VariantAggregate, experiment_analyse
 from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
 from .moments import Moments
 from .rollup import EXPOSURES
+from .trace_metrics import trace_metric_moments, trace_metric_user_days_sql
 
 SOURCES = ("rollup", "raw")
 
@@ -78,10 +82,12 @@ def experiment_aggregates_raw(
     """Per variant: per-metric moments of per-user values, and exposures — straight from raw rows.
 
     One query: the inner GROUP BY reduces each user to one value per metric, the outer one each
-    variant to count, sum and sum of squares. Only the named metrics are computed (all by default).
+    variant to count, sum and sum of squares. Only the named result metrics are computed (all by
+    default); the trace metrics among ``metrics`` come from one more query (``trace_metrics.py``).
     """
-    names = [name for name in METRICS if metrics is None or name in metrics]
-    user_values = "".join(f", AVG({_raw_value_sql(METRICS[name].field)}) AS {name}" for name in names)
+    names = [name for name in RESULT_METRICS if metrics is None or name in metrics]
+    traced = [name for name in TRACE_METRICS if metrics is None or name in metrics]
+    user_values = "".join(f", AVG({_raw_value_sql(RESULT_METRICS[name].field)}) AS {name}" for name in names)
     moments = "".join(f", COUNT({name}), SUM({name}), SUM({name} * {name})" for name in names)
     # The covering index orders user_id bytewise ("C") on PostgreSQL; grouping in the same collation
     # lets the scan's order serve the GROUP BY (equality is the same under any deterministic one).
@@ -112,6 +118,8 @@ def experiment_aggregates_raw(
         .annotate(n=Count("id"))
         .values_list("variant_id", "n")
     )
+    for variant_id, by_metric in trace_metric_moments(experiment_id=experiment.pk, metrics=traced).items():
+        out.setdefault(variant_id, {}).update(by_metric)
     return out, exposures
 
 
@@ -192,19 +200,28 @@ def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: dat
 
 
 def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str, list[tuple[date, float, int]]]:
-    """Cumulative per-user metric per variant at the end of each day, from the daily rollup.
+    """Cumulative per-user metric per variant at the end of each day.
 
-    For day D each user's value is Σsum/Σcount over their days up to D, and the variant's value
-    is the mean over users seen by D. SQL emits, per variant and day, only the change: each user
-    contributes (value now - value at their previous day) and one more user on their first day;
-    the running totals are summed here over the (few) days.
+    For day D each user's value is Σsum/Σcount over their days up to D (a sum metric's: Σsum),
+    and the variant's value is the mean over users seen by D. SQL emits, per variant and day, only
+    the change: each user contributes (value now - value at their previous day) and one more user
+    on their first day; the running totals are summed here over the (few) days. Result metrics
+    read the daily rollup; trace metrics the exposures and their traces (``trace_metrics.py``).
     """
-    count, total = metric_columns(metric)
-    quote = connection.ops.quote_name
+    if metric in TRACE_METRICS:
+        user_days, params = trace_metric_user_days_sql(experiment_id=experiment.pk, metric=metric)
+        summed = TRACE_METRICS[metric].aggregate == "sum"
+    else:
+        count, total = metric_columns(metric)
+        user_days = (
+            f"SELECT variant_id, user_id, day, {count} AS n, {total} AS total "  # noqa: S608 - identifiers from the metric catalogue
+            f"FROM {connection.ops.quote_name(ExperimentUserDay._meta.db_table)} "
+            f"WHERE experiment_id = %s AND {count} > 0"
+        )
+        params, summed = [experiment.pk], False
+    value = "SUM(total) OVER w * 1.0" if summed else "SUM(total) OVER w * 1.0 / SUM(n) OVER w"
     sql = (
-        "WITH per_day AS (SELECT variant_id, user_id, day, "  # noqa: S608 - identifiers from the metric catalogue
-        f"SUM({total}) OVER w * 1.0 / SUM({count}) OVER w AS value FROM "
-        f"{quote(ExperimentUserDay._meta.db_table)} WHERE experiment_id = %s AND {count} > 0 "
+        f"WITH per_day AS (SELECT variant_id, user_id, day, {value} AS value FROM ({user_days}) user_days "  # noqa: S608 - SQL built above from the metric catalogue
         "WINDOW w AS (PARTITION BY variant_id, user_id ORDER BY day ROWS UNBOUNDED PRECEDING)), "
         "changes AS (SELECT variant_id, day, value, "
         "LAG(value) OVER (PARTITION BY variant_id, user_id ORDER BY day) AS previous FROM per_day) "
@@ -216,7 +233,7 @@ def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str,
     series: dict[str, list[tuple[date, float, int]]] = {key: [] for key in keys.values()}
     running: dict[int, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [experiment.pk])
+        cursor.execute(sql, params)
         for variant_id, day, value_change, new_users in cursor.fetchall():
             value_sum, users = running[variant_id]
             value_sum, users = value_sum + float(value_change), users + int(new_users)

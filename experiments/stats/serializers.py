@@ -11,7 +11,9 @@ class SrmSerializer(serializers.Serializer):
 
 
 class MetricSummarySerializer(serializers.Serializer):
-    n = serializers.IntegerField(help_text="users with a value for the metric")
+    n = serializers.IntegerField(
+        help_text="users with a value for the metric (for cost, tokens and LLM calls per user: every exposed user)"
+    )
     mean = serializers.FloatField(help_text="mean of per-user values")
     std = serializers.FloatField(allow_null=True, help_text="standard deviation of per-user values, ddof = 1")
 
