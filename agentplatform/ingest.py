@@ -422,5 +422,7 @@ def _insert_portable(connection, table, columns, rows, conflict_key, positions) 
                 params,
             )
             for returned in cursor.fetchall():
-                stored.add(by_stored_form.get(tuple(returned), returned[0] if len(returned) == 1 else tuple(returned)))
+                # SQLite's converters hand a datetime column back parsed (naive, UTC): into the stored form.
+                stored_form = tuple(_portable_value(connection, value) for value in returned)
+                stored.add(by_stored_form.get(stored_form, returned[0] if len(returned) == 1 else tuple(returned)))
     return stored

@@ -42,6 +42,7 @@ __all__ = [
     "audit_events_ingest",
     "audit_log",
     "build_event",
+    "mask_secrets",
 ]
 
 logger = logging.getLogger("audit")
@@ -97,6 +98,12 @@ def _mask(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_mask(item, depth + 1) for item in value]
     return value
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` with the values of secret-looking keys (``SECRET_KEY_PARTS``) replaced by ``MASK``,
+    at any depth up to the audit log's limit: the masking of audit details, for other stored JSON."""
+    return _mask(value)
 
 
 def _not_json(value: Any) -> Any:

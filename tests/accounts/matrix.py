@@ -106,6 +106,8 @@ MATRIX: list[Endpoint] = [
     Endpoint("GET", "/api/v1/audit/stats", None, everyone(200)),
     # monitoring: agents push; people read.
     Endpoint("POST", "/api/v1/monitoring/operations", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
+    # traces: {} is a valid, empty OTLP/JSON export (nothing to store).
+    Endpoint("POST", "/api/v1/otel/v1/traces", {}, expect(agent=200, analyst=403, operator=403, admin=200)),
     Endpoint("POST", "/api/v1/monitoring/agent-runs", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/monitoring/summary", None, expect(agent=403, analyst=200, operator=200, admin=200)),
     # enrichment: agents fetch context; everyone may search collected documents.
