@@ -29,6 +29,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
 
 from audit.services import audit_log
+from traces.mapping import MODEL_OPERATIONS, is_model_call
 from traces.models import RepriceJob, Span, Trace
 from traces.pricing import PriceBook, Usage
 
@@ -40,6 +41,7 @@ _SPAN_FIELDS = (
     "agent_id",
     "trace_id",
     "start_time",
+    "operation",
     "provider",
     "request_model",
     "response_model",
@@ -52,13 +54,21 @@ _SPAN_FIELDS = (
 )
 
 
+def model_call_condition() -> Q:
+    """``traces.mapping.is_model_call`` with usage, as a query: the spans ingest prices.
+
+    A model operation, or (no operation named) a model; and token counts. Other spans (an agent's
+    ``invoke_agent`` span repeating its children's usage, a tool) are never priced, so a trace's
+    cost is never charged twice.
+    """
+    usage = Q(input_tokens__isnull=False) | Q(output_tokens__isnull=False)
+    model = ~Q(response_model="", request_model="")
+    return usage & (Q(operation__in=MODEL_OPERATIONS) | (Q(operation="") & model))
+
+
 def unpriced_condition() -> Q:
-    """A span that names a model and reports tokens but has no cost: no price matched it."""
-    return (
-        Q(cost__isnull=True)
-        & (Q(input_tokens__isnull=False) | Q(output_tokens__isnull=False))
-        & ~Q(response_model="", request_model="")
-    )
+    """A model call with usage but no cost: no price matched it (ingest counts the same spans)."""
+    return Q(cost__isnull=True) & model_call_condition()
 
 
 def spans_reprice(*, actor, since: datetime, request=None) -> RepriceJob:
@@ -80,9 +90,13 @@ def spans_reprice(*, actor, since: datetime, request=None) -> RepriceJob:
 
 
 def _span_cost(book: PriceBook, span: Span) -> Decimal | None:
+    model = span.response_model or span.request_model
+    has_usage = span.input_tokens is not None or span.output_tokens is not None
+    if not is_model_call(span.operation, model, has_usage):
+        return None  # as at ingest: only model calls are priced
     return book.cost(
         provider=span.provider,
-        model=span.response_model or span.request_model,
+        model=model,
         when=span.start_time,
         usage=Usage(
             input_tokens=span.input_tokens,

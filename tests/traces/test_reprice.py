@@ -176,3 +176,59 @@ def test_the_price_book_is_loaded_fresh_for_each_run(agent, old_price):
     reprice.reprice_job_run(job_id=RepriceJob.objects.create(since=T0 - timedelta(days=1)).pk)
     trace.refresh_from_db()
     assert trace.cost is not None and trace.unpriced_spans == 0
+
+
+def test_a_reprice_prices_the_spans_ingest_prices_and_no_others(agent, prices):
+    """An invoke_agent span repeating its child's usage is not priced, at ingest or on a reprice."""
+    from tests.traces.conftest import export_request, span
+    from traces.ingest import spans_ingest
+
+    trace = "ab" * 16
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    usage = {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 200}
+    export = export_request(
+        [
+            span(
+                trace=trace,
+                span_id="01" * 8,
+                name="invoke_agent support",
+                start=start,
+                duration_ms=900,
+                attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-4.1", **usage},
+            ),
+            span(
+                trace=trace,
+                span_id="02" * 8,
+                parent="01" * 8,
+                name="chat gpt-4.1",
+                start=start + timedelta(milliseconds=10),
+                attrs={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4.1",
+                    **usage,
+                },
+            ),
+            span(
+                trace=trace,
+                span_id="03" * 8,
+                parent="01" * 8,
+                name="chat mystery",
+                start=start + timedelta(milliseconds=20),
+                attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "mystery-model", **usage},
+            ),
+        ]
+    )
+    spans_ingest(export=export, agent=agent)
+    stored = Trace.objects.get(trace_id=trace)
+    chat_cost = Decimal("2.00") * 1000 / 1_000_000 + Decimal("8.00") * 200 / 1_000_000
+    assert stored.cost == chat_cost
+    assert stored.unpriced_spans == 1  # the mystery model; the agent span is not a model call
+    assert Span.objects.get(span_id="01" * 8).cost is None
+
+    job = reprice.spans_reprice(actor=None, since=start - timedelta(minutes=1))
+    reprice.reprice_job_run(job_id=job.pk)
+    stored.refresh_from_db()
+    assert stored.cost == chat_cost
+    assert stored.unpriced_spans == 1
+    assert Span.objects.get(span_id="01" * 8).cost is None
