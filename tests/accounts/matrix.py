@@ -108,6 +108,15 @@ MATRIX: list[Endpoint] = [
     Endpoint("POST", "/api/v1/monitoring/operations", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     # traces: {} is a valid, empty OTLP/JSON export (nothing to store).
     Endpoint("POST", "/api/v1/otel/v1/traces", {}, expect(agent=200, analyst=403, operator=403, admin=200)),
+    # Agents read their own traces (another's is a 404, as a missing one); people read all.
+    Endpoint("GET", "/api/v1/traces", None, everyone(200)),
+    Endpoint("GET", f"/api/v1/traces/{'0' * 32}", None, everyone(404)),
+    # Model prices: people read, admins write; agents neither.
+    Endpoint("GET", "/api/v1/model-prices", None, expect(agent=403, analyst=200, operator=200, admin=200)),
+    Endpoint("POST", "/api/v1/model-prices", {}, expect(agent=403, analyst=403, operator=403, admin=400)),
+    Endpoint("GET", "/api/v1/model-prices/999999999", None, expect(agent=403, analyst=404, operator=404, admin=404)),
+    Endpoint("PUT", "/api/v1/model-prices/999999999", {}, expect(agent=403, analyst=403, operator=403, admin=404)),
+    Endpoint("DELETE", "/api/v1/model-prices/999999999", None, expect(agent=403, analyst=403, operator=403, admin=404)),
     Endpoint("POST", "/api/v1/monitoring/agent-runs", {}, expect(agent=400, analyst=403, operator=403, admin=400)),
     Endpoint("GET", "/api/v1/monitoring/summary", None, expect(agent=403, analyst=200, operator=200, admin=200)),
     # enrichment: agents fetch context; everyone may search collected documents.
