@@ -68,8 +68,9 @@ def trace_metric_moments(
 ) -> dict[int, dict[str, Moments]]:
     """Per variant, the moments of the per-user values of the named trace metrics (all by default).
 
-    ``through``: count only the traces that started at or before it (the rollup's watermark). A
-    mean metric without any user in a variant is absent from that variant's dict.
+    ``through``: count only the users exposed and the traces started at or before it (the rollup's
+    watermark); a user exposed after it would count with no traces yet, pulling the sums towards 0.
+    A mean metric without any user in a variant is absent from that variant's dict.
     """
     wanted = set(TRACE_METRICS if metrics is None else metrics)
     names = [name for name in TRACE_METRICS if name in wanted]
@@ -79,17 +80,20 @@ def trace_metric_moments(
     user_values = "".join(f", {_per_user_sql(name)} AS {name}" for name in names)
     moments = "".join(f", COUNT({name}), SUM({name}), SUM({name} * {name})" for name in names)
     params: list = []
-    window = ""
+    window = exposed = ""
     if through is not None:
         window = " AND t.start_time <= %s"
+        exposed = " AND e.first_seen_at <= %s"
         params.append(connection.ops.adapt_datetimefield_value(through))
     params.append(experiment_id)
+    if through is not None:
+        params.append(connection.ops.adapt_datetimefield_value(through))
     sql = (
         f"SELECT variant_id{moments} FROM ("  # noqa: S608 - identifiers from model metadata and the metric catalogue
         f"SELECT e.variant_id, e.user_id{user_values} FROM {quote(Exposure._meta.db_table)} e "
         f"LEFT JOIN {quote(Trace._meta.db_table)} t ON t.experiment_id = e.experiment_id "
         f"AND t.user_id = e.user_id AND t.end_time >= e.first_seen_at{window} "
-        "WHERE e.experiment_id = %s GROUP BY e.variant_id, e.user_id) per_user GROUP BY variant_id"
+        f"WHERE e.experiment_id = %s{exposed} GROUP BY e.variant_id, e.user_id) per_user GROUP BY variant_id"
     )
     out: dict[int, dict[str, Moments]] = {}
     with transaction.atomic(), connection.cursor() as cursor:

@@ -293,3 +293,20 @@ def test_the_admin_form_offers_trace_metrics_as_primary_and_guardrail(client):
     for metric in TRACE_METRICS:
         assert f'<option value="{metric}"' in page  # primary metric
         assert f'type="checkbox" name="guardrail_metrics" value="{metric}"' in page  # guardrail
+
+
+def test_users_exposed_after_the_watermark_wait_for_the_next_rollup():
+    """A user exposed after the rollup's watermark has no traces counted yet: counting them as 0
+    would pull every sum metric down until the next catch-up (found trying it as a user)."""
+    data = generate(users_per_variant=10)
+    before = trace_metric_moments(experiment_id=data.experiment.pk, through=NOW)
+    late = NOW + timedelta(minutes=1)
+    for number in range(5):
+        Exposure.objects.create(
+            experiment=data.experiment, variant=data.variants["b"], user_id=f"late-{number}", first_seen_at=late
+        )
+    after = trace_metric_moments(experiment_id=data.experiment.pk, through=NOW)
+    variant_b = data.variants["b"].pk
+    assert after[variant_b]["cost_per_user"] == before[variant_b]["cost_per_user"]
+    counted = trace_metric_moments(experiment_id=data.experiment.pk, through=late)
+    assert counted[variant_b]["cost_per_user"].n == before[variant_b]["cost_per_user"].n + 5
