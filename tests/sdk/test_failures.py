@@ -44,7 +44,7 @@ def every_method(ops) -> None:
     assert ops.health()["status"] == "degraded"
 
 
-def test_platform_down_at_start_serves_the_default_and_never_raises(clients):
+def test_platform_down_at_start_serves_the_default_and_never_raises(clients, caplog):
     from agentops_client import AgentOps
 
     ops = AgentOps(f"http://127.0.0.1:{free_port()}", "key", timeout=0.5)
@@ -53,10 +53,14 @@ def test_platform_down_at_start_serves_the_default_and_never_raises(clients):
     health = ops.health()
     assert health["payload"] == "none" and health["platform_reachable"] is False
     assert "ConnectError" in health["last_error"]
-    ops.close(timeout=0.2)
+    with caplog.at_level(logging.WARNING, logger="agentops_client"):
+        ops.close(timeout=0.2)
     assert (
         sum(ops.health()["dropped"].values()) == 3
     )  # score, audit event, metric undeliverable at close: dropped and counted
+    # ... and each said so, whether it was still queued or being retried when the client closed.
+    warned = [r.getMessage() for r in caplog.records if "not delivered before close" in r.getMessage()]
+    assert sum(int(message.split()[1]) for message in warned) == 3
 
 
 def test_a_platform_that_hangs_costs_at_most_the_timeout(clients):
@@ -148,6 +152,13 @@ def test_events_arrive_exactly_once_across_a_server_stopped_mid_run(platform, ru
     assert health["dropped"]["results"] == 0 and health["rejected"]["results"] == 0
     assert health["delivered"]["results"] == len(sent_results)
     assert health["retries"] >= 1
+    # Back to healthy without waiting for the (hour-long) refresh interval: reaching the platform
+    # again refreshes the cached payload, and the old error is no longer reported.
+    for _ in range(50):
+        if ops.health()["status"] == "ok":
+            break
+        time.sleep(0.1)
+    assert ops.health()["status"] == "ok" and ops.health()["last_error"] is None
 
 
 def test_a_batch_whose_answer_was_lost_is_retried_with_the_same_ids(platform, running, agent_api_key, clients):

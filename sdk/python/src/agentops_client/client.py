@@ -293,9 +293,14 @@ class AgentOps:
         self._memo = {}
 
     def _contact(self, reached: bool, error: str | None) -> None:
+        recovered = reached and self._reachable is False
         self._reachable = reached
         if error is not None:
             self._last_error = error
+        elif reached:
+            self._last_error = None  # health() tells what is degraded now, not what was
+        if recovered and not self._store.fresh:
+            self._refresh_wake.set()  # the platform is back: refresh the cached payload now
 
     # --- events ----------------------------------------------------------------------------------
     def _event_id(self) -> str:

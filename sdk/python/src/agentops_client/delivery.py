@@ -195,15 +195,20 @@ class Outbox:
                     self._log_refusal(kind, path, response, len(rows))
                     return
             if self.stopping.is_set():
-                kind.dropped += len(rows)
+                self._drop_in_flight(kind, rows)
                 return
             attempt += 1
             self.retries += 1
             if delay is None:
                 delay = random.uniform(0, min(self.max_retry_delay, RETRY_BASE_SECONDS * 2**attempt))
             if self.stopping.wait(delay):
-                kind.dropped += len(rows)
+                self._drop_in_flight(kind, rows)
                 return
+
+    def _drop_in_flight(self, kind: Kind, rows: list) -> None:
+        """A batch still being retried when the client closes: dropped, and said so like the queued ones."""
+        kind.dropped += len(rows)
+        logger.warning("agentops: %d %s not delivered before close (the platform did not answer)", len(rows), kind.name)
 
     def _count(self, kind: Kind, path: str, response: httpx.Response) -> None:
         try:
