@@ -159,10 +159,17 @@ class ExperimentFilter(admin.SimpleListFilter):
         return [(str(pk), key) for pk, key in experiments]
 
     def queryset(self, request, queryset):
+        from experiments.models import Experiment
+
         value = self.value()
-        if value and value.isdigit():
+        if not value:
+            return queryset
+        if value.isdigit():
             return queryset.filter(experiment_id=int(value))
-        return queryset
+        # An experiment's key, as the API takes it (a link or a hand-typed URL): an unknown one
+        # lists nothing rather than every trace under a filter that looks applied.
+        experiment_id = Experiment.objects.filter(key=value[:100]).values_list("pk", flat=True).first()
+        return queryset.filter(experiment_id=experiment_id) if experiment_id else queryset.none()
 
 
 class VariantFilter(admin.SimpleListFilter):

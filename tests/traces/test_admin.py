@@ -82,6 +82,25 @@ def test_list_filters_and_trace_id_search(staff, agent, user_factory, price):
     assert listed({"user": "u1", "agent": str(agent.pk)}) == {mine.trace_id}
 
 
+def test_the_experiment_filter_takes_an_id_or_a_key(staff, agent, price):
+    from experiments.models import Experiment
+
+    experiment = Experiment.objects.create(
+        key="tone", name="Tone", target_prompt_type="support", primary_metric="tokens", user_percentage=50
+    )
+    linked = store_trace(agent=agent, spans=agent_run(), start=T0, experiment_id=experiment.pk)
+    store_trace(agent=agent, spans=agent_run(), start=T0 + timedelta(seconds=1))
+    client = staff()
+
+    def listed(params):
+        html = client.get(TRACES, params).content.decode()
+        return [pk for pk in Trace.objects.values_list("pk", flat=True) if f"/admin/traces/trace/{pk}/change/" in html]
+
+    assert listed({"experiment": str(experiment.pk)}) == [linked.pk]
+    assert listed({"experiment": "tone"}) == [linked.pk]
+    assert listed({"experiment": "no-such-experiment"}) == []  # not every trace under a filter that looks applied
+
+
 def test_the_list_never_counts_the_whole_table(staff, agent, price):
     for i in range(3):
         store_trace(agent=agent, spans=[S()], start=T0 + timedelta(seconds=i))
