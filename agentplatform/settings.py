@@ -87,7 +87,8 @@ TRUSTED_PROXY_COUNT_EXPLICIT = "TRUSTED_PROXY_COUNT" in env.source
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the project's site (the overview index, navigation grouped by task).
+    "agentplatform.admin_site.AgentPlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
