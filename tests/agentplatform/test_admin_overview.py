@@ -297,3 +297,59 @@ def test_view_site_leads_to_the_overview_and_the_site_has_its_title_and_favicon(
 def test_anonymous_users_are_sent_to_log_in(client):
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+_SQLITE_SCRIPT = """
+import json, django
+django.setup()
+from datetime import timedelta
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import setup_test_environment
+from django.utils import timezone
+setup_test_environment()  # the response's template context
+call_command("migrate", verbosity=0)
+assert connection.vendor == "sqlite"
+from accounts.models import User
+from tests.traces.factories import save_traces, trace_row
+admin = User.objects.create_superuser("sqlite-admin", "s@example.com", "a-long-password-1")
+agent = User.objects.create_user(username="sqlite-agent", role="agent")
+now = timezone.now()
+save_traces([trace_row(agent=agent, user_id="u", start=now - timedelta(hours=1, seconds=n),
+                       end=now - timedelta(hours=1, seconds=n) + timedelta(milliseconds=100 * (n + 1)),
+                       cost="0.5", status="error" if n == 0 else "ok") for n in range(10)])
+client = Client()
+client.force_login(admin)
+page = client.get("/admin/")
+fleet = page.context["fleet"]
+print(json.dumps({"status": page.status_code, "runs": fleet["runs"], "failures": fleet["failures"],
+                  "p95": fleet["agents"][0]["p95_ms"], "cost": fleet["cost"]}))
+"""
+
+
+def test_the_overview_on_sqlite_the_embedded_mode(tmp_path):
+    """``make run``'s database has no percentile_cont: the fleet's p95 comes from numpy there."""
+    import json
+
+    from tests.conftest import run_python
+
+    result = run_python(
+        _SQLITE_SCRIPT,
+        env={
+            "DJANGO_SETTINGS_MODULE": "agentplatform.settings",
+            "DJANGO_ENV": "test",
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": "memory://",
+            "VAR_DIR": str(tmp_path),
+            "SQLITE_PATH": str(tmp_path / "embedded.sqlite3"),
+        },
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == 200
+    assert (outcome["runs"], outcome["failures"]) == (10, 1)
+    assert outcome["p95"] == pytest.approx(float(numpy.percentile([100.0 * (n + 1) for n in range(10)], 95)))
+    assert outcome["cost"] == pytest.approx(5.0)
