@@ -585,6 +585,11 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+if DEVELOPMENT and LOG_LEVEL != "DEBUG":
+    # make run: the worker's "Task ... received" and "Task ... succeeded" lines, four per minute-job
+    # every minute, say what the job runner's own line ("job metrics_rollup ... succeeded") says.
+    for _quiet in ("celery.worker.strategy", "celery.app.trace"):
+        LOGGING["loggers"][_quiet] = {"level": "WARNING"}
 
 # --- Audit log (docs/audit.md) ------------------------------------------------------------------
 # Days an audit event stays in the table (by recorded_at); older sealed events are archived to a

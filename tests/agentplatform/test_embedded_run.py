@@ -40,7 +40,8 @@ from django.conf import settings
 from django.core.management import call_command
 out, err = io.StringIO(), io.StringIO()
 call_command("check", databases=["default"], stdout=out, stderr=err)
-print(json.dumps({"silenced": settings.SILENCED_SYSTEM_CHECKS, "broker": settings.CELERY_BROKER_URL,
+print(json.dumps({"silenced": settings.SILENCED_SYSTEM_CHECKS,
+                  "loggers": settings.LOGGING["loggers"], "broker": settings.CELERY_BROKER_URL,
                   "control": settings.CELERY_BROKER_TRANSPORT_OPTIONS["control_folder"],
                   "output": out.getvalue() + err.getvalue()}))
 """
@@ -57,6 +58,11 @@ print(json.dumps({"silenced": settings.SILENCED_SYSTEM_CHECKS, "broker": setting
     # The broker's broadcast files live under var/, not in a control/ folder of the working directory.
     assert Path(outcome["control"]).is_relative_to(tmp_path)
     assert "W040" not in result.stderr
+    # The worker's per-task lines are quiet (the job runner logs each job's outcome).
+    assert outcome["loggers"]["celery.app.trace"] == {"level": "WARNING"}
+    assert outcome["loggers"]["celery.worker.strategy"] == {"level": "WARNING"}
+    debug = run_python(script, env={**EMBEDDED_ENV, "VAR_DIR": str(tmp_path), "LOG_LEVEL": "DEBUG"}, timeout=120)
+    assert "celery.app.trace" not in json.loads(debug.stdout.strip().splitlines()[-1])["loggers"]
 
 
 def test_postgresql_keeps_every_system_check(settings):
