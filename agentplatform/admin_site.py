@@ -53,14 +53,15 @@ NAV_GROUPS: list[tuple[str, list[str]]] = [
             "agentplatform.BreakerTransition",
             "monitoring.ProcessHeartbeat",
             "monitoring.SystemSnapshot",
-            "monitoring.OperationHour",
-            "monitoring.OperationMinute",
         ],
     ),
     ("Access", ["accounts.User", "accounts.ApiKey", "auth.Group"]),
     (
         "Advanced",
         [
+            # The monitoring dashboard (Operations) is what a person reads; these are its raw rows.
+            "monitoring.OperationMinute",
+            "monitoring.OperationHour",
             "accounts.LoginFailureCount",
             "token_blacklist.OutstandingToken",
             "token_blacklist.BlacklistedToken",
