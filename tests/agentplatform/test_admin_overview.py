@@ -140,11 +140,19 @@ def test_the_index_is_the_overview_with_every_part_linking_to_its_page(staff_cli
     assert row["p95_ms"] == pytest.approx(float(numpy.percentile(durations, 95)), rel=1e-6)
     assert row["p95_display"] == f"{numpy.percentile(durations, 95) / 1000:.3g} s"
     assert "25.0&nbsp;%" in html
+    # Each agent's row leads to its traces (the list's agent filter), not to an error page.
+    link = f"/admin/traces/trace/?agent={agent.pk}"
+    assert link in html
+    listing = staff_client.get(link)
+    assert listing.status_code == 200 and listing.context["cl"].result_count == 20
     # Jobs: the failing one first, its last run's outcome, its failures in the window, a filtered link.
     jobs = page.context["jobs"]["items"]
     assert jobs[0]["job"] == "experiment_stats_rollup" and jobs[0]["failures"] == 2 and jobs[0]["runs"] == 3
     assert jobs[0]["last_run"].outcome == JobOutcome.FAILED
     assert "/admin/reports/jobrun/?job=experiment_stats_rollup" in html
+    assert staff_client.get("/admin/reports/jobrun/?job=experiment_stats_rollup").context["cl"].result_count == 3
+    running = staff_client.get("/admin/experiments/experiment/?status__exact=running")
+    assert running.status_code == 200 and running.context["cl"].result_count == 1
     seal = next(job for job in jobs if job["job"] == "audit_seal")
     assert seal["last_run"].outcome == JobOutcome.SUCCESS and seal["failures"] == 0
     # Prompt label moves, linking to the prompt.
