@@ -87,7 +87,8 @@ TRUSTED_PROXY_COUNT_EXPLICIT = "TRUSTED_PROXY_COUNT" in env.source
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the project's site (the overview index, navigation grouped by task).
+    "agentplatform.admin_site.AgentPlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -176,6 +177,9 @@ else:
             "transaction_mode": "IMMEDIATE",
         },
     }
+    # The covering indexes' INCLUDE columns are a PostgreSQL feature; SQLite builds the index
+    # without them (correct, only less covering), so the embedded mode need not warn at every start.
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
 _test_db_name = env.str("DATABASE_TEST_NAME", "")
 if _test_db_name:
     # Lets parallel test runs on one PostgreSQL server use separate test databases.
@@ -510,7 +514,9 @@ CIRCUIT_BREAKER_REDIS_RETRY_SECONDS = env.float("CIRCUIT_BREAKER_REDIS_RETRY_SEC
 
 # --- Celery -------------------------------------------------------------------------------------
 # Broker: CELERY_BROKER_URL, else REDIS_URL, else (make run) a filesystem broker under VAR_DIR.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL or ("memory://" if TESTING else "filesystem://"))
+# The filesystem URL names a host only so that kombu does not warn "No hostname was supplied" in
+# each of make run's three processes (the transport ignores it).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL or ("memory://" if TESTING else "filesystem://localhost//"))
 if PRODUCTION and CELERY_BROKER_URL.startswith(("filesystem", "memory")):
     raise ImproperlyConfigured("Set CELERY_BROKER_URL or REDIS_URL when DJANGO_ENV=production.")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
@@ -579,6 +585,11 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+if DEVELOPMENT and LOG_LEVEL != "DEBUG":
+    # make run: the worker's "Task ... received" and "Task ... succeeded" lines, four per minute-job
+    # every minute, say what the job runner's own line ("job metrics_rollup ... succeeded") says.
+    for _quiet in ("celery.worker.strategy", "celery.app.trace"):
+        LOGGING["loggers"][_quiet] = {"level": "WARNING"}
 
 # --- Audit log (docs/audit.md) ------------------------------------------------------------------
 # Days an audit event stays in the table (by recorded_at); older sealed events are archived to a

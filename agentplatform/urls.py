@@ -31,10 +31,4 @@ handler400 = "agentplatform.errors.handler400"
 handler403 = "accounts.handlers.handler403"  # budgets and audits, then agentplatform.errors.handler403
 handler404 = "agentplatform.errors.handler404"
 handler500 = "agentplatform.errors.handler500"
-
-admin.site.site_header = "Agent Ops Platform"
-admin.site.site_title = "Agent Ops"
-admin.site.index_title = "Operations"
-# The app list is the index page and every page's breadcrumbs lead there; the sidebar repeating it
-# took 300 of 1,280 px from every list, so wide lists scrolled sideways inside their box.
-admin.site.enable_nav_sidebar = False
+# admin.site is agentplatform.admin_site.OpsAdminSite (its title, overview index and grouped navigation).

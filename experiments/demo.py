@@ -17,6 +17,7 @@ from prompts.models import PRODUCTION, Prompt, PromptLabel
 from prompts.services import prompt_create, prompt_version_create
 
 DEMO_KEY = "demo-greeting-tone"
+DEMO_PROMPT_TYPE = "support"  # the prompt type the demo experiment tests (seed_demo prints a resolve call)
 DEMO_USERS = 600
 
 

@@ -44,9 +44,22 @@ COMMANDS = {
 }
 
 
-def main() -> int:
-    env = dict(os.environ)
+# Celery's warning about a worker running as root (a container or VM's usual user on a laptop run):
+# 8 lines at every start that matter in production, not here. Shown again with LOG_LEVEL=DEBUG.
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
+
+
+def process_env(environ: dict[str, str]) -> dict[str, str]:
+    """The three processes' environment: the embedded mode, quiet unless LOG_LEVEL=DEBUG."""
+    env = dict(environ)
     env.setdefault("DJANGO_ENV", "development")
+    if env.get("LOG_LEVEL", "").upper() != "DEBUG":
+        env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS", ""), ROOT_WARNING_FILTER]))
+    return env
+
+
+def main() -> int:
+    env = process_env(os.environ)
     processes: dict[str, subprocess.Popen] = {}
     for name, command in COMMANDS.items():
         processes[name] = subprocess.Popen(command, env=env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from importlib import import_module
 from pathlib import Path
@@ -39,6 +40,15 @@ class Command(BaseCommand):
             if module_has_submodule(app_config.module, "demo"):
                 import_module(f"{app_config.name}.demo").seed(stdout=self.stdout)
 
+        key_file = Path(settings.VAR_DIR) / "demo-agent-key"
+        if key_file.exists() and apps.is_installed("experiments"):
+            from experiments.demo import DEMO_PROMPT_TYPE
+
+            body = json.dumps({"user_id": "u-42", "prompt_type": DEMO_PROMPT_TYPE})
+            self.stdout.write(
+                f"Resolve the demo prompt: curl -H 'Authorization: Api-Key {key_file.read_text().strip()}'"
+                f" -H 'Content-Type: application/json' -d '{body}' http://127.0.0.1:8000/api/v1/prompts/resolve"
+            )
         if password:
             self.stdout.write(self.style.SUCCESS(f"Admin login: admin / {password}  (stored in {password_file})"))
         else:
