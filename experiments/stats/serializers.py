@@ -59,7 +59,14 @@ class ExperimentStatsSerializer(serializers.Serializer):
     experiment = serializers.CharField()
     status = serializers.CharField()
     computed_at = serializers.DateTimeField()
-    data_through = serializers.DateTimeField(allow_null=True)
+    data_through = serializers.DateTimeField(
+        allow_null=True, help_text="every result recorded by this instant is counted (the moment of the query)"
+    )
+    rolled_through = serializers.DateTimeField(
+        allow_null=True,
+        help_text="source=rollup: the rollup's watermark; results after it are read raw and combined per user. "
+        "Exposures (the SRM check) and trace metrics are counted through it. Null for source=raw.",
+    )
     srm = SrmSerializer()
     variants = VariantStatsSerializer(many=True)
     comparisons = ComparisonSerializer(many=True)
