@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -319,6 +319,7 @@ def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str,
     keys = dict(Variant.objects.filter(experiment=experiment).values_list("pk", "key"))
     series: dict[str, list[tuple[date, float, int]]] = {key: [] for key in keys.values()}
     running: dict[int, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+    first_day = _first_exposure_day(experiment)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for variant_id, day, value_change, new_users in cursor.fetchall():
@@ -327,5 +328,26 @@ def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str,
             running[variant_id] = (value_sum, users)
             if isinstance(day, str):  # SQLite returns dates as text
                 day = date.fromisoformat(day)
-            series[keys[variant_id]].append((day, value_sum / users if users else 0.0, users))
+            points = series[keys[variant_id]]
+            if first_day is not None and day < first_day:
+                # A result dated before the experiment's first exposure (an agent's clock, a backfill)
+                # counts from the first day: the chart starts there and still ends at the analysis mean.
+                day = first_day
+            if points and points[-1][0] == day:  # the folded days' point, now superseded
+                points.pop()
+            points.append((day, value_sum / users if users else 0.0, users))
     return series
+
+
+def _first_exposure_day(experiment: Experiment) -> date | None:
+    """The UTC day the chart starts: the experiment's start (no user is exposed before a running
+    experiment resolves them), else — an experiment never started — its first exposure."""
+    started = experiment.started_at
+    if started is None:
+        started = (
+            Exposure.objects.filter(experiment=experiment)
+            .order_by("first_seen_at")
+            .values_list("first_seen_at", flat=True)
+            .first()
+        )
+    return None if started is None else started.astimezone(UTC).date()

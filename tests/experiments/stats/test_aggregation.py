@@ -328,3 +328,22 @@ def test_rollup_plus_fresh_results_equal_raw_for_users_before_after_and_on_both_
     # Nothing was written by the read: a later rollup run still rolls exactly the fresh results once.
     assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == len(after)
     _assert_same_stats(experiment_stats(experiment=experiment, now=AFTER_LOAD), raw)
+
+
+def test_daily_chart_starts_at_the_experiment_start_and_still_ends_at_the_analysis_mean():
+    """Results dated before the start (an agent's clock, a backfill) count from the first day."""
+    data = datasets.many_calls_per_user()
+    experiment = load_dataset(data)
+    # Started on day 1 (DAY0 + 1): the calls dated day 0 fold into day 1.
+    experiment.started_at = DAY0 + timedelta(days=1, hours=3)
+    experiment.save(update_fields=["started_at"])
+    experiment_stats_rollup(now=AFTER_LOAD)
+    series = experiment_daily_series(experiment=experiment, metric="success_rate")
+    assert any(c["day"] == 0 for c in data.calls)
+    first_day = (DAY0 + timedelta(days=1)).date()
+    for key in ("control", "b"):
+        days = [day for day, _, _ in series[key]]
+        assert days[0] == first_day and days == sorted(set(days))
+        values = data.per_user_values(key, "success_rate")
+        _last, value, users = series[key][-1]
+        assert (users, value) == (len(values), pytest.approx(values.mean(), rel=1e-9))
