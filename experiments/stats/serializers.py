@@ -53,6 +53,17 @@ class DecisionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["ship", "keep_running", "no_difference", "invalid"])
     variant = serializers.CharField(allow_null=True)
     reason = serializers.CharField()
+    state = serializers.ChoiceField(
+        choices=["ship", "keep_control", "no_difference", "keep_running", "collecting_data", "srm"],
+        help_text="the action refined for people: ship with variant = the control is keep_control; invalid is "
+        "collecting_data (too few users yet) or srm (a broken setup)",
+    )
+    headline = serializers.CharField(
+        help_text="one sentence to show first, e.g. 'Keep control: warm is worse on tokens (+4.0 %)'"
+    )
+    tone = serializers.ChoiceField(
+        choices=["good", "warn", "neutral", "bad"], help_text="how to colour it: bad only for a sample ratio mismatch"
+    )
 
 
 class ExperimentStatsSerializer(serializers.Serializer):
