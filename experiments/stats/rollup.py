@@ -80,13 +80,15 @@ def _columns() -> list[str]:
     return ["results", *[c for m in RESULT_METRICS for c in metric_columns(m)]]
 
 
-def moment_changes_sql(*, new_user: str, old: str) -> str:
+def moment_changes_sql(*, new_user: str, old: str | None = None, old_join: str | None = None) -> str:
     """A ``WITH`` clause defining ``deltas``: per variant and metric, the change (users, Σv, Σv²)
     that adding the results in ``new_user`` makes to the moments of per-user values.
 
     ``new_user``: SQL of rows (variant_id, user_id, <the ``ExperimentUserDay`` sum columns>) — one
     row per user, the new results' counts and sums; ``old``: a table or parenthesised query of the
-    same columns holding those users' totals before them (users without earlier results absent).
+    same columns holding those users' totals before them (users without earlier results absent);
+    or ``old_join``, a whole join clause giving ``o`` those columns per row of ``new_user n`` (a
+    LATERAL lookup, NULLs for a user without earlier results).
     Each touched user contributes new value - old value (and its square's change), plus one user
     where they had no value before: exactly what the moments of the combined results are minus
     the moments of the old ones. The rollup adds it to ``ExperimentVariantMetric``; the stats read
@@ -116,7 +118,7 @@ def moment_changes_sql(*, new_user: str, old: str) -> str:
     return (
         f"WITH new_user AS ({new_user}), "  # noqa: S608 - identifiers from model metadata and the metric catalogue
         f"joined AS (SELECT n.variant_id, {', '.join(value_columns)} FROM new_user n "
-        f"LEFT JOIN {old} o ON o.variant_id = n.variant_id AND o.user_id = n.user_id), "
+        f"{old_join or f'LEFT JOIN {old} o ON o.variant_id = n.variant_id AND o.user_id = n.user_id'}), "
         f"deltas AS ({' UNION ALL '.join(deltas)})"
     )
 
