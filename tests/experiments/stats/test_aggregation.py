@@ -347,3 +347,29 @@ def test_daily_chart_starts_at_the_experiment_start_and_still_ends_at_the_analys
         values = data.per_user_values(key, "success_rate")
         _last, value, users = series[key][-1]
         assert (users, value) == (len(values), pytest.approx(values.mean(), rel=1e-9))
+
+
+def test_a_rollup_run_between_the_watermark_read_and_the_statement_is_not_counted_twice(monkeypatch):
+    """The rollup commits its rows and its watermark together; the read sees the watermark moved
+    inside its statement and reads again with the new one."""
+    from experiments.stats import selectors
+
+    data = datasets.clear_win()
+    experiment = load_dataset(data, recorded_at=DAY0 + timedelta(hours=1))
+    experiment_stats_catch_up(experiment=experiment, now=DAY0 + timedelta(hours=2))
+    variants = {v.key: v for v in Variant.objects.filter(experiment=experiment)}
+    add_results(experiment, variants, data.calls[::4], recorded_at=DAY0 + timedelta(hours=5))
+    real, calls = selectors._fresh_user_sql, []
+
+    def rollup_sneaks_in(experiment_id, after):
+        calls.append(after)
+        if len(calls) == 1:  # after the watermark was read, before the statement runs
+            assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == len(data.calls[::4])
+        return real(experiment_id, after)
+
+    monkeypatch.setattr(selectors, "_fresh_user_sql", rollup_sneaks_in)
+    combined = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    assert len(calls) == 2 and calls[0] < calls[1]
+    raw = experiment_stats(experiment=experiment, source="raw", now=AFTER_LOAD)
+    _assert_same_stats(combined, raw)
+    assert sum(v["results"] for v in combined["variants"]) == len(data.calls) + len(data.calls[::4])
