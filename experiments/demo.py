@@ -104,5 +104,9 @@ def _seed_data(experiment: Experiment) -> None:
                 )
             )
     exposures_insert(exposures)
+    # The demo's history reaches a week back: the experiment started with its first exposure, so the
+    # stats page's daily chart and "days running" read as they would for a real week-old experiment.
+    if exposures:
+        Experiment.objects.filter(pk=experiment.pk).update(started_at=min(e[3] for e in exposures))
     for start in range(0, len(results), 1000):
         results_insert(results[start : start + 1000])

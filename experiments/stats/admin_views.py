@@ -39,6 +39,7 @@ from .selectors import SOURCES, experiment_daily_series, experiment_stats
 from .services import experiment_stats_refresh
 
 EXPORT_PERMISSION = "experiments.export_experiment"
+DECISION_CLASSES = {"good": "ok", "warn": "warn", "neutral": "neutral", "bad": "bad"}
 
 
 EXPORT_COLUMNS = [
@@ -184,8 +185,8 @@ def stats_view(request, object_id: str, *, model_admin):
         "opts": Experiment._meta,
         "original": experiment,
         "variant_rows": variant_rows,
-        "rollback": stats["decision"]["action"] == "ship"
-        and any(v["is_control"] and v["key"] == stats["decision"]["variant"] for v in stats["variants"]),
+        # The decision's colour: red only for a broken setup (SRM), amber to keep the control.
+        "decision_class": DECISION_CLASSES.get(stats["decision"]["tone"], "neutral"),
         "comparison_rows": comparison_rows,
         "title": f"Statistics: {experiment.key}",
         "experiment": experiment,

@@ -24,7 +24,10 @@ class ExperimentStatsView(APIView):
                 "source",
                 str,
                 enum=list(SOURCES),
-                description="rollup (default; milliseconds, as fresh as data_through) or raw (every result, slower)",
+                description=(
+                    "rollup (default; milliseconds: the rollup plus the results after its watermark, every "
+                    "result counted) or raw (recomputed from every result, slower; the same numbers)"
+                ),
             )
         ],
         responses=ExperimentStatsSerializer,

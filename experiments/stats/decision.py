@@ -13,6 +13,14 @@ guardrail, otherwise keep going until powered), mapped onto the four actions of 
 4. ``no_difference`` when nothing is significant and the test is powered: the minimum
    detectable effect at the current sample size is at most the experiment's ``target_mde``;
 5. ``keep_running`` otherwise, naming how many more users per variant the target MDE needs.
+
+Besides ``action`` (kept as it was for API clients) each decision carries what a person reads
+first: ``headline``, one sentence that never contradicts the reason ("Keep control: warm is worse
+on tokens (+4.0 %)", never "SHIP control" above "Roll back to control"); ``state``, the action
+refined (``ship``, ``keep_control``, ``no_difference``, ``keep_running``, ``collecting_data``,
+``srm``); and ``tone``, the colour the admin gives it: red (``bad``) only for a sample ratio
+mismatch, which means a broken setup; a just-started experiment is ``collecting_data`` in a
+neutral colour, not a red "invalid".
 """
 
 from __future__ import annotations
@@ -56,15 +64,40 @@ class Decision:
     action: str
     variant: str | None
     reason: str
+    state: str = ""
+    headline: str = ""
+    tone: str = "neutral"
 
     def as_dict(self) -> dict:
-        return {"action": self.action, "variant": self.variant, "reason": self.reason}
+        return {
+            "action": self.action,
+            "variant": self.variant,
+            "reason": self.reason,
+            "state": self.state,
+            "headline": self.headline,
+            "tone": self.tone,
+        }
 
 
 SHIP = "ship"
 KEEP_RUNNING = "keep_running"
 NO_DIFFERENCE = "no_difference"
 INVALID = "invalid"
+
+# ``state``: the action refined, for people; ``tone``: good (green), warn (amber), neutral, bad (red).
+STATE_SHIP, STATE_KEEP_CONTROL, STATE_COLLECTING, STATE_SRM = "ship", "keep_control", "collecting_data", "srm"
+GOOD, WARN, NEUTRAL, BAD = "good", "warn", "neutral", "bad"
+
+
+def _lift(comparison: ComparisonView) -> str:
+    """The effect as a headline shows it: the relative lift to one decimal ("+4.0 %"), else the difference."""
+    if comparison.lift is not None and math.isfinite(comparison.lift):
+        return f"{comparison.lift * 100:+.1f} %"
+    return f"{comparison.diff:+.4g}"
+
+
+def _users_progress(smallest: int, needed: int) -> str:
+    return f"{smallest:,} of {needed:,} users per variant needed"
 
 
 def _percent(value: float | None) -> str:
@@ -100,15 +133,23 @@ def experiment_decide(
             None,
             f"Sample ratio mismatch: exposures do not match the configured weights (chi-square p = {srm_p_value:.2g} "
             "< 0.001). Assignment or exposure logging is broken; do not trust these results.",
+            STATE_SRM,
+            "Invalid: sample ratio mismatch — assignment or exposure logging is broken",
+            BAD,
         )
+    smallest = min(primary_users.get(key, 0) for key in [control, *treatments])
     thin = [key for key in [control, *treatments] if primary_users.get(key, 0) < min_users_per_variant]
     if thin:
         counts = ", ".join(f"{key}: {primary_users.get(key, 0)}" for key in thin)
+        needed = max(min_users_per_variant, users_needed or 0)
         return Decision(
             INVALID,
             None,
             f"Too little data to judge: fewer than {min_users_per_variant} users with a {primary_metric} value "
             f"in {counts}.",
+            STATE_COLLECTING,
+            f"Collecting data — {_users_progress(smallest, needed)}",
+            NEUTRAL,
         )
 
     primary = {c.variant: c for c in comparisons if c.metric == primary_metric}
@@ -124,7 +165,16 @@ def experiment_decide(
             SHIP,
             best.variant,
             f"{best.variant} beats {control} on {_describe(best)}, with no guardrail significantly worse.",
+            STATE_SHIP,
+            f"Ship {best.variant}: {best.variant} is better on {best.metric} ({_lift(best)})",
+            GOOD,
         )
+
+    def worst(variant: str) -> list[ComparisonView]:
+        comparison = primary.get(variant)
+        if comparison is not None and comparison.worse:
+            return [comparison]
+        return harms.get(variant, [])
 
     def rejected(variant: str) -> str | None:
         comparison = primary.get(variant)
@@ -137,7 +187,17 @@ def experiment_decide(
 
     rejections = [rejected(v) for v in treatments]
     if treatments and all(rejections):
-        return Decision(SHIP, control, "Roll back to " + control + ": " + "; ".join(rejections) + ".")
+        short = "; ".join(
+            f"{v} is worse on " + ", ".join(f"{c.metric} ({_lift(c)})" for c in worst(v)) for v in treatments
+        )
+        return Decision(
+            SHIP,
+            control,
+            "Keep " + control + ": " + "; ".join(rejections) + ".",
+            STATE_KEEP_CONTROL,
+            f"Keep {control}: {short}",
+            WARN,
+        )
 
     blocked = [r for r in rejections if r]
     note = (" " + "; ".join(blocked) + ".") if blocked else ""
@@ -147,8 +207,10 @@ def experiment_decide(
             None,
             f"No treatment differs significantly from {control} on {primary_metric}, and the test could detect "
             f"a {mde_relative * 100:.2f}% change (target MDE {target_mde * 100:.2f}%).{note}",
+            NO_DIFFERENCE,
+            f"No difference: no treatment differs from {control} on {primary_metric}",
+            NEUTRAL,
         )
-    smallest = min(primary_users.get(key, 0) for key in [control, *treatments])
     if users_needed is not None:
         remaining = max(0, users_needed - smallest)
         need = (
@@ -158,8 +220,12 @@ def experiment_decide(
     else:
         need = f"more users to detect a {target_mde * 100:.2f}% change"
     current = f" (it can detect {mde_relative * 100:.2f}% now)" if mde_relative is not None else ""
+    progress = f" — {_users_progress(smallest, users_needed)}" if users_needed is not None else ""
     return Decision(
         KEEP_RUNNING,
         None,
         f"No significant difference on {primary_metric} yet{current}; needs {need}.{note}",
+        KEEP_RUNNING,
+        f"Keep running{progress}",
+        NEUTRAL,
     )

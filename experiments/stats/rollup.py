@@ -80,6 +80,49 @@ def _columns() -> list[str]:
     return ["results", *[c for m in RESULT_METRICS for c in metric_columns(m)]]
 
 
+def moment_changes_sql(*, new_user: str, old: str | None = None, old_join: str | None = None) -> str:
+    """A ``WITH`` clause defining ``deltas``: per variant and metric, the change (users, Σv, Σv²)
+    that adding the results in ``new_user`` makes to the moments of per-user values.
+
+    ``new_user``: SQL of rows (variant_id, user_id, <the ``ExperimentUserDay`` sum columns>) — one
+    row per user, the new results' counts and sums; ``old``: a table or parenthesised query of the
+    same columns holding those users' totals before them (users without earlier results absent);
+    or ``old_join``, a whole join clause giving ``o`` those columns per row of ``new_user n`` (a
+    LATERAL lookup, NULLs for a user without earlier results).
+    Each touched user contributes new value - old value (and its square's change), plus one user
+    where they had no value before: exactly what the moments of the combined results are minus
+    the moments of the old ones. The rollup adds it to ``ExperimentVariantMetric``; the stats read
+    adds it, without writing, for the results after the watermark (``selectors.py``).
+    """
+    value_columns = [
+        "o.results AS old_" + CALLS.strip("_"),
+        f"COALESCE(o.results, 0) + n.results AS new_{CALLS.strip('_')}",
+    ]
+    for metric in RESULT_METRICS:
+        count, total = metric_columns(metric)
+        value_columns.append(f"CASE WHEN o.{count} > 0 THEN o.{total} / o.{count} END AS old_{metric}")
+        value_columns.append(
+            f"CASE WHEN COALESCE(o.{count}, 0) + n.{count} > 0 THEN (COALESCE(o.{total}, 0) + n.{total}) "
+            f"/ (COALESCE(o.{count}, 0) + n.{count}) END AS new_{metric}"
+        )
+    deltas = []
+    for metric in [CALLS, *RESULT_METRICS]:
+        name = metric.strip("_")
+        deltas.append(
+            f"SELECT variant_id, '{metric}' AS metric, "  # noqa: S608 - identifiers from model metadata and the metric catalogue
+            f"SUM(CASE WHEN old_{name} IS NULL AND new_{name} IS NOT NULL THEN 1 ELSE 0 END) AS users, "
+            f"SUM(COALESCE(new_{name}, 0) - COALESCE(old_{name}, 0)) AS total, "
+            f"SUM(COALESCE(new_{name} * new_{name}, 0) - COALESCE(old_{name} * old_{name}, 0)) AS sum_sq "
+            f"FROM joined GROUP BY variant_id"
+        )
+    return (
+        f"WITH new_user AS ({new_user}), "  # noqa: S608 - identifiers from model metadata and the metric catalogue
+        f"joined AS (SELECT n.variant_id, {', '.join(value_columns)} FROM new_user n "
+        f"{old_join or f'LEFT JOIN {old} o ON o.variant_id = n.variant_id AND o.user_id = n.user_id'}), "
+        f"deltas AS ({' UNION ALL '.join(deltas)})"
+    )
+
+
 def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: datetime) -> int:
     """Steps 1-4 for one experiment; returns the number of results rolled up."""
     use_work_mem(cursor)
@@ -128,36 +171,12 @@ def _roll_batch(cursor, experiment_id: int, after: datetime | None, through: dat
         [experiment_id],
     )
 
-    # Per touched user: the value before (o) and after (o + batch) for every metric.
     new_sums = ", ".join(f"SUM(b.{c}) AS {c}" for c in columns)
-    value_columns = [
-        "o.results AS old_" + CALLS.strip("_"),
-        f"COALESCE(o.results, 0) + n.results AS new_{CALLS.strip('_')}",
-    ]
-    for metric in RESULT_METRICS:
-        count, total = metric_columns(metric)
-        value_columns.append(f"CASE WHEN o.{count} > 0 THEN o.{total} / o.{count} END AS old_{metric}")
-        value_columns.append(
-            f"CASE WHEN COALESCE(o.{count}, 0) + n.{count} > 0 THEN (COALESCE(o.{total}, 0) + n.{total}) "
-            f"/ (COALESCE(o.{count}, 0) + n.{count}) END AS new_{metric}"
-        )
-    deltas = []
-    for metric in [CALLS, *RESULT_METRICS]:
-        name = metric.strip("_")
-        deltas.append(
-            f"SELECT variant_id, '{metric}' AS metric, "  # noqa: S608 - identifiers from model metadata and the metric catalogue
-            f"SUM(CASE WHEN old_{name} IS NULL AND new_{name} IS NOT NULL THEN 1 ELSE 0 END) AS users, "
-            f"SUM(COALESCE(new_{name}, 0) - COALESCE(old_{name}, 0)) AS total, "
-            f"SUM(COALESCE(new_{name} * new_{name}, 0) - COALESCE(old_{name} * old_{name}, 0)) AS sum_sq "
-            f"FROM joined GROUP BY variant_id"
-        )
+    new_user = f"SELECT b.variant_id, b.user_id, {new_sums} FROM {_BATCH} b GROUP BY b.variant_id, b.user_id"  # noqa: S608 - identifiers from model metadata
     cursor.execute(
-        f"WITH new_user AS (SELECT b.variant_id, b.user_id, {new_sums} FROM {_BATCH} b "  # noqa: S608 - identifiers from model metadata and the metric catalogue
-        "GROUP BY b.variant_id, b.user_id), "
-        f"joined AS (SELECT n.variant_id, {', '.join(value_columns)} FROM new_user n "
-        f"LEFT JOIN {_OLD} o ON o.variant_id = n.variant_id AND o.user_id = n.user_id) "
+        f"{moment_changes_sql(new_user=new_user, old=_OLD)} "  # noqa: S608 - identifiers from model metadata
         f"INSERT INTO {variant_metric} (experiment_id, variant_id, metric, users, total, sum_sq) "
-        f"SELECT %s, variant_id, metric, users, total, sum_sq FROM ({' UNION ALL '.join(deltas)}) deltas "
+        "SELECT %s, variant_id, metric, users, total, sum_sq FROM deltas "
         "WHERE 1 = 1 ON CONFLICT (experiment_id, variant_id, metric) DO UPDATE SET "
         f"users = {variant_metric}.users + excluded.users, total = {variant_metric}.total + excluded.total, "
         f"sum_sq = {variant_metric}.sum_sq + excluded.sum_sq",

@@ -2,10 +2,12 @@
 
 Two sources give the same numbers (a test holds them to each other):
 
-- ``rollup`` (default): the few ``ExperimentVariantMetric`` rows the rollup keeps — milliseconds
-  for any experiment size; ``data_through`` is the rollup's watermark. Reading writes nothing:
-  a caller that wants the rollup fresh calls ``experiments.stats.services.experiment_stats_refresh``
-  first (the API and the admin do).
+- ``rollup`` (default): exact and fresh at rollup cost. The few ``ExperimentVariantMetric`` rows
+  the rollup keeps through its watermark, plus the results recorded after the watermark combined
+  in at the per-user level (``experiment_aggregates_combined``): every acknowledged result counts,
+  and ``data_through`` is the moment of the query (``rolled_through`` is the watermark). Reading
+  writes nothing; the API and the admin call ``experiments.stats.services.experiment_stats_refresh``
+  first, which catches the rollup up when it is staler than allowed, so the fresh slice stays small.
 - ``raw``: one query over the raw results, reducing each user to one value per metric (the user's
   mean; for ``success_rate`` the share of successful calls) and then each variant to count, sum
   and sum of squares; ``data_through`` is the moment of the query. On PostgreSQL the query reads
@@ -13,7 +15,8 @@ Two sources give the same numbers (a test holds them to each other):
   is aggregated as a stream rather than hashed among a million others (docs/statistics.md).
 
 Trace metrics (cost per user, …; ``trace_metrics.py``) come from one aggregate over the exposures
-and their linked traces: at read time for ``raw``, stored by each rollup catch-up for ``rollup``.
+and their linked traces: at read time for ``raw``, stored by each rollup catch-up for ``rollup``
+(counted through the watermark, as are the exposures behind the SRM check).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -35,7 +38,7 @@ from experiments.models import Experiment, Exposure, Result, Variant
 from .analysis import AnalysisSettings, VariantAggregate, experiment_analyse
 from .models import CALLS, ExperimentStatsState, ExperimentUserDay, ExperimentVariantMetric, metric_columns
 from .moments import Moments
-from .rollup import EXPOSURES
+from .rollup import EXPOSURES, moment_changes_sql
 from .trace_metrics import trace_metric_moments, trace_metric_user_days_sql
 
 SOURCES = ("rollup", "raw")
@@ -138,6 +141,101 @@ def experiment_aggregates_rollup(*, experiment: Experiment) -> tuple[dict[int, d
     return dict(out), exposures
 
 
+def _fresh_user_sql(experiment_id: int, after: datetime | None) -> tuple[str, list]:
+    """Per variant and user, the counts and sums (``ExperimentUserDay``'s columns) of the results
+    recorded after ``after`` (all of them without a watermark)."""
+    quote = connection.ops.quote_name
+    parts = ["COUNT(*) AS results"]
+    for metric in RESULT_METRICS.values():
+        column = quote(Result._meta.get_field(metric.field).column)
+        parts.append(f"COUNT({column}) AS {metric.field}_count")
+        parts.append(f"COALESCE(SUM({_raw_value_sql(metric.field)}), 0) AS {metric.field}_sum")
+    where, params = "experiment_id = %s", [experiment_id]
+    if after is not None:
+        # The BRIN index on recorded_at finds the newest block ranges; the slice is seconds of results.
+        where += " AND recorded_at > %s"
+        params.append(connection.ops.adapt_datetimefield_value(after))
+    sql = (
+        f"SELECT variant_id, user_id, {', '.join(parts)} "  # noqa: S608 - identifiers from model metadata
+        f"FROM {quote(Result._meta.db_table)} WHERE {where} GROUP BY variant_id, user_id"
+    )
+    return sql, params
+
+
+def experiment_aggregates_combined(
+    *, experiment: Experiment, attempts: int = 5
+) -> tuple[dict[int, dict[str, Moments]], dict[int, int], datetime | None]:
+    """The rollup through its watermark plus every result recorded after it, as one read.
+
+    One statement (one snapshot): the stored per-variant moments, plus the change the fresh slice
+    makes to them — per touched user the value over all their results (earlier ones from
+    ``ExperimentUserDay``, the fresh ones from the raw rows) minus the value the rollup holds,
+    exactly as a rollup run would add it (``rollup.moment_changes_sql``), but nothing is written.
+    The result metrics then equal ``source=raw`` for users seen before, after, and on both sides
+    of the watermark. Exposures and trace metrics stay as the rollup counted them at its watermark.
+
+    The watermark is read first and checked inside the statement; if a rollup run moved it in
+    between (its rows and the watermark commit together), the read is repeated with the new one.
+    Returns (aggregates, exposures, watermark).
+    """
+    quote = connection.ops.quote_name
+    state_table = quote(ExperimentStatsState._meta.db_table)
+    user_day = quote(ExperimentUserDay._meta.db_table)
+    variant_metric = quote(ExperimentVariantMetric._meta.db_table)
+    columns = ["results", *[c for m in RESULT_METRICS for c in metric_columns(m)]]
+    sums = ", ".join(f"SUM(d.{c}) AS {c}" for c in columns)
+    if connection.vendor == "postgresql":
+        # One unique-index range lookup per fresh user, whatever the planner guesses about the fresh
+        # slice (its rows are too new for the statistics: it estimates one row, and a join of two
+        # such guesses became a nested loop over 20,000 x 20,000 rows).
+        old_join = (
+            f"LEFT JOIN LATERAL (SELECT {sums} FROM {user_day} d WHERE d.experiment_id = %s "  # noqa: S608 - identifiers from model metadata
+            "AND d.variant_id = n.variant_id AND d.user_id = n.user_id) o ON TRUE"
+        )
+    else:
+        old_join = (
+            f"LEFT JOIN (SELECT d.variant_id, d.user_id, {sums} FROM new_user t JOIN {user_day} d "  # noqa: S608 - identifiers from model metadata
+            "ON d.experiment_id = %s AND d.variant_id = t.variant_id AND d.user_id = t.user_id "
+            "GROUP BY d.variant_id, d.user_id) o ON o.variant_id = n.variant_id AND o.user_id = n.user_id"
+        )
+    for _ in range(attempts):
+        watermark = (
+            ExperimentStatsState.objects.filter(experiment=experiment).values_list("rolled_through", flat=True).first()
+        )
+        new_user, new_params = _fresh_user_sql(experiment.pk, watermark)
+        if watermark is None:
+            moved, moved_params = (
+                f"(SELECT COUNT(*) FROM {state_table} WHERE experiment_id = %s AND rolled_through IS NOT NULL)",  # noqa: S608 - identifiers from model metadata
+                [experiment.pk],
+            )
+        else:
+            moved, moved_params = (
+                f"(SELECT COUNT(*) FROM {state_table} WHERE experiment_id = %s AND rolled_through <> %s)",  # noqa: S608 - identifiers from model metadata
+                [experiment.pk, connection.ops.adapt_datetimefield_value(watermark)],
+            )
+        sql = (
+            f"{moment_changes_sql(new_user=new_user, old_join=old_join)} "  # noqa: S608 - identifiers from model metadata
+            f"SELECT variant_id, metric, SUM(users), SUM(total), SUM(sum_sq), {moved} FROM ("
+            f"SELECT variant_id, metric, users, total, sum_sq FROM {variant_metric} WHERE experiment_id = %s "
+            "UNION ALL SELECT variant_id, metric, users, total, sum_sq FROM deltas) combined "
+            "GROUP BY variant_id, metric"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*new_params, experiment.pk, *moved_params, experiment.pk])
+            rows = cursor.fetchall()
+        if any(row[5] for row in rows):
+            continue  # a rollup run committed between reading the watermark and the statement
+        out: dict[int, dict[str, Moments]] = defaultdict(dict)
+        exposures: dict[int, int] = {}
+        for variant_id, metric, users, total, sum_sq, _moved in rows:
+            if metric == EXPOSURES:
+                exposures[variant_id] = int(users)
+            elif users and int(users) > 0:
+                out[variant_id][metric] = Moments(n=int(users), total=float(total), sum_sq=float(sum_sq))
+        return dict(out), exposures, watermark
+    raise RuntimeError(f"experiment {experiment.key}: the rollup watermark kept moving during the stats read")
+
+
 def _analysis_settings(experiment: Experiment) -> AnalysisSettings:
     return AnalysisSettings(
         alpha=settings.EXPERIMENT_STATS_ALPHA,
@@ -161,12 +259,10 @@ def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: dat
     ]
     if source == "raw":
         aggregates, exposures = experiment_aggregates_raw(experiment=experiment, metrics=needed)
-        data_through = now
+        data_through, rolled_through = now, None
     else:
-        data_through = (
-            ExperimentStatsState.objects.filter(experiment=experiment).values_list("rolled_through", flat=True).first()
-        )
-        aggregates, exposures = experiment_aggregates_rollup(experiment=experiment)
+        aggregates, exposures, rolled_through = experiment_aggregates_combined(experiment=experiment)
+        data_through = now
 
     variants = list(Variant.objects.filter(experiment=experiment).order_by("position", "id"))
     variant_aggregates = []
@@ -195,6 +291,7 @@ def experiment_stats(*, experiment: Experiment, source: str = "rollup", now: dat
         "status": experiment.status,
         "computed_at": now,
         "data_through": data_through,
+        "rolled_through": rolled_through,
         **analysis,
     }
 
@@ -232,6 +329,7 @@ def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str,
     keys = dict(Variant.objects.filter(experiment=experiment).values_list("pk", "key"))
     series: dict[str, list[tuple[date, float, int]]] = {key: [] for key in keys.values()}
     running: dict[int, tuple[float, int]] = defaultdict(lambda: (0.0, 0))
+    first_day = _first_exposure_day(experiment)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for variant_id, day, value_change, new_users in cursor.fetchall():
@@ -240,5 +338,26 @@ def experiment_daily_series(*, experiment: Experiment, metric: str) -> dict[str,
             running[variant_id] = (value_sum, users)
             if isinstance(day, str):  # SQLite returns dates as text
                 day = date.fromisoformat(day)
-            series[keys[variant_id]].append((day, value_sum / users if users else 0.0, users))
+            points = series[keys[variant_id]]
+            if first_day is not None and day < first_day:
+                # A result dated before the experiment's first exposure (an agent's clock, a backfill)
+                # counts from the first day: the chart starts there and still ends at the analysis mean.
+                day = first_day
+            if points and points[-1][0] == day:  # the folded days' point, now superseded
+                points.pop()
+            points.append((day, value_sum / users if users else 0.0, users))
     return series
+
+
+def _first_exposure_day(experiment: Experiment) -> date | None:
+    """The UTC day the chart starts: the experiment's start (no user is exposed before a running
+    experiment resolves them), else — an experiment never started — its first exposure."""
+    started = experiment.started_at
+    if started is None:
+        started = (
+            Exposure.objects.filter(experiment=experiment)
+            .order_by("first_seen_at")
+            .values_list("first_seen_at", flat=True)
+            .first()
+        )
+    return None if started is None else started.astimezone(UTC).date()

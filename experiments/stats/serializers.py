@@ -53,13 +53,31 @@ class DecisionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["ship", "keep_running", "no_difference", "invalid"])
     variant = serializers.CharField(allow_null=True)
     reason = serializers.CharField()
+    state = serializers.ChoiceField(
+        choices=["ship", "keep_control", "no_difference", "keep_running", "collecting_data", "srm"],
+        help_text="the action refined for people: ship with variant = the control is keep_control; invalid is "
+        "collecting_data (too few users yet) or srm (a broken setup)",
+    )
+    headline = serializers.CharField(
+        help_text="one sentence to show first, e.g. 'Keep control: warm is worse on tokens (+4.0 %)'"
+    )
+    tone = serializers.ChoiceField(
+        choices=["good", "warn", "neutral", "bad"], help_text="how to colour it: bad only for a sample ratio mismatch"
+    )
 
 
 class ExperimentStatsSerializer(serializers.Serializer):
     experiment = serializers.CharField()
     status = serializers.CharField()
     computed_at = serializers.DateTimeField()
-    data_through = serializers.DateTimeField(allow_null=True)
+    data_through = serializers.DateTimeField(
+        allow_null=True, help_text="every result recorded by this instant is counted (the moment of the query)"
+    )
+    rolled_through = serializers.DateTimeField(
+        allow_null=True,
+        help_text="source=rollup: the rollup's watermark; results after it are read raw and combined per user. "
+        "Exposures (the SRM check) and trace metrics are counted through it. Null for source=raw.",
+    )
     srm = SrmSerializer()
     variants = VariantStatsSerializer(many=True)
     comparisons = ComparisonSerializer(many=True)

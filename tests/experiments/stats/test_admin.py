@@ -39,7 +39,10 @@ def test_stats_page_shows_srm_decision_and_both_charts(staff_client, experiment)
     assert response.status_code == 200
     page = response.content.decode()
     assert page.index('id="srm"') < page.index('id="decision"') < page.index('class="forest-plot"')
-    assert "Decision: SHIP control" in page
+    # One consistent sentence in amber: never "SHIP control" above "Roll back to control".
+    assert 'class="stats-banner warn" id="decision" data-state="keep_control"' in page
+    assert "<strong>Keep control: b is worse on response_time_ms (+" in page
+    assert "SHIP" not in page and "Roll back" not in page
     assert "guardrail response_time_ms" in page
     assert page.count('class="forest-row"') == 2  # success_rate and response_time_ms for b
     assert 'class="cumulative-chart"' in page
@@ -57,7 +60,19 @@ def test_stats_page_flags_a_sample_ratio_mismatch(staff_client):
     ).delete()
     page = staff_client.get(reverse("admin:experiments_experiment_stats", args=[experiment.pk])).content.decode()
     assert "MISMATCH" in page
-    assert "Decision: INVALID" in page
+    assert 'class="stats-banner bad" id="decision" data-state="srm"' in page
+    assert "<strong>Invalid: sample ratio mismatch" in page
+
+
+def test_a_just_started_experiment_reads_collecting_data_in_a_neutral_colour(staff_client, settings):
+    settings.EXPERIMENT_STATS_MIN_USERS_PER_VARIANT = 1470
+    data = datasets.clear_win()
+    data.calls = [c for c in data.calls if int(c["user_id"].rsplit("-u", 1)[1]) < 37]
+    experiment = load_dataset(data, key="just-started")
+    page = staff_client.get(reverse("admin:experiments_experiment_stats", args=[experiment.pk])).content.decode()
+    assert 'class="stats-banner neutral" id="decision" data-state="collecting_data"' in page
+    assert "Collecting data — 37 of " in page
+    assert "INVALID" not in page
 
 
 def test_change_page_links_to_the_stats(staff_client, experiment):

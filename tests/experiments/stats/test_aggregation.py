@@ -120,22 +120,25 @@ def test_results_recorded_within_the_lag_wait_for_the_next_run(settings):
     assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD + timedelta(seconds=31)) > 0
 
 
-def test_stats_from_rollup_report_the_watermark_as_data_through(settings):
+def test_stats_from_rollup_are_data_through_now_and_report_the_watermark(settings):
     settings.EXPERIMENT_STATS_ROLLUP_LAG_SECONDS = 30
     experiment = load_dataset(datasets.clear_win())
     experiment_stats_refresh(experiment=experiment, now=AFTER_LOAD)
     result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
-    assert result["data_through"] == AFTER_LOAD - timedelta(seconds=30)
+    assert result["data_through"] == AFTER_LOAD
+    assert result["rolled_through"] == AFTER_LOAD - timedelta(seconds=30)
     assert result["computed_at"] == AFTER_LOAD
 
 
-def test_fresh_rollup_is_read_without_touching_raw_results(settings):
+def test_fresh_rollup_reads_only_the_results_after_the_watermark(settings):
     settings.EXPERIMENT_STATS_MAX_STALENESS_SECONDS = 600
     experiment = load_dataset(datasets.clear_win())
     experiment_stats_rollup(now=AFTER_LOAD)
     with CaptureQueriesContext(connection) as queries:
         experiment_stats(experiment=experiment, now=AFTER_LOAD + timedelta(seconds=60))
-    assert not any("experiments_result" in q["sql"] for q in queries.captured_queries)
+    touching = [q["sql"] for q in queries.captured_queries if "experiments_result" in q["sql"]]
+    assert len(touching) == 1
+    assert '"recorded_at" >' in touching[0] or "recorded_at >" in touching[0]
     assert len(queries.captured_queries) <= 4
 
 
@@ -164,9 +167,14 @@ def test_reading_a_stale_rollup_writes_nothing(settings):
     with CaptureQueriesContext(connection) as queries:
         result = experiment_stats(experiment=experiment, now=AFTER_LOAD)
     statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
-    assert set(statements) <= {"SELECT", "SAVEPOINT", "RELEASE"}, statements
-    assert result["data_through"] is None
-    assert all(v["results"] == 0 for v in result["variants"])
+    assert set(statements) <= {"SELECT", "WITH", "SAVEPOINT", "RELEASE"}, statements
+    assert not any(
+        word in q["sql"].upper() for q in queries.captured_queries for word in ("INSERT", "UPDATE ", "DELETE")
+    )
+    # Never rolled up: every result is in the fresh slice, and all of them count.
+    assert result["data_through"] == AFTER_LOAD
+    assert result["rolled_through"] is None
+    assert sum(v["results"] for v in result["variants"]) == len(datasets.clear_win().calls)
     assert not ExperimentStatsState.objects.filter(experiment=experiment).exists()
 
 
@@ -263,3 +271,105 @@ def test_results_table_is_vacuumed_after_few_inserts():
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [Result._meta.db_table])
         assert "autovacuum_vacuum_insert_scale_factor=0.01" in cursor.fetchone()[0]
+
+
+def test_rollup_plus_fresh_results_equal_raw_for_users_before_after_and_on_both_sides():
+    """The default read combines the rollup with the results recorded after its watermark per user:
+    a user whose calls straddle the watermark has one value over all their calls, not two."""
+    from experiments.models import Exposure
+
+    data = datasets.clear_win()
+    by_user: dict[str, list[dict]] = {}
+    for call in data.calls:
+        by_user.setdefault(call["user_id"], []).append(call)
+    before, after, sides = [], [], {"before": set(), "after": set(), "both": set()}
+    for index, (user, calls) in enumerate(sorted(by_user.items())):
+        if index % 3 == 0:
+            before += calls
+            sides["before"].add(user)
+        elif index % 3 == 1:
+            after += calls
+            sides["after"].add(user)
+        else:
+            half = max(1, len(calls) // 2)
+            before += calls[:half]
+            after += calls[half:]
+            sides["both" if calls[half:] else "before"].add(user)
+    assert all(len(users) > 50 for users in sides.values())
+    first = datasets.DataSet("split", data.primary_metric, data.guardrail_metrics, data.weights, data.control, before)
+    experiment = load_dataset(first, recorded_at=DAY0 + timedelta(hours=1))
+    variants = {v.key: v for v in Variant.objects.filter(experiment=experiment)}
+    Exposure.objects.bulk_create(
+        Exposure(experiment=experiment, variant=variants[by_user[u][0]["variant"]], user_id=u, first_seen_at=DAY0)
+        for u in sorted(sides["after"])
+    )
+    assert experiment_stats_catch_up(experiment=experiment, now=DAY0 + timedelta(hours=2)) == len(before)
+    add_results(experiment, variants, after, recorded_at=DAY0 + timedelta(hours=5))
+
+    combined = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    raw = experiment_stats(experiment=experiment, source="raw", now=AFTER_LOAD)
+    _assert_same_stats(combined, raw)
+    assert combined["rolled_through"] < DAY0 + timedelta(hours=5) <= combined["data_through"]
+    assert sum(v["results"] for v in combined["variants"]) == len(data.calls)
+    # And both equal numpy on the per-user values of every call.
+    for variant in combined["variants"]:
+        for metric, summary in variant["metrics"].items():
+            values = data.per_user_values(variant["key"], metric)
+            assert summary["n"] == len(values)
+            assert summary["mean"] == pytest.approx(values.mean(), rel=1e-9)
+            assert summary["std"] == pytest.approx(values.std(ddof=1), rel=1e-7)
+    for comparison in combined["comparisons"]:
+        expected = stats.ttest_ind(
+            data.per_user_values(comparison["variant"], comparison["metric"]),
+            data.per_user_values(data.control, comparison["metric"]),
+            equal_var=False,
+        )
+        assert comparison["p_value"] == pytest.approx(expected.pvalue, abs=1e-9)
+    # Nothing was written by the read: a later rollup run still rolls exactly the fresh results once.
+    assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == len(after)
+    _assert_same_stats(experiment_stats(experiment=experiment, now=AFTER_LOAD), raw)
+
+
+def test_daily_chart_starts_at_the_experiment_start_and_still_ends_at_the_analysis_mean():
+    """Results dated before the start (an agent's clock, a backfill) count from the first day."""
+    data = datasets.many_calls_per_user()
+    experiment = load_dataset(data)
+    # Started on day 1 (DAY0 + 1): the calls dated day 0 fold into day 1.
+    experiment.started_at = DAY0 + timedelta(days=1, hours=3)
+    experiment.save(update_fields=["started_at"])
+    experiment_stats_rollup(now=AFTER_LOAD)
+    series = experiment_daily_series(experiment=experiment, metric="success_rate")
+    assert any(c["day"] == 0 for c in data.calls)
+    first_day = (DAY0 + timedelta(days=1)).date()
+    for key in ("control", "b"):
+        days = [day for day, _, _ in series[key]]
+        assert days[0] == first_day and days == sorted(set(days))
+        values = data.per_user_values(key, "success_rate")
+        _last, value, users = series[key][-1]
+        assert (users, value) == (len(values), pytest.approx(values.mean(), rel=1e-9))
+
+
+def test_a_rollup_run_between_the_watermark_read_and_the_statement_is_not_counted_twice(monkeypatch):
+    """The rollup commits its rows and its watermark together; the read sees the watermark moved
+    inside its statement and reads again with the new one."""
+    from experiments.stats import selectors
+
+    data = datasets.clear_win()
+    experiment = load_dataset(data, recorded_at=DAY0 + timedelta(hours=1))
+    experiment_stats_catch_up(experiment=experiment, now=DAY0 + timedelta(hours=2))
+    variants = {v.key: v for v in Variant.objects.filter(experiment=experiment)}
+    add_results(experiment, variants, data.calls[::4], recorded_at=DAY0 + timedelta(hours=5))
+    real, calls = selectors._fresh_user_sql, []
+
+    def rollup_sneaks_in(experiment_id, after):
+        calls.append(after)
+        if len(calls) == 1:  # after the watermark was read, before the statement runs
+            assert experiment_stats_catch_up(experiment=experiment, now=AFTER_LOAD) == len(data.calls[::4])
+        return real(experiment_id, after)
+
+    monkeypatch.setattr(selectors, "_fresh_user_sql", rollup_sneaks_in)
+    combined = experiment_stats(experiment=experiment, now=AFTER_LOAD)
+    assert len(calls) == 2 and calls[0] < calls[1]
+    raw = experiment_stats(experiment=experiment, source="raw", now=AFTER_LOAD)
+    _assert_same_stats(combined, raw)
+    assert sum(v["results"] for v in combined["variants"]) == len(data.calls) + len(data.calls[::4])

@@ -73,7 +73,21 @@ def test_lower_is_better_metric_ships_the_faster_treatment():
     comparison = _comparison(result, "b", "response_time_ms")
     assert comparison["diff"] < 0
     assert comparison["chance_to_win"] > 0.99
-    assert result["decision"] == {"action": "ship", "variant": "b", "reason": result["decision"]["reason"]}
+    decision = result["decision"]
+    assert (decision["action"], decision["variant"], decision["state"], decision["tone"]) == (
+        "ship",
+        "b",
+        "ship",
+        "good",
+    )
+    # The headline's lift is the analysis' lift, to one decimal: numpy on the per-user means.
+    data = datasets.lower_is_better()
+    lift = (
+        data.per_user_values("b", "response_time_ms").mean()
+        / data.per_user_values("control", "response_time_ms").mean()
+        - 1
+    )
+    assert decision["headline"] == f"Ship b: b is better on response_time_ms ({lift * 100:+.1f} %)"
 
 
 def test_treatment_worse_on_a_lower_is_better_metric_rolls_back_to_control():
@@ -81,7 +95,18 @@ def test_treatment_worse_on_a_lower_is_better_metric_rolls_back_to_control():
     assert _comparison(result, "b", "response_time_ms")["chance_to_win"] < 0.01
     assert result["decision"]["action"] == "ship"
     assert result["decision"]["variant"] == "control"
-    assert result["decision"]["reason"].startswith("Roll back to control")
+    decision = result["decision"]
+    data = datasets.slower_treatment()
+    lift = (
+        data.per_user_values("b", "response_time_ms").mean()
+        / data.per_user_values("control", "response_time_ms").mean()
+        - 1
+    )
+    # One sentence, never "SHIP control" above "Roll back to control"; amber, not red.
+    assert decision["headline"] == f"Keep control: b is worse on response_time_ms ({lift * 100:+.1f} %)"
+    assert decision["reason"].startswith("Keep control: b is significantly worse on response_time_ms")
+    assert (decision["state"], decision["tone"]) == ("keep_control", "warn")
+    assert "ship" not in decision["headline"].lower() and "roll back" not in decision["reason"].lower()
 
 
 def test_significantly_worse_guardrail_blocks_a_primary_winner():
@@ -89,6 +114,7 @@ def test_significantly_worse_guardrail_blocks_a_primary_winner():
     assert _comparison(result, "b", "success_rate")["significant"]
     assert result["decision"]["variant"] == "control"
     assert "guardrail response_time_ms" in result["decision"]["reason"]
+    assert result["decision"]["headline"].startswith("Keep control: b is worse on response_time_ms (+")
 
 
 def test_three_variants_use_holm_adjusted_p_values_for_significance():
@@ -118,6 +144,11 @@ def test_user_level_aggregation_changes_the_answer_versus_per_call():
     assert _comparison(result, "b", "success_rate")["p_value"] > 0.05
     assert result["decision"]["action"] == "keep_running"
     assert "more users per variant" in result["decision"]["reason"]
+    smallest = min(len(data.per_user_values(v, "success_rate")) for v in ("control", "b"))
+    assert result["decision"]["headline"] == (
+        f"Keep running — {smallest:,} of {result['power']['users_needed']:,} users per variant needed"
+    )
+    assert (result["decision"]["state"], result["decision"]["tone"]) == ("keep_running", "neutral")
 
 
 def test_known_srm_invalidates_the_experiment():
@@ -126,12 +157,30 @@ def test_known_srm_invalidates_the_experiment():
     assert result["srm"]["p_value"] == pytest.approx(stats.chisquare([5000, 5400]).pvalue, rel=1e-9)
     assert result["decision"]["action"] == "invalid"
     assert "Sample ratio mismatch" in result["decision"]["reason"]
+    # Red is kept for a broken setup.
+    assert (result["decision"]["state"], result["decision"]["tone"]) == ("srm", "bad")
+    assert result["decision"]["headline"].startswith("Invalid: sample ratio mismatch")
 
 
-def test_too_few_users_is_invalid():
-    result = _analyse(datasets.clear_win(), min_users_per_variant=5000)
-    assert result["decision"]["action"] == "invalid"
-    assert "Too little data" in result["decision"]["reason"]
+def test_too_few_users_is_invalid_for_the_api_and_collecting_data_for_people():
+    data = datasets.clear_win()
+    result = _analyse(data, min_users_per_variant=5000)
+    decision = result["decision"]
+    assert decision["action"] == "invalid"  # unchanged for API clients
+    assert "Too little data" in decision["reason"]
+    smallest = min(len(data.per_user_values(v, "success_rate")) for v in ("control", "b"))
+    needed = max(5000, result["power"]["users_needed"])
+    assert decision["headline"] == f"Collecting data — {smallest:,} of {needed:,} users per variant needed"
+    assert (decision["state"], decision["tone"]) == ("collecting_data", "neutral")
+
+
+def test_a_just_started_experiment_is_collecting_data_with_the_minimum_as_target():
+    """One user per variant: no comparison and no power yet, so the target is the minimum."""
+    data = datasets.clear_win()
+    data.calls = [c for c in data.calls if c["user_id"] in {f"{v}-u{i}" for v in ("control", "b") for i in range(1)}]
+    result = _analyse(data, min_users_per_variant=1470)
+    assert result["decision"]["headline"] == "Collecting data — 1 of 1,470 users per variant needed"
+    assert result["decision"]["tone"] == "neutral"
 
 
 def test_sequential_mode_widens_intervals_and_raises_p_values():

@@ -13,7 +13,8 @@ from .conftest import DAY0, load_dataset
 pytestmark = pytest.mark.django_db
 
 CONTRACT = {
-    "experiment", "status", "computed_at", "data_through", "srm", "variants", "comparisons", "power", "decision",
+    "experiment", "status", "computed_at", "data_through", "rolled_through", "srm", "variants", "comparisons",
+    "power", "decision",
 }  # fmt: skip
 COMPARISON_FIELDS = {
     "variant", "metric", "diff", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high",
