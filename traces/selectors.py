@@ -24,6 +24,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from agentplatform.charts import PALETTE
 from agentplatform.errors import NotFound, ValidationFailed
 from traces.models import ModelPrice, Span, SpanStatus, Trace
 
@@ -257,10 +258,12 @@ def _days_between(since: datetime, until: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def cost_by_day(*, since: datetime, until: datetime, by: str, top: int = 8) -> dict:
+def cost_by_day(*, since: datetime, until: datetime, by: str, top: int = len(PALETTE) - 1) -> dict:
     """Cost and tokens per UTC day, per model (``by="model"``) or per agent (``by="agent"``).
 
-    The ``top`` groups by cost are series of their own, the rest summed as "other". Per agent the
+    The ``top`` groups by cost are series of their own, the rest summed as "other": seven and
+    "other" by default, one colour of the charts' palette each (a ninth series took the first
+    series' colour again). Per agent the
     traces' totals are summed (a tenth of the rows: a trace's cost and tokens are its spans' sums),
     each on the day its trace started; per model the spans, on the day each started.
     """

@@ -136,3 +136,23 @@ def test_the_dashboard_shows_the_panels_with_links_to_the_trace_pages(client, us
         assert title in html
     assert f'href="/admin/traces/trace/{trace.pk}/change/"' in html
     assert "<td>dash-a</td><td>1</td><td>0</td>" in html
+
+
+def test_each_series_of_the_per_model_chart_gets_its_own_colour(user_factory):
+    """Ten models: seven series and "other", one palette colour each (a ninth took the first's)."""
+    from agentplatform.charts import PALETTE
+
+    agent = user_factory(role="agent", username="dash-many")
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    for index in range(10):
+        ModelPrice.objects.create(
+            model=f"many-{index}",
+            input_per_million=Decimal(index + 1),
+            output_per_million=Decimal(index + 1),
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        spans = [S(name="root"), S(name="chat", parent=0, operation="chat", model=f"many-{index}", input_tokens=1000)]
+        store_trace(agent=agent, spans=spans, start=start + timedelta(minutes=index))
+    data = cost_by_day(since=start - timedelta(days=1), until=start + timedelta(days=1), by="model")
+    assert len(data["series"]) == len(PALETTE)
+    assert "other" in data["series"]
