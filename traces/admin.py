@@ -468,10 +468,10 @@ class ModelPriceAdmin(admin.ModelAdmin):
             " / ".join(
                 [
                     _plain(obj.input_per_million),
-                    shown(obj.cached_input_per_million, "="),
-                    shown(obj.cache_write_per_million, "="),
+                    shown(obj.cached_input_per_million, "as in"),
+                    shown(obj.cache_write_per_million, "as in"),
                     _plain(obj.output_per_million),
-                    shown(obj.reasoning_per_million, "="),
+                    shown(obj.reasoning_per_million, "as out"),
                 ]
             )
             + f" {obj.currency}"
@@ -487,7 +487,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     @admin.display(description="note")
     def note_short(self, obj):
-        return obj.note if len(obj.note) <= 40 else obj.note[:39] + "…"
+        return obj.note if len(obj.note) <= 24 else obj.note[:23] + "…"  # whole on the change page
 
     @admin.action(description="Reprice spans since the selected prices' earliest start…")
     def reprice_since_selected(self, request, queryset):

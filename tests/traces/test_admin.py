@@ -269,3 +269,10 @@ def test_the_reprice_action_leads_to_the_confirmation_from_the_earliest_selected
     assert response.status_code == 302
     assert response.url == "/admin/traces/modelprice/reprice/?since=2026-01-01"
     assert not RepriceJob.objects.exists()  # the action only asks; the form files the job
+
+
+def test_the_price_list_says_which_base_price_an_unset_one_takes(staff, price):
+    html = staff("admin").get(PRICES).content.decode()
+    # test-model-*: input 2, output 8, nothing else set
+    assert "2 / as in / as in / 8 / as out USD" in html
+    assert "traces/traces.css" in html  # the list's own stylesheet (model names never broken)
