@@ -61,9 +61,12 @@ def format_number(value: float, unit: str = "", *, compact: bool = False, signed
     """``value`` for a reader: thousands separated (``1,234``), or ``1.2k`` when ``compact``.
 
     ``unit`` follows the number (``12 ms``, ``5%``); ``signed`` writes ``+`` on positive values.
+    Milliseconds from a second on are written in seconds (``1.25 s``, not ``1.25k ms``).
     """
     sign = "+" if signed and value != 0 else ""
     magnitude = abs(value)
+    if unit == "ms" and magnitude >= 1000:
+        value, magnitude, unit = value / 1000, magnitude / 1000, "s"
     if compact and magnitude >= 1_000_000:
         text = f"{value / 1_000_000:{sign}.3g}M"
     elif compact and magnitude >= 1000:
