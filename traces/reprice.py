@@ -29,7 +29,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
 
 from audit.services import audit_log
-from traces.mapping import MODEL_OPERATIONS, is_model_call
+from traces.mapping import COUNT_FIELDS, MODEL_OPERATIONS, is_model_call
 from traces.models import RepriceJob, Span, Trace
 from traces.pricing import PriceBook, Usage
 
@@ -45,11 +45,7 @@ _SPAN_FIELDS = (
     "provider",
     "request_model",
     "response_model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
+    *COUNT_FIELDS,
     "cost",
 )
 
@@ -98,13 +94,7 @@ def _span_cost(book: PriceBook, span: Span) -> Decimal | None:
         provider=span.provider,
         model=model,
         when=span.start_time,
-        usage=Usage(
-            input_tokens=span.input_tokens,
-            output_tokens=span.output_tokens,
-            cache_read_tokens=span.cache_read_tokens,
-            cache_write_tokens=span.cache_write_tokens,
-            reasoning_tokens=span.reasoning_tokens,
-        ),
+        usage=Usage(*(getattr(span, name) for name in COUNT_FIELDS)),
     )
 
 

@@ -12,6 +12,7 @@ from agentplatform.query import MAX_OFFSET, QueryDateTimeField, QueryParameters
 from agentplatform.strict_fields import StrictCharField, StrictInputSerializer
 from traces.models import ModelPrice, Span, SpanStatus, Trace
 from traces.selectors import SpanNode, TraceFilters
+from traces.services import PRICE_FIELDS
 
 TRACE_ID_RE = r"^[0-9a-f]{32}$"
 SLUG_RE = r"^[-a-zA-Z0-9_]+$"
@@ -264,18 +265,4 @@ class ModelPriceInSerializer(StrictInputSerializer):
 class ModelPriceOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelPrice
-        fields = [
-            "id",
-            "provider",
-            "model",
-            "input_per_million",
-            "cached_input_per_million",
-            "cache_write_per_million",
-            "output_per_million",
-            "reasoning_per_million",
-            "currency",
-            "valid_from",
-            "note",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *PRICE_FIELDS, "created_at", "updated_at"]  # the fields the services write
